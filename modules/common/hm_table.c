@@ -1,0 +1,741 @@
+/*
+ * hm_table.c: the origin table in one flat, position-independent block.
+ *
+ * Layout: [header][slot 0 .. slot capacity-1][index: int32 x index_size].
+ * The hm_table_t pointer is the block itself, so nothing inside the block
+ * depends on where it is mapped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "hm_table.h"
+
+#define HM_MAGIC          0x484d5442u /* "HMTB" */
+#define HM_LAYOUT_VERSION 1u
+
+/* Keeps slot numbers within int32 and the index size within uint32. */
+#define HM_CAPACITY_MAX (1u << 24)
+
+/* A writer holds the lock for well under a microsecond; this many yields
+ * means the holder is either descheduled for long or dead. */
+#define HM_LOCK_STEAL_SPINS 100000u
+
+/* Readers give up rather than hang behind a writer that died mid-update;
+ * "absent" is the safe answer for a balancer. */
+#define HM_READ_TIGHT_SPINS 64u
+#define HM_READ_MAX_TRIES   200000u
+
+struct hm_table {
+    uint32_t magic;
+    uint32_t layout;
+    uint32_t capacity;
+    uint32_t index_size; /* power of two */
+    uint64_t total_size;
+    int32_t lock;      /* owner pid, 0 when free */
+    uint32_t gen;      /* odd while the index changes */
+    uint32_t count;    /* entries in use */
+    int32_t free_head; /* first free slot, -1 when none; writer-only */
+    uint64_t counters[HM_CTR_COUNT];
+};
+
+typedef struct {
+    uint32_t seq;      /* odd while the slot is written */
+    uint32_t used;     /* covered by seq */
+    int32_t next_free; /* writer-only free list link */
+    uint32_t pad;
+    hm_entry_t e; /* covered by seq */
+} hm_slot_t;
+
+#define ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
+
+static size_t header_size(void)
+{
+    return ALIGN8(sizeof(struct hm_table));
+}
+
+static uint32_t index_size_for(unsigned int capacity)
+{
+    uint32_t n = 1;
+    while (n < 2u * capacity) {
+        n <<= 1;
+    }
+    return n;
+}
+
+static hm_slot_t *slots_of(const hm_table_t *t)
+{
+    return (hm_slot_t *)((char *)(uintptr_t)t + header_size());
+}
+
+static int32_t *index_of(const hm_table_t *t)
+{
+    return (int32_t *)((char *)slots_of(t) + (size_t)t->capacity * sizeof(hm_slot_t));
+}
+
+size_t hm_table_size(unsigned int capacity)
+{
+    if (capacity == 0 || capacity > HM_CAPACITY_MAX) {
+        return 0;
+    }
+    /* No overflow possible on 64-bit size_t given HM_CAPACITY_MAX; check
+     * anyway for 32-bit builds. */
+    size_t slots = (size_t)capacity * sizeof(hm_slot_t);
+    if (slots / sizeof(hm_slot_t) != capacity) {
+        return 0;
+    }
+    size_t idx = (size_t)index_size_for(capacity) * sizeof(int32_t);
+    size_t total = header_size() + slots;
+    if (total < slots || total + idx < total) {
+        return 0;
+    }
+    return ALIGN8(total + idx);
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static size_t addr_len(uint8_t family)
+{
+    return family == 4 ? 4 : 16;
+}
+
+/* Zero the bytes that do not belong to the address so that copies compare
+ * and hash the same whatever the caller left there. */
+static void key_canon(hm_key_t *dst, const hm_key_t *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->family = src->family;
+    dst->port = src->port;
+    memcpy(dst->addr, src->addr, addr_len(src->family));
+}
+
+static uint32_t key_hash(const hm_key_t *k)
+{
+    /* FNV-1a, then a final mix so that the low bits used by the mask depend
+     * on every input byte. */
+    uint64_t h = 1469598103934665603ull;
+    uint8_t head[3] = {k->family, (uint8_t)(k->port >> 8), (uint8_t)k->port};
+    for (size_t i = 0; i < sizeof(head); i++) {
+        h = (h ^ head[i]) * 1099511628211ull;
+    }
+    for (size_t i = 0; i < addr_len(k->family); i++) {
+        h = (h ^ k->addr[i]) * 1099511628211ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+int hm_key_equal(const hm_key_t *a, const hm_key_t *b)
+{
+    return a->family == b->family && a->port == b->port &&
+           memcmp(a->addr, b->addr, addr_len(a->family)) == 0;
+}
+
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static void key_set_v6(hm_key_t *key, const uint8_t addr[16], uint16_t port)
+{
+    memset(key, 0, sizeof(*key));
+    key->port = port;
+    if (memcmp(addr, v4mapped_prefix, sizeof(v4mapped_prefix)) == 0) {
+        key->family = 4;
+        memcpy(key->addr, addr + 12, 4);
+    } else {
+        key->family = 6;
+        memcpy(key->addr, addr, 16);
+    }
+}
+
+int hm_key_from_string(hm_key_t *key, const char *text, uint16_t port)
+{
+    char buf[HM_IP_MAX + 2];
+    size_t len;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (text == NULL) {
+        return -1;
+    }
+    len = strnlen(text, sizeof(buf));
+    if (len == 0 || len >= sizeof(buf)) {
+        return -1;
+    }
+    if (text[0] == '[') {
+        if (len < 3 || text[len - 1] != ']') {
+            return -1;
+        }
+        memcpy(buf, text + 1, len - 2);
+        buf[len - 2] = '\0';
+        /* Brackets only make sense around IPv6. */
+        if (inet_pton(AF_INET6, buf, &a6) != 1) {
+            return -1;
+        }
+        key_set_v6(key, a6.s6_addr, port);
+        return 0;
+    }
+    memcpy(buf, text, len + 1);
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        memset(key, 0, sizeof(*key));
+        key->family = 4;
+        key->port = port;
+        memcpy(key->addr, &a4.s_addr, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, &a6) == 1) {
+        key_set_v6(key, a6.s6_addr, port);
+        return 0;
+    }
+    return -1;
+}
+
+int hm_key_from_sockaddr(hm_key_t *key, const void *sockaddr, uint16_t port)
+{
+    const struct sockaddr *sa = sockaddr;
+    sa_family_t fam;
+
+    if (sa == NULL) {
+        return -1;
+    }
+    /* Copy out instead of casting: the caller's buffer need not be aligned
+     * for the wider sockaddr types. */
+    memcpy(&fam, (const char *)sa + offsetof(struct sockaddr, sa_family), sizeof(fam));
+    if (fam == AF_INET) {
+        struct sockaddr_in sin;
+        memcpy(&sin, sa, sizeof(sin));
+        memset(key, 0, sizeof(*key));
+        key->family = 4;
+        key->port = port;
+        memcpy(key->addr, &sin.sin_addr.s_addr, 4);
+        return 0;
+    }
+    if (fam == AF_INET6) {
+        struct sockaddr_in6 sin6;
+        memcpy(&sin6, sa, sizeof(sin6));
+        key_set_v6(key, sin6.sin6_addr.s6_addr, port);
+        return 0;
+    }
+    return -1;
+}
+
+void hm_key_to_string(const hm_key_t *key, char *buf)
+{
+    const char *r = NULL;
+
+    if (key->family == 4) {
+        r = inet_ntop(AF_INET, key->addr, buf, HM_IP_MAX);
+    } else if (key->family == 6) {
+        r = inet_ntop(AF_INET6, key->addr, buf, HM_IP_MAX);
+    }
+    if (r == NULL) {
+        buf[0] = '\0';
+    }
+}
+
+/* ---- writer lock ------------------------------------------------------ */
+
+static void repair(hm_table_t *t);
+
+static void lock_table(hm_table_t *t)
+{
+    int32_t me = (int32_t)getpid();
+    unsigned int spins = 0;
+
+    for (;;) {
+        int32_t owner = 0;
+        if (__atomic_compare_exchange_n(&t->lock, &owner, me, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+            return;
+        }
+        if (++spins >= HM_LOCK_STEAL_SPINS) {
+            spins = 0;
+            if (owner != 0 && owner != me && kill((pid_t)owner, 0) == -1 && errno == ESRCH) {
+                if (__atomic_compare_exchange_n(&t->lock, &owner, me, 0, __ATOMIC_ACQUIRE,
+                                                __ATOMIC_RELAXED)) {
+                    /* The dead writer may have left a slot or the index
+                     * half-changed; make the table consistent again. */
+                    repair(t);
+                    return;
+                }
+            }
+        }
+        sched_yield();
+    }
+}
+
+static void unlock_table(hm_table_t *t)
+{
+    __atomic_store_n(&t->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- seqlocks --------------------------------------------------------- */
+
+static void seq_begin(uint32_t *seq)
+{
+    __atomic_store_n(seq, *seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void seq_end(uint32_t *seq)
+{
+    __atomic_store_n(seq, *seq + 1, __ATOMIC_RELEASE);
+}
+
+static void slot_write(hm_slot_t *s, const hm_entry_t *e, uint32_t used)
+{
+    seq_begin(&s->seq);
+    if (e != NULL) {
+        memcpy(&s->e, e, sizeof(*e));
+    } else {
+        memset(&s->e, 0, sizeof(s->e));
+    }
+    s->used = used;
+    seq_end(&s->seq);
+}
+
+static void read_backoff(unsigned int tries)
+{
+    if (tries % HM_READ_TIGHT_SPINS == 0) {
+        sched_yield();
+    }
+}
+
+/* Returns 1 used (out filled), 0 free, -1 gave up. */
+static int slot_read(const hm_slot_t *s, hm_entry_t *out)
+{
+    for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
+        uint32_t s1 = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1u) {
+            read_backoff(tries);
+            continue;
+        }
+        uint32_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+        hm_entry_t tmp;
+        if (used) {
+            memcpy(&tmp, &s->e, sizeof(tmp));
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != s1) {
+            read_backoff(tries);
+            continue;
+        }
+        if (used && out != NULL) {
+            memcpy(out, &tmp, sizeof(tmp));
+        }
+        return used ? 1 : 0;
+    }
+    return -1;
+}
+
+/* ---- index (writer side) ---------------------------------------------- */
+
+static void idx_store(int32_t *idx, uint32_t pos, int32_t v)
+{
+    __atomic_store_n(&idx[pos], v, __ATOMIC_RELAXED);
+}
+
+static int32_t idx_load(const int32_t *idx, uint32_t pos)
+{
+    return __atomic_load_n(&idx[pos], __ATOMIC_RELAXED);
+}
+
+/* Writer-only lookup: returns the index position holding key, or -1. */
+static int64_t idx_find_pos(const hm_table_t *t, const hm_key_t *key)
+{
+    const int32_t *idx = index_of(t);
+    const hm_slot_t *slots = slots_of(t);
+    uint32_t mask = t->index_size - 1;
+    uint32_t pos = key_hash(key) & mask;
+
+    for (uint32_t n = 0; n < t->index_size; n++, pos = (pos + 1) & mask) {
+        int32_t sn = idx[pos];
+        if (sn < 0) {
+            return -1;
+        }
+        if (hm_key_equal(&slots[sn].e.key, key)) {
+            return pos;
+        }
+    }
+    return -1;
+}
+
+static void idx_insert(hm_table_t *t, int32_t slot)
+{
+    int32_t *idx = index_of(t);
+    uint32_t mask = t->index_size - 1;
+    uint32_t pos = key_hash(&slots_of(t)[slot].e.key) & mask;
+
+    /* The index is at least twice the capacity, so a hole always exists. */
+    while (idx[pos] >= 0) {
+        pos = (pos + 1) & mask;
+    }
+    idx_store(idx, pos, slot);
+}
+
+/* Backward-shift deletion: pull later members of the probe run into the
+ * hole so lookups never need tombstones. */
+static void idx_delete_at(hm_table_t *t, uint32_t hole)
+{
+    int32_t *idx = index_of(t);
+    const hm_slot_t *slots = slots_of(t);
+    uint32_t mask = t->index_size - 1;
+    uint32_t j = hole;
+
+    for (;;) {
+        j = (j + 1) & mask;
+        int32_t sn = idx[j];
+        if (sn < 0) {
+            break;
+        }
+        uint32_t home = key_hash(&slots[sn].e.key) & mask;
+        /* Move sn unless its home lies cyclically in (hole, j]. */
+        int stays = (hole <= j) ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            idx_store(idx, hole, sn);
+            hole = j;
+        }
+    }
+    idx_store(idx, hole, -1);
+}
+
+static void gen_begin(hm_table_t *t)
+{
+    seq_begin(&t->gen);
+}
+
+static void gen_end(hm_table_t *t)
+{
+    seq_end(&t->gen);
+}
+
+static void free_push(hm_table_t *t, int32_t slot)
+{
+    slots_of(t)[slot].next_free = t->free_head;
+    t->free_head = slot;
+}
+
+static int32_t free_pop(hm_table_t *t)
+{
+    int32_t slot = t->free_head;
+    if (slot >= 0) {
+        t->free_head = slots_of(t)[slot].next_free;
+        slots_of(t)[slot].next_free = -1;
+    }
+    return slot;
+}
+
+static void remove_slot(hm_table_t *t, int32_t slot)
+{
+    hm_slot_t *s = &slots_of(t)[slot];
+    int64_t pos = idx_find_pos(t, &s->e.key);
+
+    if (pos >= 0) {
+        idx_delete_at(t, (uint32_t)pos);
+    }
+    slot_write(s, NULL, 0);
+    free_push(t, slot);
+    __atomic_store_n(&t->count, t->count - 1, __ATOMIC_RELAXED);
+}
+
+/* Rebuild everything the writer owns from the slots' used flags. Called with
+ * the lock held after stealing it from a dead writer. */
+static void repair(hm_table_t *t)
+{
+    hm_slot_t *slots = slots_of(t);
+    int32_t *idx = index_of(t);
+    uint32_t count = 0;
+
+    if ((t->gen & 1u) == 0) {
+        gen_begin(t);
+    }
+    for (uint32_t i = 0; i < t->index_size; i++) {
+        idx_store(idx, i, -1);
+    }
+    t->free_head = -1;
+    for (uint32_t i = t->capacity; i-- > 0;) {
+        hm_slot_t *s = &slots[i];
+        if (s->seq & 1u) {
+            /* Interrupted mid-write: the entry may be torn, so drop it. */
+            s->used = 0;
+            memset(&s->e, 0, sizeof(s->e));
+            __atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
+        }
+        if (s->used) {
+            idx_insert(t, (int32_t)i);
+            count++;
+        } else {
+            free_push(t, (int32_t)i);
+        }
+    }
+    __atomic_store_n(&t->count, count, __ATOMIC_RELAXED);
+    gen_end(t);
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+hm_table_t *hm_table_create(void *mem, size_t size, unsigned int capacity)
+{
+    size_t need = hm_table_size(capacity);
+    hm_table_t *t = mem;
+
+    if (mem == NULL || need == 0 || size < need || ((uintptr_t)mem & 7u) != 0) {
+        return NULL;
+    }
+    memset(mem, 0, need);
+    t->layout = HM_LAYOUT_VERSION;
+    t->capacity = capacity;
+    t->index_size = index_size_for(capacity);
+    t->total_size = need;
+    t->free_head = -1;
+    int32_t *idx = index_of(t);
+    for (uint32_t i = 0; i < t->index_size; i++) {
+        idx[i] = -1;
+    }
+    /* Push in reverse so that inserts fill slot 0 first. */
+    for (uint32_t i = capacity; i-- > 0;) {
+        free_push(t, (int32_t)i);
+    }
+    /* Magic last, so an attacher never accepts a half-formatted block. */
+    __atomic_store_n(&t->magic, HM_MAGIC, __ATOMIC_RELEASE);
+    return t;
+}
+
+hm_table_t *hm_table_attach(void *mem, size_t size)
+{
+    hm_table_t *t = mem;
+    size_t need;
+
+    if (mem == NULL || ((uintptr_t)mem & 7u) != 0 || size < header_size()) {
+        return NULL;
+    }
+    if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != HM_MAGIC ||
+        t->layout != HM_LAYOUT_VERSION) {
+        return NULL;
+    }
+    need = hm_table_size(t->capacity);
+    if (need == 0 || need > size || t->total_size != need ||
+        t->index_size != index_size_for(t->capacity)) {
+        return NULL;
+    }
+    return t;
+}
+
+unsigned int hm_table_capacity(const hm_table_t *t)
+{
+    return t->capacity;
+}
+
+unsigned int hm_table_count(const hm_table_t *t)
+{
+    return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+}
+
+uint32_t hm_table_generation(const hm_table_t *t)
+{
+    return __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+}
+
+void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n)
+{
+    if ((unsigned)c < HM_CTR_COUNT) {
+        __atomic_fetch_add(&t->counters[c], n, __ATOMIC_RELAXED);
+    }
+}
+
+uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c)
+{
+    if ((unsigned)c >= HM_CTR_COUNT) {
+        return 0;
+    }
+    return __atomic_load_n(&t->counters[c], __ATOMIC_RELAXED);
+}
+
+/* ---- updates ---------------------------------------------------------- */
+
+/* seen < now - age, without overflowing for extreme arguments. */
+static int older_than(int64_t seen, int64_t now, int64_t age)
+{
+    int64_t limit;
+    if (__builtin_sub_overflow(now, age, &limit)) {
+        return age < 0; /* limit beyond +inf: everything is older */
+    }
+    return seen < limit;
+}
+
+static void apply_packet(hm_entry_t *e, const hb_packet_t *pkt, int64_t now, uint32_t flags)
+{
+    e->ready = pkt->ready;
+    e->busy = pkt->busy;
+    e->seen = now;
+    e->packets++;
+    e->flags = flags;
+    if (pkt->flags & HB_HAS_SEQ) {
+        e->seq = pkt->seq;
+    }
+    if (pkt->flags & HB_HAS_INTERVAL) {
+        e->interval_ms = pkt->interval_ms;
+    }
+    e->state = (pkt->flags & HB_HAS_STATE) ? (uint32_t)pkt->state : (uint32_t)HB_STATE_UP;
+}
+
+static void new_entry(hm_entry_t *e, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
+                      uint32_t flags)
+{
+    memset(e, 0, sizeof(*e));
+    e->key = *key;
+    hm_key_to_string(key, e->ip);
+    e->first_seen = now;
+    apply_packet(e, pkt, now, flags);
+}
+
+hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
+                            int64_t stale_after, uint32_t entry_flags)
+{
+    hm_slot_t *slots = slots_of(t);
+    hm_key_t k;
+    hm_entry_t e;
+    hm_update_e res;
+    int64_t pos;
+    int32_t slot;
+
+    key_canon(&k, key);
+    lock_table(t);
+
+    pos = idx_find_pos(t, &k);
+    if (pos >= 0) {
+        slot = index_of(t)[pos];
+        e = slots[slot].e;
+        apply_packet(&e, pkt, now, entry_flags);
+        slot_write(&slots[slot], &e, 1);
+        res = HM_UPD_UPDATED;
+        goto done;
+    }
+
+    new_entry(&e, &k, pkt, now, entry_flags);
+    slot = free_pop(t);
+    if (slot >= 0) {
+        gen_begin(t);
+        slot_write(&slots[slot], &e, 1);
+        idx_insert(t, slot);
+        __atomic_store_n(&t->count, t->count + 1, __ATOMIC_RELAXED);
+        gen_end(t);
+        hm_table_counter_add(t, HM_CTR_INSERTED, 1);
+        res = HM_UPD_INSERTED;
+        goto done;
+    }
+
+    /* Full. A linear scan, but only on this path: a table that is full of
+     * live senders is misconfigured, and one full of stale ones is rare. */
+    int32_t oldest = -1;
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        if (slots[i].used && (oldest < 0 || slots[i].e.seen < slots[oldest].e.seen)) {
+            oldest = (int32_t)i;
+        }
+    }
+    if (oldest < 0 || !older_than(slots[oldest].e.seen, now, stale_after)) {
+        hm_table_counter_add(t, HM_CTR_FULL, 1);
+        unlock_table(t);
+        return HM_UPD_FULL;
+    }
+    /* One generation window covers removal and reuse, so a reader never
+     * mistakes the slot's new occupant for the old key. */
+    gen_begin(t);
+    int64_t opos = idx_find_pos(t, &slots[oldest].e.key);
+    if (opos >= 0) {
+        idx_delete_at(t, (uint32_t)opos);
+    }
+    slot_write(&slots[oldest], &e, 1);
+    idx_insert(t, oldest);
+    gen_end(t);
+    hm_table_counter_add(t, HM_CTR_REPLACED, 1);
+    res = HM_UPD_REPLACED;
+
+done:
+    hm_table_counter_add(t, HM_CTR_ACCEPTED, 1);
+    unlock_table(t);
+    return res;
+}
+
+unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age)
+{
+    hm_slot_t *slots = slots_of(t);
+    unsigned int n = 0;
+
+    lock_table(t);
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        if (slots[i].used && older_than(slots[i].e.seen, now, max_age)) {
+            /* One window per entry keeps readers from spinning through a
+             * whole sweep. */
+            gen_begin(t);
+            remove_slot(t, (int32_t)i);
+            gen_end(t);
+            n++;
+        }
+    }
+    if (n > 0) {
+        hm_table_counter_add(t, HM_CTR_EXPIRED, n);
+    }
+    unlock_table(t);
+    return n;
+}
+
+/* ---- readers ---------------------------------------------------------- */
+
+int hm_table_get(const hm_table_t *t, unsigned int slot, hm_entry_t *out)
+{
+    if (slot >= t->capacity) {
+        return 0;
+    }
+    return slot_read(&slots_of(t)[slot], out) == 1;
+}
+
+int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out)
+{
+    const int32_t *idx = index_of(t);
+    const hm_slot_t *slots = slots_of(t);
+    uint32_t mask = t->index_size - 1;
+    hm_key_t k;
+
+    key_canon(&k, key);
+    uint32_t home = key_hash(&k) & mask;
+
+    for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
+        uint32_t g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+        if (g1 & 1u) {
+            read_backoff(tries);
+            continue;
+        }
+        int found = -1;
+        hm_entry_t e;
+        uint32_t pos = home;
+        for (uint32_t n = 0; n < t->index_size; n++, pos = (pos + 1) & mask) {
+            int32_t sn = idx_load(idx, pos);
+            /* Range-check: the block is shared with other processes and a
+             * reader must not trust it enough to index out of bounds. */
+            if (sn < 0 || (uint32_t)sn >= t->capacity) {
+                break;
+            }
+            if (slot_read(&slots[sn], &e) == 1 && hm_key_equal(&e.key, &k)) {
+                found = sn;
+                break;
+            }
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&t->gen, __ATOMIC_RELAXED) != g1) {
+            read_backoff(tries);
+            continue;
+        }
+        if (found >= 0 && out != NULL) {
+            *out = e;
+        }
+        return found;
+    }
+    return -1;
+}

@@ -1,0 +1,124 @@
+/*
+ * hm_table.h: the monitor's table of origins, laid out in one flat block of
+ * memory (normally shared memory) so that every proxy process can read it.
+ *
+ * Concurrency: writers (the monitor's receiver thread, and POST handlers in
+ * any child) serialise on a small spinlock in the block. Readers never lock:
+ * each slot carries a sequence counter (seqlock), and the hash index carries
+ * a generation counter that is odd while the index is being changed, so a
+ * reader retries instead of seeing a torn entry or a half-moved index.
+ *
+ * The block holds offsets, never pointers, so it may be mapped at different
+ * addresses in different processes.
+ */
+#ifndef HM_TABLE_H
+#define HM_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hb_packet.h"
+
+/* Text form of an address, as INET6_ADDRSTRLEN (and the stock MAXIPSIZE). */
+#define HM_IP_MAX 46
+
+/* The port assumed for senders that do not say theirs, as stock does. */
+#define HM_DEFAULT_PORT 80
+
+typedef struct {
+    uint8_t family; /* 4 or 6 */
+    uint8_t pad;
+    uint16_t port;    /* host byte order */
+    uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
+} hm_key_t;
+
+/* hm_entry_t.flags */
+#define HM_ENTRY_PORT_KNOWN 0x01u /* the sender named its port (port=) */
+#define HM_ENTRY_VIA_HTTP   0x02u /* last update came by HTTP POST */
+
+typedef struct {
+    hm_key_t key;
+    char ip[HM_IP_MAX]; /* canonical text of key.addr, NUL-terminated */
+    uint32_t ready;
+    uint32_t busy;
+    uint32_t interval_ms; /* 0 = the sender did not say */
+    uint32_t state;       /* hb_state_e */
+    uint32_t flags;       /* HM_ENTRY_* */
+    uint64_t seq;         /* last sender sequence number, if HB_HAS_SEQ was seen */
+    int64_t seen;         /* absolute time of the last update, microseconds since the epoch */
+    int64_t first_seen;   /* when this entry was created */
+    uint64_t packets;     /* updates applied to this entry */
+} hm_entry_t;
+
+/* Table-wide counters, readable by every process. */
+typedef enum {
+    HM_CTR_ACCEPTED = 0, /* updates applied */
+    HM_CTR_INSERTED,     /* new entries */
+    HM_CTR_REPLACED,     /* a stale entry was evicted for a new sender */
+    HM_CTR_FULL,         /* a new sender was dropped: table full of fresh entries */
+    HM_CTR_EXPIRED,      /* entries removed by age */
+    HM_CTR_MALFORMED,    /* bad packets/bodies (counted by the caller) */
+    HM_CTR_REJECTED,     /* refused for policy reasons (counted by the caller) */
+    HM_CTR_COUNT
+} hm_counter_e;
+
+typedef enum {
+    HM_UPD_UPDATED = 0, /* existing entry refreshed */
+    HM_UPD_INSERTED,    /* new entry in a free slot */
+    HM_UPD_REPLACED,    /* new entry in the slot of an evicted stale entry */
+    HM_UPD_FULL         /* dropped: no free slot and no stale entry */
+} hm_update_e;
+
+typedef struct hm_table hm_table_t;
+
+/* Bytes needed for a table of capacity entries (capacity >= 1). */
+size_t hm_table_size(unsigned int capacity);
+
+/* Format mem (size bytes, at least hm_table_size(capacity), 8-byte aligned)
+ * as an empty table. Returns NULL if size is too small or capacity is 0. */
+hm_table_t *hm_table_create(void *mem, size_t size, unsigned int capacity);
+
+/* Use a block formatted earlier (possibly by another process). Returns NULL
+ * if the block is not a table of this layout version or is larger than size. */
+hm_table_t *hm_table_attach(void *mem, size_t size);
+
+unsigned int hm_table_capacity(const hm_table_t *t);
+unsigned int hm_table_count(const hm_table_t *t);
+
+/*
+ * Apply a parsed heartbeat from key at time now. O(1) on average.
+ * When the sender is new and the table is full, the entry seen longest ago is
+ * evicted only if it is older than stale_after; otherwise the packet is dropped
+ * (HM_UPD_FULL). entry_flags (HM_ENTRY_*) are stored with the entry; the seq,
+ * interval and state of pkt are stored when pkt carries them.
+ */
+hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
+                            int64_t stale_after, uint32_t entry_flags);
+
+/* Remove entries last seen before now - max_age. Returns how many. */
+unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age);
+
+/* Consistent copy of slot i (0 <= i < capacity). Returns 1 if the slot holds
+ * an entry, 0 if it is free. Never blocks on writers. */
+int hm_table_get(const hm_table_t *t, unsigned int slot, hm_entry_t *out);
+
+/* Look key up without locking. Returns the slot number and fills *out, or -1. */
+int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out);
+
+/* Changes whenever an entry is inserted or removed (not on plain updates), so
+ * a reader can cache slot numbers and rebuild only when this moves. */
+uint32_t hm_table_generation(const hm_table_t *t);
+
+void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n);
+uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c);
+
+/* Address helpers. IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4 so a
+ * dual-stack socket and an IPv4 socket key one sender the same way.
+ * hm_key_from_string returns 0 on success, -1 if text is not an IP literal. */
+int hm_key_from_string(hm_key_t *key, const char *text, uint16_t port);
+int hm_key_from_sockaddr(hm_key_t *key, const void *sockaddr, uint16_t port);
+/* Writes the canonical text (inet_ntop) into buf (HM_IP_MAX bytes). */
+void hm_key_to_string(const hm_key_t *key, char *buf);
+int hm_key_equal(const hm_key_t *a, const hm_key_t *b);
+
+#endif

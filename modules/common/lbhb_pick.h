@@ -1,0 +1,38 @@
+/*
+ * lbhb_pick.h: how the heartbeat balancer ranks members.
+ *
+ * A member's effective ready count is what its last report said minus the
+ * requests this proxy has sent it since that report. Ranking on the raw
+ * report would send every request between two heartbeats to the same member
+ * (herding); subtracting our own traffic spreads load as it arrives.
+ */
+#ifndef LBHB_PICK_H
+#define LBHB_PICK_H
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t eff;    /* effective ready slots; may be negative when overcommitted */
+    uint32_t order; /* distance from the round-robin cursor: lower wins a tie */
+} lbhb_score_t;
+
+/* ready - started, never overflowing. */
+int64_t lbhb_effective(uint32_t ready, uint64_t started_since_report);
+
+/* Nonzero if cur should replace best (best may be NULL: then always true).
+ * Higher eff wins; equal eff goes to the lower order, so that ties rotate. */
+int lbhb_better(const lbhb_score_t *cur, const lbhb_score_t *best);
+
+/* Rotation distance of member idx from cursor among n members. */
+uint32_t lbhb_order(unsigned int idx, unsigned int cursor, unsigned int n);
+
+typedef struct {
+    int usable;       /* has fresh data and may take requests */
+    uint32_t ready;   /* from the last report */
+    uint64_t started; /* requests sent since that report */
+} lbhb_cand_t;
+
+/* Best usable candidate among n, ties rotating from cursor; -1 if none. */
+int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor);
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * mod_heartbeat: the origin side. Every HeartbeatInterval, count this
+ * server's ready and busy workers from the scoreboard and send
+ * "v=1&ready=N&busy=M&port=P&seq=S&int=I&state=X" by UDP to every
+ * HeartbeatAddress.
+ *
+ * The periodic sender runs in one child (a mod_watchdog singleton; httpd
+ * offers no parent-process watchdog to forked MPMs). Saying "stopping" is
+ * split between the two sides of the fork:
+ *  - the child reports state=stopping as soon as no process of the current
+ *    generation accepts connections (a graceful stop quiesces them all),
+ *    while the recycling of one child among several changes nothing;
+ *  - the parent sends one last ready=0&state=stopping when its
+ *    configuration pool is cleared, i.e. on every stop and restart.
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "ap_listen.h"
+#include "ap_mpm.h"
+#include "scoreboard.h"
+#include "mod_watchdog.h"
+
+#include "apr_network_io.h"
+#include "apr_strings.h"
+
+#include <unistd.h>
+
+#include "hb_net.h"
+#include "hb_packet.h"
+
+module AP_MODULE_DECLARE_DATA heartbeat_module;
+
+#define HB_WATCHDOG_NAME    "_heartbeat_sender_"
+#define HB_DEFAULT_INTERVAL apr_time_from_sec(1)
+#define HB_MIN_INTERVAL     apr_time_from_msec(100)
+#define HB_MAX_INTERVAL     apr_time_from_sec(3600)
+#define HB_ERROR_LOG_EVERY  apr_time_from_sec(60)
+
+typedef enum { HB_READY_IDLE = 0, HB_READY_SPARE } hb_ready_mode_e;
+
+typedef struct {
+    const char *text;   /* as configured, for log lines */
+    apr_sockaddr_t *sa; /* resolved at configuration time */
+    apr_socket_t *sock; /* opened once by the sender thread, reused */
+} hb_dest_t;
+
+typedef struct {
+    apr_array_header_t *dests; /* hb_dest_t */
+    apr_interval_time_t interval;
+    int ttl; /* multicast hops; 0 = unset (1) */
+    const char *source_text;
+    apr_sockaddr_t *source; /* HeartbeatSource, or NULL */
+    apr_port_t port;        /* HeartbeatPort; 0 = first Listen port */
+    int port_set;
+    hb_state_e state; /* HeartbeatState up|drain */
+    hb_ready_mode_e ready_mode;
+    int interval_set, ttl_set, state_set, ready_mode_set;
+
+    /* run time, parent process only */
+    apr_pool_t *sock_pool;
+    uint64_t seq;
+    apr_time_t last_error_log;
+} hb_conf_t;
+
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * hb_wd_get_instance;
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * hb_wd_register_callback;
+
+static void *hb_create_server_config(apr_pool_t *p, server_rec *s)
+{
+    hb_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->dests = apr_array_make(p, 2, sizeof(hb_dest_t));
+    conf->interval = HB_DEFAULT_INTERVAL;
+    conf->ttl = 1;
+    conf->state = HB_STATE_UP;
+    return conf;
+}
+
+static hb_conf_t *hb_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &heartbeat_module);
+}
+
+/* All our directives configure the one sender of the whole server, so a
+ * value inside a <VirtualHost> would be silently ignored: refuse it. */
+static const char *hb_global_only(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+static const char *hb_resolve(cmd_parms *cmd, const char *arg, int need_port, apr_sockaddr_t **sa)
+{
+    char *host = NULL, *scope = NULL;
+    apr_port_t port = 0;
+    apr_status_t rv;
+
+    rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
+    if (rv != APR_SUCCESS || host == NULL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an address%s", cmd->cmd->name, arg,
+                            need_port ? " of the form host:port or [ipv6]:port" : "");
+    }
+    if (need_port && port == 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' has no port (host:port or [ipv6]:port)",
+                            cmd->cmd->name, arg);
+    }
+    if (!need_port && port != 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' takes an address without a port", cmd->cmd->name,
+                            arg);
+    }
+    if (scope) {
+        return apr_psprintf(cmd->pool, "%s: '%s': scoped IPv6 addresses are not supported",
+                            cmd->cmd->name, arg);
+    }
+    rv = apr_sockaddr_info_get(sa, host, APR_UNSPEC, port, 0, cmd->pool);
+    if (rv != APR_SUCCESS) {
+        char err[128];
+        return apr_psprintf(cmd->pool, "%s: cannot resolve '%s': %s", cmd->cmd->name, host,
+                            apr_strerror(rv, err, sizeof(err)));
+    }
+    return NULL;
+}
+
+static const char *hb_cmd_address(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    hb_dest_t *d;
+    apr_sockaddr_t *sa;
+    int i;
+
+    if (err) {
+        return err;
+    }
+    if ((err = hb_resolve(cmd, arg, 1, &sa)) != NULL) {
+        return err;
+    }
+    for (i = 0; i < conf->dests->nelts; i++) {
+        hb_dest_t *o = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+        if (apr_sockaddr_equal(o->sa, sa) && o->sa->port == sa->port) {
+            return apr_psprintf(cmd->pool, "%s: %s is given twice", cmd->cmd->name, arg);
+        }
+    }
+    d = apr_array_push(conf->dests);
+    d->text = arg;
+    d->sa = sa;
+    d->sock = NULL;
+    return NULL;
+}
+
+static const char *hb_cmd_interval(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    apr_interval_time_t t;
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a time (e.g. 1, 2s, 250ms)", cmd->cmd->name,
+                            arg);
+    }
+    if (t < HB_MIN_INTERVAL || t > HB_MAX_INTERVAL) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is out of range (100ms to 3600s)", cmd->cmd->name,
+                            arg);
+    }
+    conf->interval = t;
+    conf->interval_set = 1;
+    return NULL;
+}
+
+static const char *hb_cmd_ttl(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), 255, &v) != HB_OK || v < 1) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a number of hops from 1 to 255",
+                            cmd->cmd->name, arg);
+    }
+    conf->ttl = (int)v;
+    conf->ttl_set = 1;
+    return NULL;
+}
+
+static const char *hb_cmd_source(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    conf->source_text = arg;
+    return hb_resolve(cmd, arg, 0, &conf->source);
+}
+
+static const char *hb_cmd_port(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), 65535, &v) != HB_OK || v < 1) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a port from 1 to 65535", cmd->cmd->name,
+                            arg);
+    }
+    conf->port = (apr_port_t)v;
+    conf->port_set = 1;
+    return NULL;
+}
+
+static const char *hb_cmd_state(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "up")) {
+        conf->state = HB_STATE_UP;
+    } else if (!strcasecmp(arg, "drain")) {
+        conf->state = HB_STATE_DRAIN;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be 'up' or 'drain'", cmd->cmd->name, arg);
+    }
+    conf->state_set = 1;
+    return NULL;
+}
+
+static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "idle")) {
+        conf->ready_mode = HB_READY_IDLE;
+    } else if (!strcasecmp(arg, "spare")) {
+        conf->ready_mode = HB_READY_SPARE;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be 'idle' or 'spare'", cmd->cmd->name, arg);
+    }
+    conf->ready_mode_set = 1;
+    return NULL;
+}
+
+/*
+ * Count workers of the current generation only: after a graceful restart the
+ * old generation's slots linger while they finish, and stock-style counting of
+ * them would report capacity that no longer accepts work. Processes that are
+ * quiescing or not accepting are not ready either, whatever their slots say.
+ */
+static void hb_count_workers(int *ready, int *busy, int *capacity, int *accepting_procs)
+{
+    int server_limit = 0, thread_limit = 0, max_daemons = 0, max_threads = 0;
+    int i, j, gen, r = 0, b = 0, a = 0;
+
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &server_limit);
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_THREADS, &thread_limit);
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &max_daemons);
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &max_threads);
+    if (thread_limit < 1) {
+        thread_limit = 1;
+    }
+    gen = ap_scoreboard_image->global->running_generation;
+
+    for (i = 0; i < server_limit; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+        int accepting;
+
+        if (ps->pid == 0 || ps->generation != gen) {
+            continue;
+        }
+        accepting = !ps->quiescing && !ps->not_accepting;
+        a += accepting;
+        for (j = 0; j < thread_limit; j++) {
+            worker_score *ws = ap_get_scoreboard_worker_from_indexes(i, j);
+            switch (ws->status) {
+            case SERVER_DEAD:
+            case SERVER_STARTING:
+            case SERVER_IDLE_KILL:
+                break;
+            case SERVER_READY:
+                if (accepting) {
+                    r++;
+                }
+                break;
+            default:
+                b++;
+            }
+        }
+    }
+    *ready = r;
+    *busy = b;
+    *accepting_procs = a;
+    *capacity = (max_daemons > 0 ? max_daemons : 1) * (max_threads > 0 ? max_threads : 1);
+}
+
+static apr_port_t hb_advertised_port(const hb_conf_t *conf)
+{
+    if (conf->port_set) {
+        return conf->port;
+    }
+    if (ap_listeners && ap_listeners->bind_addr) {
+        return ap_listeners->bind_addr->port;
+    }
+    return 0;
+}
+
+static void hb_log_send_error(server_rec *s, hb_conf_t *conf, const hb_dest_t *d, apr_status_t rv)
+{
+    apr_time_t now = apr_time_now();
+
+    /* An unreachable proxy fails every interval; once a minute is plenty. */
+    if (now - conf->last_error_log < HB_ERROR_LOG_EVERY) {
+        return;
+    }
+    conf->last_error_log = now;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                 "HB0101: cannot send heartbeat to %s (HeartbeatAddress); "
+                 "will retry every interval, next report of this error in 60s",
+                 d->text);
+}
+
+static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)
+{
+    apr_status_t rv;
+    apr_socket_t *sock;
+
+    rv = apr_socket_create(&sock, d->sa->family, SOCK_DGRAM, APR_PROTO_UDP, conf->sock_pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (conf->source) {
+        apr_sockaddr_t *src = conf->source;
+        if (src->family != d->sa->family) {
+            apr_socket_close(sock);
+            return APR_EAFNOSUPPORT;
+        }
+        rv = apr_socket_bind(sock, src);
+        if (rv != APR_SUCCESS) {
+            apr_socket_close(sock);
+            return rv;
+        }
+        if (hb_is_multicast(&d->sa->sa)) {
+            apr_mcast_interface(sock, src);
+        }
+    }
+    if (hb_is_multicast(&d->sa->sa)) {
+        /* Hop limit 1 keeps heartbeats on the local link unless asked. */
+        apr_mcast_hops(sock, (apr_byte_t)conf->ttl);
+    }
+    d->sock = sock;
+    return APR_SUCCESS;
+}
+
+static void hb_close_all(hb_conf_t *conf)
+{
+    int i;
+
+    for (i = 0; i < conf->dests->nelts; i++) {
+        hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+        if (d->sock) {
+            apr_socket_close(d->sock);
+            d->sock = NULL;
+        }
+    }
+}
+
+static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len);
+
+static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
+{
+    hb_packet_t pkt;
+    char buf[HB_PACKET_MAX + 1];
+    apr_size_t len;
+    int ready, busy, capacity, accepting;
+    apr_port_t port;
+
+    memset(&pkt, 0, sizeof(pkt));
+    hb_count_workers(&ready, &busy, &capacity, &accepting);
+    if (accepting == 0) {
+        stopping = 1;
+    }
+    if (conf->ready_mode == HB_READY_SPARE) {
+        ready = capacity > busy ? capacity - busy : 0;
+    }
+    pkt.version = 1;
+    pkt.ready = (uint32_t)ready;
+    pkt.busy = (uint32_t)busy;
+    pkt.seq = ++conf->seq;
+    pkt.interval_ms = (uint32_t)apr_time_as_msec(conf->interval);
+    pkt.state = conf->state;
+    pkt.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE;
+    port = hb_advertised_port(conf);
+    if (port) {
+        pkt.port = port;
+        pkt.flags |= HB_HAS_PORT;
+    }
+    if (stopping) {
+        pkt.ready = 0;
+        pkt.state = HB_STATE_STOPPING;
+    }
+    len = hb_packet_format(&pkt, buf, sizeof(buf));
+    hb_send_buf(s, conf, buf, len);
+}
+
+static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len)
+{
+    int i;
+
+    for (i = 0; i < conf->dests->nelts; i++) {
+        hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+        apr_size_t n = len;
+        apr_status_t rv = APR_SUCCESS;
+
+        if (!d->sock) {
+            rv = hb_open(s, conf, d);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_socket_sendto(d->sock, d->sa, 0, buf, &n);
+        }
+        if (rv != APR_SUCCESS) {
+            /* Re-create the socket next time: a route or source address
+             * may have changed under it. */
+            if (d->sock) {
+                apr_socket_close(d->sock);
+                d->sock = NULL;
+            }
+            hb_log_send_error(s, conf, d, rv);
+        }
+    }
+    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "HB0102: sent %.*s", (int)len, buf);
+}
+
+static apr_status_t hb_watchdog_cb(int state, void *data, apr_pool_t *pool)
+{
+    server_rec *s = data;
+    hb_conf_t *conf = hb_conf(s);
+
+    switch (state) {
+    case AP_WATCHDOG_STATE_STARTING:
+        /* Sequence numbers start from the clock, in ms, so they keep rising
+         * across restarts and across the children that take turns as the
+         * sender, without any state kept on disk: receivers can treat a
+         * lower number as a replay or a reordering. */
+        conf->seq = (uint64_t)apr_time_as_msec(apr_time_now());
+        if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
+            return APR_ENOMEM;
+        }
+        apr_pool_tag(conf->sock_pool, "heartbeat_sockets");
+        hb_send(s, conf, 0);
+        break;
+    case AP_WATCHDOG_STATE_RUNNING:
+        hb_send(s, conf, 0);
+        break;
+    case AP_WATCHDOG_STATE_STOPPING:
+        /* One child leaving says nothing about the server: the parent
+         * speaks for a real stop or restart (hb_parent_cleanup). */
+        hb_close_all(conf);
+        if (conf->sock_pool) {
+            apr_pool_destroy(conf->sock_pool);
+            conf->sock_pool = NULL;
+        }
+        break;
+    }
+    return APR_SUCCESS;
+}
+
+typedef struct {
+    server_rec *s;
+    pid_t parent;
+} hb_parent_t;
+
+/*
+ * Runs when the parent's configuration pool is cleared: on graceful or hard
+ * stop and on every restart. Children inherit the registration through
+ * fork(), hence the pid check. The scoreboard may already be gone here, so
+ * the packet carries no counts: ready=0 is the point.
+ */
+static apr_status_t hb_parent_cleanup(void *data)
+{
+    hb_parent_t *pc = data;
+    hb_conf_t *conf = hb_conf(pc->s);
+    hb_packet_t pkt;
+    char buf[HB_PACKET_MAX + 1];
+    apr_size_t len;
+    apr_port_t port;
+    int i;
+
+    if (getpid() != pc->parent) {
+        return APR_SUCCESS;
+    }
+    if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < conf->dests->nelts; i++) {
+        APR_ARRAY_IDX(conf->dests, i, hb_dest_t).sock = NULL;
+    }
+    memset(&pkt, 0, sizeof(pkt));
+    pkt.version = 1;
+    /* Later than anything a child has sent: children count up by one per
+     * interval (>= 100ms) from their start time in ms. */
+    pkt.seq = (uint64_t)apr_time_as_msec(apr_time_now());
+    pkt.interval_ms = (uint32_t)apr_time_as_msec(conf->interval);
+    pkt.state = HB_STATE_STOPPING;
+    pkt.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE;
+    port = hb_advertised_port(conf);
+    if (port) {
+        pkt.port = port;
+        pkt.flags |= HB_HAS_PORT;
+    }
+    len = hb_packet_format(&pkt, buf, sizeof(buf));
+    hb_send_buf(pc->s, conf, buf, len);
+    hb_close_all(conf);
+    apr_pool_destroy(conf->sock_pool);
+    conf->sock_pool = NULL;
+    return APR_SUCCESS;
+}
+
+static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    hb_conf_t *conf = hb_conf(s);
+    ap_watchdog_t *wd;
+    apr_status_t rv;
+    int i;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (conf->dests->nelts == 0) {
+        if (conf->interval_set || conf->ttl_set || conf->source || conf->port_set ||
+            conf->state_set || conf->ready_mode_set) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "HB0103: heartbeat directives are set but no HeartbeatAddress: "
+                         "no heartbeats will be sent");
+        }
+        return OK;
+    }
+    if (conf->source) {
+        for (i = 0; i < conf->dests->nelts; i++) {
+            hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+            if (d->sa->family != conf->source->family) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                             "HB0104: HeartbeatSource %s and HeartbeatAddress %s are of "
+                             "different address families",
+                             conf->source_text, d->text);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+
+    hb_wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    hb_wd_register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!hb_wd_get_instance || !hb_wd_register_callback) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "HB0105: mod_heartbeat needs mod_watchdog: add "
+                     "'LoadModule watchdog_module modules/mod_watchdog.so'");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = hb_wd_get_instance(&wd, HB_WATCHDOG_NAME, 0, 1, p);
+    if (rv == APR_SUCCESS) {
+        rv = hb_wd_register_callback(wd, conf->interval, s, hb_watchdog_cb);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "HB0106: cannot start the heartbeat sender (mod_watchdog)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    {
+        hb_parent_t *pc = apr_palloc(p, sizeof(*pc));
+        pc->s = s;
+        pc->parent = getpid();
+        apr_pool_cleanup_register(p, pc, hb_parent_cleanup, apr_pool_cleanup_null);
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "HB0107: sending heartbeats every %" APR_TIME_T_FMT "ms to %d address(es)",
+                 apr_time_as_msec(conf->interval), conf->dests->nelts);
+    return OK;
+}
+
+static void hb_register_hooks(apr_pool_t *p)
+{
+    static const char *const after[] = {"mod_watchdog.c", NULL};
+    ap_hook_post_config(hb_post_config, NULL, after, APR_HOOK_MIDDLE);
+}
+
+static const command_rec hb_cmds[] = {
+    AP_INIT_TAKE1("HeartbeatAddress", hb_cmd_address, NULL, RSRC_CONF,
+                  "host:port (IPv4, [IPv6], multicast or unicast) to send heartbeats to; "
+                  "may be repeated"),
+    AP_INIT_TAKE1("HeartbeatInterval", hb_cmd_interval, NULL, RSRC_CONF,
+                  "time between heartbeats, e.g. 1s or 250ms (default 1s, minimum 100ms)"),
+    AP_INIT_TAKE1("HeartbeatTTL", hb_cmd_ttl, NULL, RSRC_CONF,
+                  "multicast hop limit, 1-255 (default 1)"),
+    AP_INIT_TAKE1("HeartbeatSource", hb_cmd_source, NULL, RSRC_CONF,
+                  "local address to send heartbeats from"),
+    AP_INIT_TAKE1("HeartbeatPort", hb_cmd_port, NULL, RSRC_CONF,
+                  "port advertised to the proxies (default: the first Listen port)"),
+    AP_INIT_TAKE1("HeartbeatState", hb_cmd_state, NULL, RSRC_CONF,
+                  "'up' (default) or 'drain': a draining origin gets no new requests"),
+    AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
+                  "'idle' (default, stock: idle worker threads) or 'spare' "
+                  "(MaxRequestWorkers minus busy)"),
+    {NULL}};
+
+AP_DECLARE_MODULE(heartbeat) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                    /* dir config */
+    NULL,                    /* merge dir config */
+    hb_create_server_config, /* server config */
+    NULL,                    /* merge server config: the sender is global */
+    hb_cmds,
+    hb_register_hooks,
+};

@@ -1,0 +1,689 @@
+/*
+ * mod_heartmonitor: the proxy side. Receives heartbeats on HeartbeatListen
+ * (UDP, unicast or multicast, IPv4 or IPv6) and by HTTP POST, keeps the
+ * table of origins in shared memory that every proxy process reads, and
+ * writes it to HeartbeatStorage in the stock line format.
+ *
+ * Where things run:
+ *  - the parent (root) binds the listening sockets and creates the shared
+ *    table, and keeps both across graceful restarts, so a restart neither
+ *    loses the table nor fails to rebind;
+ *  - one child (mod_watchdog singleton, unprivileged) runs the receiver
+ *    thread, which applies packets as they arrive and writes the file.
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_watchdog.h"
+
+#include "apr_poll.h"
+#include "apr_shm.h"
+#include "apr_strings.h"
+#include "apr_time.h"
+
+#include "hb_net.h"
+#include "hb_packet.h"
+#include "hm_storage.h"
+#include "hm_private.h"
+#include "mod_heartmonitor.h"
+
+#define HM_WATCHDOG_NAME  "_heartmonitor_"
+#define HM_PROC_KEY_SHM   "mod_heartmonitor.shm"
+#define HM_PROC_KEY_SOCKS "mod_heartmonitor.sockets"
+#define HM_RECV_BATCH     256
+#define HM_POLL_TIMEOUT   apr_time_from_msec(100)
+#define HM_LOG_EVERY      apr_time_from_sec(60)
+#define HM_STORAGE_MAX    (16 * 1024 * 1024)
+
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * hm_wd_get_instance;
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * hm_wd_register_callback;
+
+/* This generation's table and file, for the optional functions. */
+static hm_table_t *hm_exported_table;
+static const char *hm_exported_path;
+
+hm_conf_t *hm_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &heartmonitor_module);
+}
+
+static void *hm_create_server_config(apr_pool_t *p, server_rec *s)
+{
+    hm_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->listens = apr_array_make(p, 2, sizeof(hm_listen_t));
+    conf->max_servers = -1;
+    conf->storage_interval = HM_DEFAULT_STORAGE_EVERY;
+    conf->expiry = HM_DEFAULT_EXPIRY;
+    conf->stale_after = HM_DEFAULT_STALE;
+    return conf;
+}
+
+/* ---------------------------------------------------------------- config */
+
+static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *host = NULL, *scope = NULL;
+    apr_port_t port = 0;
+    apr_sockaddr_t *sa;
+    hm_listen_t *l;
+    apr_status_t rv;
+    int i;
+
+    if (err) {
+        return err;
+    }
+    rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
+    if (rv != APR_SUCCESS || !host || !port) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not of the form address:port or [ipv6]:port",
+                            cmd->cmd->name, arg);
+    }
+    if (scope) {
+        return apr_psprintf(cmd->pool, "%s: '%s': scoped IPv6 addresses are not supported",
+                            cmd->cmd->name, arg);
+    }
+    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, port, 0, cmd->pool);
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: cannot resolve '%s'", cmd->cmd->name, host);
+    }
+    for (i = 0; i < conf->listens->nelts; i++) {
+        hm_listen_t *o = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
+        if (apr_sockaddr_equal(o->sa, sa) && o->sa->port == sa->port) {
+            return apr_psprintf(cmd->pool, "%s: %s is given twice", cmd->cmd->name, arg);
+        }
+    }
+    l = apr_array_push(conf->listens);
+    l->text = apr_pstrdup(cmd->pool, arg);
+    l->sa = sa;
+    l->sock = NULL;
+    return NULL;
+}
+
+static const char *hm_cmd_max_servers(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    /* Stock refused 1..9 for no stated reason; any size is fine here. */
+    if (hb_parse_u64(arg, strlen(arg), 1000000, &v) != HB_OK) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a number from 0 (file only) to 1000000",
+                            cmd->cmd->name, arg);
+    }
+    conf->max_servers = (int)v;
+    return NULL;
+}
+
+static const char *hm_cmd_storage(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s: the path is empty", cmd->cmd->name);
+    }
+    /* mod_lbmethod_heartbeat declares this directive too and httpd hands it
+     * to both: resolving happens at post_config, once DefaultRuntimeDir is
+     * known wherever it appears in the file. */
+    conf->storage = arg;
+    return NULL;
+}
+
+static const char *hm_cmd_time(cmd_parms *cmd, const char *arg, apr_interval_time_t min,
+                               apr_interval_time_t max, apr_interval_time_t *out)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t t;
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < min || t > max) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' must be a time from %" APR_TIME_T_FMT "ms to %" APR_TIME_T_FMT
+                            "s (e.g. 2s or 500ms)",
+                            cmd->cmd->name, arg, apr_time_as_msec(min), apr_time_sec(max));
+    }
+    *out = t;
+    return NULL;
+}
+
+static const char *hm_cmd_storage_interval(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    conf->storage_interval_set = 1;
+    return hm_cmd_time(cmd, arg, apr_time_from_msec(100), apr_time_from_sec(3600),
+                       &conf->storage_interval);
+}
+
+static const char *hm_cmd_expiry(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    conf->expiry_set = 1;
+    return hm_cmd_time(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(86400), &conf->expiry);
+}
+
+/* ------------------------------------------------------------ bad input */
+
+void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why)
+{
+    static apr_time_t last;
+    static unsigned long suppressed;
+    apr_time_t now = apr_time_now();
+
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "HM0201: rejected %s from %s: %s", what, from, why);
+    /* Races between request threads only blur the count; never the table. */
+    if (now - last < HM_LOG_EVERY) {
+        suppressed++;
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "HM0202: rejected %s from %s: %s (%lu more rejected since the last report; "
+                 "next report in 60s at the earliest, all at LogLevel debug)",
+                 what, from, why, suppressed);
+    last = now;
+    suppressed = 0;
+}
+
+static void hm_log_full(server_rec *s, const char *from)
+{
+    static apr_time_t last;
+    apr_time_t now = apr_time_now();
+
+    if (now - last < HM_LOG_EVERY) {
+        return;
+    }
+    last = now;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "HM0203: table full, heartbeat from new origin %s dropped: raise "
+                 "HeartbeatMaxServers (further drops are counted on the status page)",
+                 from);
+}
+
+int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
+             int via_http, server_rec *s)
+{
+    hb_packet_t pkt;
+    hb_status_e st;
+    hm_key_t key;
+    hm_update_e up;
+    uint32_t flags;
+
+    st = hb_packet_parse(buf, len, &pkt);
+    if (st == HB_OK) {
+        if (hm_key_from_sockaddr(&key, &addr->sa,
+                                 (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
+            st = HB_E_SYNTAX;
+        }
+    }
+    if (st != HB_OK) {
+        char ip[HM_IP_MAX];
+        hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
+        apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
+        hm_log_bad_input(s, via_http ? "heartbeat POST" : "heartbeat packet", ip,
+                         hb_status_str(st));
+        return st;
+    }
+    flags = (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
+    if (via_http) {
+        flags |= HM_ENTRY_VIA_HTTP;
+    }
+    up = hm_table_update(conf->table, &key, &pkt, apr_time_now(), conf->stale_after, flags);
+    if (up == HM_UPD_FULL) {
+        char ip[HM_IP_MAX];
+        hm_key_to_string(&key, ip);
+        hm_log_full(s, ip);
+    }
+    return HB_OK;
+}
+
+/* ------------------------------------------------------- shared memory */
+
+/*
+ * The table lives in anonymous shared memory owned by the process pool, so
+ * it outlives graceful restarts: children of the next generation inherit
+ * the same mapping and nothing is lost. A new size gets a new block, filled
+ * from the old one.
+ */
+static hm_table_t *hm_get_table(server_rec *s, unsigned int capacity)
+{
+    apr_pool_t *pp = s->process->pool;
+    apr_shm_t *shm = NULL, *old = NULL;
+    hm_table_t *t, *ot = NULL;
+    apr_size_t size = hm_table_size(capacity);
+    apr_status_t rv;
+    unsigned int i;
+
+    apr_pool_userdata_get((void **)&old, HM_PROC_KEY_SHM, pp);
+    if (old) {
+        ot = hm_table_attach(apr_shm_baseaddr_get(old), apr_shm_size_get(old));
+        if (ot && hm_table_capacity(ot) == capacity) {
+            return ot;
+        }
+    }
+    rv = apr_shm_create(&shm, size, NULL, pp);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "HM0204: cannot create %" APR_SIZE_T_FMT " bytes of shared memory for %u "
+                     "origins (HeartbeatMaxServers)",
+                     size, capacity);
+        return NULL;
+    }
+    t = hm_table_create(apr_shm_baseaddr_get(shm), size, capacity);
+    if (ot) {
+        int64_t now = apr_time_now();
+        for (i = 0; i < hm_table_capacity(ot); i++) {
+            hm_entry_t e;
+            hb_packet_t pkt;
+            if (!hm_table_get(ot, i, &e)) {
+                continue;
+            }
+            memset(&pkt, 0, sizeof(pkt));
+            pkt.version = 1;
+            pkt.ready = e.ready;
+            pkt.busy = e.busy;
+            pkt.seq = e.seq;
+            pkt.interval_ms = e.interval_ms;
+            pkt.state = (hb_state_e)e.state;
+            pkt.flags = HB_HAS_SEQ | HB_HAS_STATE | (e.interval_ms ? HB_HAS_INTERVAL : 0);
+            /* Keep the entry's own age: a copy must not look fresher. */
+            hm_table_update(t, &e.key, &pkt, e.seen, now - e.seen + 1, e.flags);
+        }
+        /* Old children keep their own mapping until they exit. */
+        apr_shm_destroy(old);
+    }
+    apr_pool_userdata_set(shm, HM_PROC_KEY_SHM, apr_pool_cleanup_null, pp);
+    return t;
+}
+
+/* ------------------------------------------------------------- sockets */
+
+static apr_status_t hm_open_socket(server_rec *s, hm_listen_t *l, apr_pool_t *pp)
+{
+    apr_socket_t *sock;
+    apr_status_t rv;
+
+    rv = apr_socket_create(&sock, l->sa->family, SOCK_DGRAM, APR_PROTO_UDP, pp);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
+    /* Bursts from many origins arrive together; let the kernel hold them. */
+    apr_socket_opt_set(sock, APR_SO_RCVBUF, 4 * 1024 * 1024);
+    rv = apr_socket_bind(sock, l->sa);
+    if (rv == APR_SUCCESS && hb_is_multicast(&l->sa->sa)) {
+        rv = apr_mcast_join(sock, l->sa, NULL, NULL);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "HM0205: HeartbeatListen %s: cannot join the multicast group", l->text);
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_opt_set(sock, APR_SO_NONBLOCK, 1);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_timeout_set(sock, 0);
+    }
+    if (rv != APR_SUCCESS) {
+        apr_socket_close(sock);
+        return rv;
+    }
+    l->sock = sock;
+    return APR_SUCCESS;
+}
+
+/*
+ * Sockets are bound once by the parent and reused by every generation with
+ * the same HeartbeatListen, so a graceful restart neither races another
+ * bind of the same port nor drops packets while it rebinds.
+ */
+static int hm_bind_all(server_rec *s, hm_conf_t *conf)
+{
+    apr_pool_t *pp = s->process->pool;
+    apr_hash_t *socks = NULL;
+    apr_hash_t *used;
+    apr_hash_index_t *hi;
+    int i;
+
+    apr_pool_userdata_get((void **)&socks, HM_PROC_KEY_SOCKS, pp);
+    if (!socks) {
+        socks = apr_hash_make(pp);
+        apr_pool_userdata_set(socks, HM_PROC_KEY_SOCKS, apr_pool_cleanup_null, pp);
+    }
+    used = apr_hash_make(s->process->pconf);
+    for (i = 0; i < conf->listens->nelts; i++) {
+        hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
+        char ip[HM_IP_MAX];
+        const char *key;
+        apr_socket_t *sock;
+        apr_status_t rv;
+
+        apr_sockaddr_ip_getbuf(ip, sizeof(ip), l->sa);
+        key = apr_psprintf(pp, "%s|%u", ip, (unsigned)l->sa->port);
+        sock = apr_hash_get(socks, key, APR_HASH_KEY_STRING);
+        if (sock) {
+            l->sock = sock;
+        } else {
+            rv = hm_open_socket(s, l, pp);
+            if (rv != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                             "HM0206: HeartbeatListen %s: cannot listen for heartbeats", l->text);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            apr_hash_set(socks, key, APR_HASH_KEY_STRING, l->sock);
+        }
+        apr_hash_set(used, key, APR_HASH_KEY_STRING, l->sock);
+    }
+    for (hi = apr_hash_first(s->process->pconf, socks); hi; hi = apr_hash_next(hi)) {
+        const void *key;
+        void *sock;
+        apr_hash_this(hi, &key, NULL, &sock);
+        if (!apr_hash_get(used, key, APR_HASH_KEY_STRING)) {
+            apr_socket_close(sock);
+            apr_hash_set(socks, key, APR_HASH_KEY_STRING, NULL);
+        }
+    }
+    return OK;
+}
+
+/* ------------------------------------------------------------ receiver */
+
+typedef struct {
+    hm_conf_t *conf;
+    server_rec *s;
+    apr_pool_t *pool;
+    apr_pollset_t *pollset;
+    apr_thread_t *thread;
+    volatile int stop;
+    apr_time_t last_write;
+    apr_time_t last_expire;
+    uint64_t written_version;
+    int write_failing;
+} hm_receiver_t;
+
+static hm_receiver_t *hm_rx;
+
+static uint64_t hm_table_version(const hm_table_t *t)
+{
+    return hm_table_counter(t, HM_CTR_ACCEPTED) + hm_table_counter(t, HM_CTR_EXPIRED);
+}
+
+static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
+{
+    hm_conf_t *conf = rx->conf;
+    uint64_t version;
+    int rv;
+    apr_pool_t *tmp;
+
+    if (now - rx->last_expire >= apr_time_from_msec(250)) {
+        hm_table_expire(conf->table, now, conf->expiry);
+        rx->last_expire = now;
+    }
+    if (!conf->write_file || now - rx->last_write < conf->storage_interval) {
+        return;
+    }
+    version = hm_table_version(conf->table);
+    /* Rewrite at least every few seconds even when nothing changed, so the
+     * stock lastseen field keeps counting for stock readers. */
+    if (version == rx->written_version && now - rx->last_write < apr_time_from_sec(5)) {
+        return;
+    }
+    apr_pool_create(&tmp, rx->pool);
+    rv = hm_storage_write(conf->storage_path, conf->table, now, conf->expiry, tmp);
+    apr_pool_destroy(tmp);
+    rx->last_write = now;
+    if (rv != 0) {
+        if (!rx->write_failing) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, rx->s,
+                         "HM0207: cannot write HeartbeatStorage %s; the shared table keeps "
+                         "working, retrying every HeartbeatStorageInterval",
+                         conf->storage_path);
+        }
+        rx->write_failing = 1;
+        return;
+    }
+    if (rx->write_failing) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rx->s,
+                     "HM0208: HeartbeatStorage %s is written again", conf->storage_path);
+    }
+    rx->write_failing = 0;
+    rx->written_version = version;
+}
+
+static void hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
+{
+    char buf[HB_PACKET_MAX + 2];
+    apr_sockaddr_t from;
+    int n;
+
+    for (n = 0; n < HM_RECV_BATCH; n++) {
+        apr_size_t len = sizeof(buf);
+        apr_status_t rv;
+
+        memset(&from, 0, sizeof(from));
+        rv = apr_socket_recvfrom(&from, sock, 0, buf, &len);
+        if (rv != APR_SUCCESS) {
+            /* EAGAIN: drained. Anything else is transient on UDP. */
+            return;
+        }
+        /* apr_socket_recvfrom fills the raw sockaddr; the family field is
+         * what apr_sockaddr_ip_getbuf needs for logging. */
+        from.family = from.sa.sin.sin_family;
+        from.ipaddr_ptr = from.family == AF_INET6 ? (void *)&from.sa.sin6.sin6_addr
+                                                  : (void *)&from.sa.sin.sin_addr;
+        from.ipaddr_len =
+            from.family == AF_INET6 ? sizeof(struct in6_addr) : sizeof(struct in_addr);
+        hm_apply(rx->conf, buf, len, &from, 0, rx->s);
+    }
+}
+
+static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
+{
+    hm_receiver_t *rx = data;
+
+    while (!rx->stop) {
+        const apr_pollfd_t *fds = NULL;
+        apr_int32_t nfds = 0, i;
+        apr_status_t rv;
+
+        rv = apr_pollset_poll(rx->pollset, HM_POLL_TIMEOUT, &nfds, &fds);
+        if (rv == APR_SUCCESS) {
+            for (i = 0; i < nfds; i++) {
+                hm_drain(rx, fds[i].desc.s);
+            }
+        }
+        hm_maybe_write(rx, apr_time_now());
+    }
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
+{
+    hm_receiver_t *rx;
+    apr_pool_t *pool;
+    apr_status_t rv;
+    int i;
+
+    /* A pool of its own: the thread outlives the watchdog's call pools. */
+    rv = apr_pool_create(&pool, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_tag(pool, "heartmonitor_receiver");
+    rx = apr_pcalloc(pool, sizeof(*rx));
+    rx->conf = conf;
+    rx->s = s;
+    rx->pool = pool;
+    rx->written_version = (uint64_t)-1;
+    rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, 0);
+    for (i = 0; rv == APR_SUCCESS && i < conf->listens->nelts; i++) {
+        hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
+        apr_pollfd_t pfd;
+        memset(&pfd, 0, sizeof(pfd));
+        pfd.p = pool;
+        pfd.desc_type = APR_POLL_SOCKET;
+        pfd.desc.s = l->sock;
+        pfd.reqevents = APR_POLLIN;
+        rv = apr_pollset_add(rx->pollset, &pfd);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&rx->thread, NULL, hm_receiver_main, rx, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "HM0209: cannot start the heartbeat receiver thread");
+        apr_pool_destroy(pool);
+        return rv;
+    }
+    hm_rx = rx;
+    return APR_SUCCESS;
+}
+
+static void hm_receiver_stop(void)
+{
+    apr_status_t trv;
+
+    if (!hm_rx) {
+        return;
+    }
+    hm_rx->stop = 1;
+    apr_thread_join(&trv, hm_rx->thread);
+    /* One last write so the file is current when a restart takes over. */
+    if (hm_rx->conf->write_file) {
+        hm_rx->last_write = 0;
+        hm_rx->written_version = (uint64_t)-1;
+        hm_maybe_write(hm_rx, apr_time_now());
+    }
+    apr_pool_destroy(hm_rx->pool);
+    hm_rx = NULL;
+}
+
+static apr_status_t hm_watchdog_cb(int state, void *data, apr_pool_t *pool)
+{
+    server_rec *s = data;
+    hm_conf_t *conf = hm_conf(s);
+
+    switch (state) {
+    case AP_WATCHDOG_STATE_STARTING:
+        return hm_receiver_start(s, conf);
+    case AP_WATCHDOG_STATE_STOPPING:
+        hm_receiver_stop();
+        break;
+    }
+    return APR_SUCCESS;
+}
+
+/* --------------------------------------------------------------- hooks */
+
+static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    hm_conf_t *conf = hm_conf(s);
+    ap_watchdog_t *wd;
+    unsigned int capacity;
+    apr_status_t rv;
+    int rc;
+
+    hm_exported_table = NULL;
+    hm_exported_path = NULL;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    conf->s = s;
+    if (conf->max_servers < 0) {
+        conf->max_servers = HM_DEFAULT_MAX_SERVERS;
+    }
+    /* Resolved now, not when the directive was read, so DefaultRuntimeDir
+     * applies wherever it stands in the configuration. */
+    conf->storage_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
+    conf->write_file = conf->storage != NULL || conf->max_servers == 0;
+
+    /* File mode still collects into shared memory first: the POST handler
+     * runs in any child and must reach the same table as the receiver. */
+    capacity = conf->max_servers > 0 ? (unsigned int)conf->max_servers : HM_FILE_MODE_CAPACITY;
+    conf->table = hm_get_table(s, capacity);
+    if (!conf->table) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (conf->max_servers > 0) {
+        hm_exported_table = conf->table;
+    }
+    if (conf->write_file) {
+        hm_exported_path = conf->storage_path;
+    }
+
+    if (conf->listens->nelts == 0) {
+        return OK;
+    }
+    if ((rc = hm_bind_all(s, conf)) != OK) {
+        return rc;
+    }
+    hm_wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    hm_wd_register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!hm_wd_get_instance || !hm_wd_register_callback) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "HM0210: HeartbeatListen needs mod_watchdog: add "
+                     "'LoadModule watchdog_module modules/mod_watchdog.so'");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = hm_wd_get_instance(&wd, HM_WATCHDOG_NAME, 0, 1, p);
+    if (rv == APR_SUCCESS) {
+        rv = hm_wd_register_callback(wd, apr_time_from_sec(1), s, hm_watchdog_cb);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "HM0211: cannot start the heartbeat receiver (mod_watchdog)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* Named as the optional functions they implement (mod_heartmonitor.h). */
+static hm_table_t *hm_shared_table(void)
+{
+    return hm_exported_table;
+}
+
+static const char *hm_storage_path(void)
+{
+    return hm_exported_path;
+}
+
+static void hm_register_hooks(apr_pool_t *p)
+{
+    static const char *const after[] = {"mod_watchdog.c", NULL};
+    ap_hook_post_config(hm_post_config, NULL, after, APR_HOOK_MIDDLE);
+    ap_hook_handler(hm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(hm_shared_table);
+    APR_REGISTER_OPTIONAL_FN(hm_storage_path);
+}
+
+static const command_rec hm_cmds[] = {
+    AP_INIT_TAKE1("HeartbeatListen", hm_cmd_listen, NULL, RSRC_CONF,
+                  "address:port to receive heartbeats on (unicast or multicast, IPv4 or "
+                  "[IPv6]); may be repeated"),
+    AP_INIT_TAKE1("HeartbeatMaxServers", hm_cmd_max_servers, NULL, RSRC_CONF,
+                  "size of the shared-memory table (default 10); 0 keeps the table in "
+                  "HeartbeatStorage only"),
+    AP_INIT_TAKE1("HeartbeatStorage", hm_cmd_storage, NULL, RSRC_CONF,
+                  "path of the heartbeat table file (default hb.dat in DefaultRuntimeDir)"),
+    AP_INIT_TAKE1("HeartbeatStorageInterval", hm_cmd_storage_interval, NULL, RSRC_CONF,
+                  "how often the storage file may be rewritten (default 1s)"),
+    AP_INIT_TAKE1("HeartbeatExpiry", hm_cmd_expiry, NULL, RSRC_CONF,
+                  "age after which an origin that stopped sending leaves the table "
+                  "(default 30s)"),
+    {NULL}};
+
+AP_DECLARE_MODULE(heartmonitor) = {
+    STANDARD20_MODULE_STUFF, NULL, NULL, hm_create_server_config, NULL, hm_cmds, hm_register_hooks,
+};

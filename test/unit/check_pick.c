@@ -1,0 +1,194 @@
+/*
+ * check_pick.c: unit tests for lbhb_pick (balancer member ranking).
+ */
+#include <check.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "lbhb_pick.h"
+
+START_TEST(test_effective)
+{
+    ck_assert_int_eq(lbhb_effective(10, 0), 10);
+    ck_assert_int_eq(lbhb_effective(10, 3), 7);
+    ck_assert_int_eq(lbhb_effective(10, 10), 0);
+    ck_assert_int_eq(lbhb_effective(3, 10), -7);
+    ck_assert_int_eq(lbhb_effective(0, 0), 0);
+    ck_assert_int_eq(lbhb_effective(UINT32_MAX, 0), (int64_t)UINT32_MAX);
+    ck_assert_int_eq(lbhb_effective(UINT32_MAX, UINT64_MAX), INT64_MIN);
+    ck_assert_int_eq(lbhb_effective(0, (uint64_t)INT64_MAX), -INT64_MAX);
+    ck_assert_int_eq(lbhb_effective(0, (uint64_t)INT64_MAX + 1), INT64_MIN);
+    ck_assert_int_eq(lbhb_effective(0, UINT64_MAX), INT64_MIN);
+    ck_assert_int_eq(lbhb_effective(1, (uint64_t)INT64_MAX + 1), -INT64_MAX);
+}
+END_TEST
+
+START_TEST(test_better)
+{
+    lbhb_score_t a = {5, 3}, b = {4, 0}, c = {5, 1}, d = {-1, 0};
+    ck_assert(lbhb_better(&a, NULL));
+    ck_assert(lbhb_better(&d, NULL));
+    ck_assert(lbhb_better(&a, &b)); /* higher eff wins even with worse order */
+    ck_assert(!lbhb_better(&b, &a));
+    ck_assert(lbhb_better(&c, &a)); /* tie: lower order wins */
+    ck_assert(!lbhb_better(&a, &c));
+    ck_assert(!lbhb_better(&a, &a)); /* equal is not better: first stays */
+    ck_assert(lbhb_better(&b, &d));
+    lbhb_score_t lo = {INT64_MIN, 0}, hi = {INT64_MAX, UINT32_MAX};
+    ck_assert(lbhb_better(&hi, &lo));
+    ck_assert(!lbhb_better(&lo, &hi));
+}
+END_TEST
+
+START_TEST(test_order)
+{
+    ck_assert_uint_eq(lbhb_order(0, 0, 4), 0);
+    ck_assert_uint_eq(lbhb_order(3, 0, 4), 3);
+    ck_assert_uint_eq(lbhb_order(1, 1, 4), 0);
+    ck_assert_uint_eq(lbhb_order(0, 1, 4), 3);
+    ck_assert_uint_eq(lbhb_order(2, 3, 4), 3);
+    ck_assert_uint_eq(lbhb_order(3, 3, 4), 0);
+    /* the cursor keeps counting up forever; only its residue matters */
+    ck_assert_uint_eq(lbhb_order(1, 9, 4), lbhb_order(1, 1, 4));
+    ck_assert_uint_eq(lbhb_order(2, UINT_MAX, 4), (2 + 4 - UINT_MAX % 4) % 4);
+    ck_assert_uint_eq(lbhb_order(0, 0, 1), 0);
+    ck_assert_uint_eq(lbhb_order(0, 12345, 1), 0);
+    ck_assert_uint_eq(lbhb_order(0, 0, 0), 0);
+    /* no wrap for large member counts */
+    ck_assert_uint_eq(lbhb_order(UINT_MAX - 1, 0, UINT_MAX), UINT_MAX - 1);
+    ck_assert_uint_eq(lbhb_order(UINT_MAX - 1, 1, UINT_MAX), UINT_MAX - 2);
+    ck_assert_uint_eq(lbhb_order(0, UINT_MAX - 1, UINT_MAX), 1);
+
+    /* a permutation of 0..n-1 for every cursor */
+    for (unsigned n = 1; n <= 7; n++) {
+        for (unsigned cur = 0; cur < 2 * n; cur++) {
+            unsigned seen = 0;
+            for (unsigned i = 0; i < n; i++) {
+                uint32_t o = lbhb_order(i, cur, n);
+                ck_assert_uint_lt(o, n);
+                seen |= 1u << o;
+            }
+            ck_assert_uint_eq(seen, (1u << n) - 1);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_ties_rotate)
+{
+    lbhb_cand_t c[4] = {{1, 5, 0}, {1, 5, 0}, {1, 5, 0}, {1, 5, 0}};
+    for (unsigned cur = 0; cur < 12; cur++) {
+        ck_assert_int_eq(lbhb_pick_most(c, 4, cur), (int)(cur % 4));
+    }
+}
+END_TEST
+
+START_TEST(test_ties_rotate_skip_unusable)
+{
+    lbhb_cand_t c[4] = {{1, 5, 0}, {0, 5, 0}, {1, 5, 0}, {0, 5, 0}};
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 0), 0);
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 1), 2);
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 2), 2);
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 3), 0);
+}
+END_TEST
+
+START_TEST(test_higher_eff_wins)
+{
+    lbhb_cand_t c[3] = {{1, 10, 0}, {1, 50, 45}, {1, 20, 0}};
+    /* effective: 10, 5, 20 */
+    for (unsigned cur = 0; cur < 3; cur++) {
+        ck_assert_int_eq(lbhb_pick_most(c, 3, cur), 2);
+    }
+    /* our own traffic since the report moves the choice */
+    c[2].started = 15;
+    for (unsigned cur = 0; cur < 3; cur++) {
+        ck_assert_int_eq(lbhb_pick_most(c, 3, cur), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_negative_eff)
+{
+    lbhb_cand_t c[3] = {{1, 0, 10}, {1, 5, 7}, {1, 0, UINT64_MAX}};
+    /* effective: -10, -2, INT64_MIN: least overcommitted wins */
+    ck_assert_int_eq(lbhb_pick_most(c, 3, 0), 1);
+    ck_assert_int_eq(lbhb_pick_most(c, 3, 2), 1);
+    /* overcommitted but usable still beats nothing */
+    lbhb_cand_t one[1] = {{1, 0, UINT64_MAX}};
+    ck_assert_int_eq(lbhb_pick_most(one, 1, 0), 0);
+}
+END_TEST
+
+START_TEST(test_unusable_skipped)
+{
+    lbhb_cand_t c[3] = {{0, 1000, 0}, {1, 1, 0}, {0, 999, 0}};
+    ck_assert_int_eq(lbhb_pick_most(c, 3, 0), 1);
+    ck_assert_int_eq(lbhb_pick_most(c, 3, 2), 1);
+}
+END_TEST
+
+START_TEST(test_none_usable)
+{
+    lbhb_cand_t c[3] = {{0, 1, 0}, {0, 2, 0}, {0, 3, 0}};
+    ck_assert_int_eq(lbhb_pick_most(c, 3, 0), -1);
+    ck_assert_int_eq(lbhb_pick_most(c, 0, 0), -1);
+    ck_assert_int_eq(lbhb_pick_most(NULL, 0, 0), -1);
+}
+END_TEST
+
+START_TEST(test_spreads_load)
+{
+    /* Simulate requests between two reports: each pick bumps started, the
+     * cursor advances; load must spread evenly over equal members. */
+    enum { N = 5, REQ = 1000 };
+    lbhb_cand_t c[N];
+    unsigned hits[N] = {0};
+    for (unsigned i = 0; i < N; i++) {
+        c[i].usable = 1;
+        c[i].ready = 100;
+        c[i].started = 0;
+    }
+    for (unsigned r = 0; r < REQ; r++) {
+        int w = lbhb_pick_most(c, N, r);
+        ck_assert_int_ge(w, 0);
+        c[w].started++;
+        hits[w]++;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_uint_eq(hits[i], REQ / N);
+    }
+}
+END_TEST
+
+static Suite *pick_suite(void)
+{
+    Suite *s = suite_create("lbhb_pick");
+    TCase *tc = tcase_create("score");
+    tcase_add_test(tc, test_effective);
+    tcase_add_test(tc, test_better);
+    tcase_add_test(tc, test_order);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pick");
+    tcase_add_test(tc, test_ties_rotate);
+    tcase_add_test(tc, test_ties_rotate_skip_unusable);
+    tcase_add_test(tc, test_higher_eff_wins);
+    tcase_add_test(tc, test_negative_eff);
+    tcase_add_test(tc, test_unusable_skipped);
+    tcase_add_test(tc, test_none_usable);
+    tcase_add_test(tc, test_spreads_load);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pick_suite());
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
