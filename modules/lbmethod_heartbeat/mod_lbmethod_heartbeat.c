@@ -56,12 +56,12 @@ typedef struct {
 } lbhb_file_snap_t;
 
 static APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) * lbhb_get_best_worker;
-static APR_OPTIONAL_FN_TYPE(hm_shared_table) * lbhb_monitor_table;
-static APR_OPTIONAL_FN_TYPE(hm_storage_path) * lbhb_monitor_path;
 
 static lbhb_member_t *lbhb_members; /* LBHB_MEMBER_CACHE_SIZE, per process */
 static hm_table_t *lbhb_shared;     /* the monitor's table, if any */
-static const char *lbhb_file_path;  /* file mode */
+static const char *lbhb_file_path;  /* file mode: the file read in this child */
+static const char *lbhb_own_path;   /* our HeartbeatStorage (or its default), resolved */
+static int lbhb_own_path_set;
 static apr_interval_time_t lbhb_max_age = LBHB_DEFAULT_MAX_AGE;
 static int lbhb_max_age_set;
 
@@ -411,6 +411,7 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
 
     lbhb_shared = NULL;
     lbhb_file_path = NULL;
+    lbhb_own_path = NULL;
     lbhb_members = NULL;
     lbhb_max_age = conf->max_age;
     lbhb_max_age_set = conf->max_age_set;
@@ -423,28 +424,41 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
                      "LB0303: lbmethod_heartbeat needs mod_proxy (2.4.26 or later) loaded");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    lbhb_monitor_table = APR_RETRIEVE_OPTIONAL_FN(hm_shared_table);
-    lbhb_monitor_path = APR_RETRIEVE_OPTIONAL_FN(hm_storage_path);
-    if (lbhb_monitor_table) {
-        lbhb_shared = lbhb_monitor_table();
-    }
-    if (!lbhb_shared) {
-        /* Our own HeartbeatStorage, else the monitor's file, else stock's
-         * default, resolved now so DefaultRuntimeDir counts. */
-        if (conf->storage) {
-            lbhb_file_path = ap_runtime_dir_relative(p, conf->storage);
-        } else if (lbhb_monitor_path && lbhb_monitor_path()) {
-            lbhb_file_path = lbhb_monitor_path();
-        } else {
-            lbhb_file_path = ap_runtime_dir_relative(p, "hb.dat");
-        }
-    }
+    /* Resolved now, so DefaultRuntimeDir counts wherever it stands. */
+    lbhb_own_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
+    lbhb_own_path_set = conf->storage != NULL;
     lbhb_members = apr_pcalloc(p, LBHB_MEMBER_CACHE_SIZE * sizeof(lbhb_member_t));
     return OK;
 }
 
+/*
+ * Where the data comes from is settled per child, once every module's
+ * post_config has run: hook ordering by module name is not reliable for
+ * modules built out of httpd's tree, and the monitor sets its table up in
+ * its own post_config.
+ */
+static void lbhb_choose_source(void)
+{
+    APR_OPTIONAL_FN_TYPE(hm_shared_table) *table_fn = APR_RETRIEVE_OPTIONAL_FN(hm_shared_table);
+    APR_OPTIONAL_FN_TYPE(hm_storage_path) *path_fn = APR_RETRIEVE_OPTIONAL_FN(hm_storage_path);
+
+    lbhb_shared = table_fn ? table_fn() : NULL;
+    lbhb_file_path = NULL;
+    if (lbhb_shared) {
+        return;
+    }
+    /* Our own HeartbeatStorage, else the file the monitor writes, else the
+     * stock default. */
+    if (!lbhb_own_path_set && path_fn && path_fn()) {
+        lbhb_file_path = path_fn();
+    } else {
+        lbhb_file_path = lbhb_own_path;
+    }
+}
+
 static void lbhb_child_init(apr_pool_t *p, server_rec *s)
 {
+    lbhb_choose_source();
     lbhb_file_snap = NULL;
     lbhb_file_checked = 0;
     if (lbhb_file_path) {
@@ -455,9 +469,8 @@ static void lbhb_child_init(apr_pool_t *p, server_rec *s)
 
 static void lbhb_register_hooks(apr_pool_t *p)
 {
-    static const char *const after[] = {"mod_heartmonitor.c", "mod_proxy.c", NULL};
     ap_register_provider(p, PROXY_LBMETHOD, "heartbeat", "0", &lbhb_method);
-    ap_hook_post_config(lbhb_post_config, NULL, after, APR_HOOK_MIDDLE);
+    ap_hook_post_config(lbhb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lbhb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""`make install DESTDIR=...` puts exactly the three modules into apxs'
+module directory (no libtool .la files), httpd loads the installed copies,
+and `make uninstall` removes them again."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+MODULES = ('heartbeat', 'heartmonitor', 'lbmethod_heartbeat')
+
+
+class InstallTest(hbtest.HbTestCase):
+
+    def make(self, *args):
+        env = dict(os.environ)
+        env.pop('MAKEFLAGS', None)  # not the -j/-k of the make check running us
+        r = subprocess.run(['make', '-C', hbtest.build_dir()] + list(args),
+                           capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_destdir_install_and_uninstall(self):
+        dest = tempfile.mkdtemp(prefix='destdir-', dir=self.sandbox.path)
+        moddir = hbtest.apxs_query('LIBEXECDIR')
+        target = os.path.join(dest, moddir.lstrip('/'))
+        self.make('install', 'DESTDIR=' + dest)
+        self.assertEqual(sorted(os.listdir(target)),
+                         sorted('mod_%s.so' % m for m in MODULES))
+
+        # httpd accepts the installed copies.
+        httpd = self.httpd('installed', ours=False, modules=[
+            'proxy', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byrequests', 'watchdog'] + [
+            ('%s_module' % m, os.path.join(target, 'mod_%s.so' % m)) for m in MODULES])
+        httpd.conf_body = 'HeartbeatMaxServers 5\n'
+        rc, out = httpd.config_test()
+        self.assertEqual(rc, 0, out)
+
+        self.make('uninstall', 'DESTDIR=' + dest)
+        self.assertEqual(os.listdir(target), [])
+
+
+if __name__ == '__main__':
+    hbtest.main()
