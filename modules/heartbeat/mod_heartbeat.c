@@ -28,6 +28,7 @@
 
 #include <unistd.h>
 
+#include "hb_config.h"
 #include "hb_net.h"
 #include "hb_packet.h"
 
@@ -158,7 +159,7 @@ static const char *hb_cmd_interval(cmd_parms *cmd, void *dconf, const char *arg)
     if (err) {
         return err;
     }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS) {
+    if (hb_parse_duration(arg, &t) != 0) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a time (e.g. 1, 2s, 250ms)", cmd->cmd->name,
                             arg);
     }

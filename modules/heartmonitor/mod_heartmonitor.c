@@ -24,6 +24,7 @@
 #include "apr_strings.h"
 #include "apr_time.h"
 
+#include "hb_config.h"
 #include "hb_net.h"
 #include "hb_packet.h"
 #include "hm_storage.h"
@@ -148,7 +149,7 @@ static const char *hm_cmd_time(cmd_parms *cmd, const char *arg, apr_interval_tim
     if (err) {
         return err;
     }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < min || t > max) {
+    if (hb_parse_duration(arg, &t) != 0 || t < min || t > max) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' must be a time from %" APR_TIME_T_FMT "ms to %" APR_TIME_T_FMT
                             "s (e.g. 2s or 500ms)",

@@ -18,6 +18,7 @@
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
+#include "hb_config.h"
 #include "hm_storage.h"
 #include "hm_table.h"
 #include "lbhb_pick.h"
@@ -102,7 +103,7 @@ static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg
     if (err) {
         return err;
     }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < apr_time_from_msec(100) ||
+    if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_msec(100) ||
         t > apr_time_from_sec(3600)) {
         return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 100ms to 3600s",
                             cmd->cmd->name, arg);

@@ -1,0 +1,346 @@
+#!/usr/bin/python3
+"""mod_heartbeat, the origin side, against a UDP listener in the test.
+
+Packet format and fields, interval, counts that follow held-open requests
+(prefork and event), current-generation counting across a graceful restart,
+the spare-capacity mode, the stopping packet on graceful stop, IPv6,
+several addresses, and every configuration error.
+"""
+
+import os
+import socket
+import statistics
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+SENDER = ['watchdog', 'heartbeat']
+
+
+def fields(dgram):
+    text = dgram.data.decode('ascii')
+    return dict(urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+
+
+def hold_workers(host, port, n):
+    """Occupy n workers: each connection sends half a request and waits."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, port), timeout=5)
+        s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n')
+        socks.append(s)
+    return socks
+
+
+def release(socks):
+    for s in socks:
+        s.close()
+
+
+EVENT_8 = """
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+MinSpareThreads 1
+MaxSpareThreads 8
+"""
+
+PREFORK_4 = """
+StartServers 4
+ServerLimit 4
+MaxRequestWorkers 4
+MinSpareServers 1
+MaxSpareServers 4
+"""
+
+
+class SenderTest(hbtest.HbTestCase):
+
+    def origin(self, listener_addrs, extra='', mpm='event', mpm_conf=EVENT_8, **kw):
+        conf = ''.join('HeartbeatAddress %s\n' % hbtest.hostport(h, p) for h, p in listener_addrs)
+        conf += 'HeartbeatInterval 100ms\n' + mpm_conf + extra
+        return self.httpd('origin', conf, mpm=mpm, modules=SENDER, **kw)
+
+    def listener(self, host='127.0.0.1'):
+        lst = hbtest.UdpListener(host).start()
+        self.addCleanup(lst.close)
+        return lst
+
+    def wait_fields(self, lst, pred, timeout=10, since=0):
+        return fields(lst.wait_for(lambda d: pred(fields(d)), timeout=timeout, since=since))
+
+    def test_format_fields_and_interval(self):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)]).start()
+        first = lst.wait_for(lambda d: True)
+        f = fields(first)
+        # The stock fields come first, so a stock receiver parses the packet.
+        self.assertRegex(first.data.decode(), r'^v=1&ready=\d+&busy=\d+&')
+        self.assertEqual(sorted(f), ['busy', 'int', 'port', 'ready', 'seq', 'state', 'v'])
+        self.assertEqual(f['port'], str(origin.port))
+        self.assertEqual(f['int'], '100')
+        self.assertEqual(f['state'], 'up')
+        self.assertEqual(first.addr[0], '127.0.0.1')
+
+        hbtest.wait_until(lambda: len(lst) >= 12, timeout=10, message='12 packets')
+        dgrams = lst.datagrams
+        seqs = [int(fields(d)['seq']) for d in dgrams]
+        self.assertEqual(seqs, sorted(set(seqs)), 'seq must strictly increase')
+        self.assertEqual(seqs[-1] - seqs[0], len(seqs) - 1, 'one seq per packet')
+        gaps = [b.time - a.time for a, b in zip(dgrams[1:], dgrams[2:])]
+        self.assertTrue(0.07 <= statistics.median(gaps) <= 0.2,
+                        'median gap %.3fs for a 100ms interval' % statistics.median(gaps))
+        self.assertEqual(fields(dgrams[-1])['ready'], '8')
+        # One socket, opened once and reused: the source port never changes
+        # (stock opened a new socket for every packet).
+        self.assertEqual(len({d.addr for d in dgrams}), 1, {d.addr for d in dgrams})
+
+    def check_counts_follow_load(self, mpm, mpm_conf, total):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)], mpm=mpm, mpm_conf=mpm_conf).start()
+        self.wait_fields(lst, lambda f: f['ready'] == str(total) and f['busy'] == '0')
+        socks = hold_workers(origin.host, origin.port, 3)
+        try:
+            since = len(lst)
+            self.wait_fields(lst, lambda f: f['ready'] == str(total - 3) and f['busy'] == '3',
+                             since=since)
+        finally:
+            release(socks)
+        since = len(lst)
+        self.wait_fields(lst, lambda f: f['ready'] == str(total) and f['busy'] == '0', since=since)
+
+    def test_counts_follow_load_event(self):
+        self.check_counts_follow_load('event', EVENT_8, 8)
+
+    def test_counts_follow_load_prefork(self):
+        self.check_counts_follow_load('prefork', PREFORK_4, 4)
+
+    def test_graceful_restart_counts_only_current_generation(self):
+        lst = self.listener()
+        conf = EVENT_8.replace('ServerLimit 1', 'ServerLimit 2').replace(
+            'MaxRequestWorkers 8', 'MaxRequestWorkers 16')
+        origin = self.origin([(lst.host, lst.port)], mpm_conf=conf).start()
+        self.wait_fields(lst, lambda f: f['ready'] == '8')
+        # Requests held across the restart keep an old-generation process
+        # alive beside the new one; its slots must not be reported.
+        socks = hold_workers(origin.host, origin.port, 2)
+        try:
+            self.wait_fields(lst, lambda f: f['busy'] == '2', since=len(lst))
+            origin.graceful_restart()
+            since = len(lst)
+            self.wait_fields(lst, lambda f: f['state'] == 'up' and f['ready'] == '8', since=since)
+            hbtest.wait_until(lambda: len(lst) >= since + 10, timeout=10)
+            for d in lst.datagrams[since:]:
+                f = fields(d)
+                self.assertLessEqual(int(f['ready']) + int(f['busy']), 8, f)
+            # The held requests were still being served by the old process
+            # all along: they complete now.
+            for s in socks:
+                s.sendall(b'\r\n')
+                self.assertTrue(s.recv(100).startswith(b'HTTP/1.1 '))
+        finally:
+            release(socks)
+
+    def test_spare_mode(self):
+        lst = self.listener()
+        # prefork starts 1 process of 6 allowed: idle mode would say 1 (or
+        # the spares it has spawned), spare mode says 6 minus busy.
+        conf = """
+StartServers 1
+ServerLimit 6
+MaxRequestWorkers 6
+MinSpareServers 1
+MaxSpareServers 1
+"""
+        origin = self.origin([(lst.host, lst.port)], extra='HeartbeatReadyMode spare\n',
+                             mpm='prefork', mpm_conf=conf).start()
+        self.wait_fields(lst, lambda f: f['ready'] == '6' and f['busy'] == '0')
+        socks = hold_workers(origin.host, origin.port, 1)
+        try:
+            self.wait_fields(lst, lambda f: f['ready'] == '5' and f['busy'] == '1',
+                             since=len(lst))
+        finally:
+            release(socks)
+
+    def test_state_drain_and_port_override(self):
+        lst = self.listener()
+        self.origin([(lst.host, lst.port)],
+                    extra='HeartbeatState drain\nHeartbeatPort 8443\n').start()
+        f = self.wait_fields(lst, lambda f: True)
+        self.assertEqual(f['state'], 'drain')
+        self.assertEqual(f['port'], '8443')
+
+    def test_graceful_stop_sends_stopping(self):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)]).start()
+        self.wait_fields(lst, lambda f: f['state'] == 'up')
+        since = len(lst)
+        origin.graceful_stop()
+        f = self.wait_fields(lst, lambda f: f['state'] == 'stopping', since=since, timeout=5)
+        self.assertEqual(f['ready'], '0')
+
+    def test_graceful_restart_says_stopping_then_up(self):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)]).start()
+        self.wait_fields(lst, lambda f: f['state'] == 'up')
+        since = len(lst)
+        origin.graceful_restart()
+        stop = lst.wait_for(lambda d: fields(d)['state'] == 'stopping', since=since, timeout=5)
+        self.assertEqual(fields(stop)['ready'], '0')
+        up = fields(lst.wait_for(lambda d: fields(d)['state'] == 'up' and fields(d)['ready'] == '8',
+                                 since=lst.datagrams.index(stop), timeout=5))
+        self.assertGreater(int(up['seq']), int(fields(stop)['seq']))
+
+    def test_stop_sends_stopping(self):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)]).start()
+        self.wait_fields(lst, lambda f: f['state'] == 'up')
+        since = len(lst)
+        origin.stop()
+        f = self.wait_fields(lst, lambda f: f['state'] == 'stopping', since=since, timeout=5)
+        self.assertEqual(f['ready'], '0')
+
+    def test_ipv6_and_several_addresses(self):
+        self.assertTrue(hbtest.ipv6_available(), 'IPv6 loopback is needed')
+        v4a = self.listener()
+        v4b = self.listener()
+        v6 = self.listener('::1')
+        self.origin([(v4a.host, v4a.port), (v4b.host, v4b.port), (v6.host, v6.port)]).start()
+        for lst in (v4a, v4b, v6):
+            d = lst.wait_for(lambda d: True)
+            self.assertEqual(fields(d)['v'], '1')
+        self.assertEqual(v6.datagrams[0].addr[0], '::1')
+
+    def test_source_address(self):
+        lst = hbtest.UdpListener('0.0.0.0').start()
+        self.addCleanup(lst.close)
+        self.origin([('127.0.0.1', lst.port)], extra='HeartbeatSource 127.0.0.7\n').start()
+        d = lst.wait_for(lambda d: True)
+        self.assertEqual(d.addr[0], '127.0.0.7')
+
+
+class StockInteropTest(hbtest.HbTestCase):
+    """Debian's stock mod_heartmonitor receives our packets (multicast, as it
+    only joins groups) and lists this origin with its real counts."""
+
+    def test_stock_monitor_lists_our_origin(self):
+        lab = self.sandbox.netlab(['origin', 'proxy'])
+        origin_host, proxy_host = lab['origin'], lab['proxy']
+        monitor = self.httpd('stock-monitor', ours=False, netns=proxy_host,
+                             modules=['watchdog', 'heartmonitor'])
+        storage = os.path.join(monitor.run_dir, 'hb.dat')
+        monitor.conf_body = ('HeartbeatListen 239.0.0.1:27999\n'
+                             'HeartbeatMaxServers 0\n'
+                             'HeartbeatStorage "%s"\n' % storage)
+        monitor.start()
+        origin = self.httpd('origin', 'HeartbeatAddress 239.0.0.1:27999\n'
+                            'HeartbeatInterval 200ms\n' + EVENT_8,
+                            modules=SENDER, netns=origin_host).start()
+
+        def line():
+            if not os.path.exists(storage):
+                return None
+            with open(storage) as f:
+                for l in f:
+                    if l.startswith(origin_host.ip + ' '):
+                        return l.strip()
+            return None
+        # The stock monitor writes its file only every 5 seconds.
+        hbtest.wait_until(lambda: line() and '&ready=8&' in line(), timeout=20,
+                          message='stock monitor listing our origin')
+        text = line()
+        self.assertRegex(text, r'^198\.18\.0\.\d+ &ready=8&busy=0&lastseen=\d+&port=%d$'
+                         % origin.port)
+
+
+class MulticastTtlTest(hbtest.HbTestCase):
+    """HeartbeatTTL sets the hop limit of multicast heartbeats (default 1)."""
+
+    def received_ttl(self, ttl_conf):
+        lab = self.sandbox.netlab(['origin', 'proxy'])
+        sock = hbtest.make_socket(socket.AF_INET, socket.SOCK_DGRAM, lab['proxy'])
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(('239.0.0.2', 27999))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                        socket.inet_aton('239.0.0.2') + socket.inet_aton('0.0.0.0'))
+        sock.setsockopt(socket.IPPROTO_IP, getattr(socket, 'IP_RECVTTL', 12), 1)
+        sock.settimeout(10)
+        self.httpd('origin', 'HeartbeatAddress 239.0.0.2:27999\n' + ttl_conf + EVENT_8,
+                   modules=SENDER, netns=lab['origin']).start()
+        _data, anc, _flags, addr = sock.recvmsg(2048, socket.CMSG_SPACE(4))
+        self.assertEqual(addr[0], lab['origin'].ip)
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IP and kind == socket.IP_TTL:
+                return int.from_bytes(value[:4], sys.byteorder)
+        self.fail('no TTL ancillary data')
+
+    def test_default_ttl_is_1(self):
+        self.assertEqual(self.received_ttl(''), 1)
+
+    def test_configured_ttl(self):
+        self.assertEqual(self.received_ttl('HeartbeatTTL 7\n'), 7)
+
+
+class ConfigErrorTest(hbtest.HbTestCase):
+    """Each bad value fails `httpd -t` with a message naming the directive."""
+
+    CASES = [
+        ('HeartbeatAddress 127.0.0.1', 'HeartbeatAddress', 'no port'),
+        ('HeartbeatAddress not_an_address:99999', 'HeartbeatAddress', ''),
+        ('HeartbeatAddress 127.0.0.1:27999\nHeartbeatAddress 127.0.0.1:27999',
+         'HeartbeatAddress', 'twice'),
+        ('HeartbeatInterval 50ms', 'HeartbeatInterval', 'out of range'),
+        ('HeartbeatInterval 2h', 'HeartbeatInterval', 'out of range'),
+        ('HeartbeatInterval soon', 'HeartbeatInterval', 'not a time'),
+        ('HeartbeatTTL 0', 'HeartbeatTTL', '1 to 255'),
+        ('HeartbeatTTL 256', 'HeartbeatTTL', '1 to 255'),
+        ('HeartbeatTTL -1', 'HeartbeatTTL', '1 to 255'),
+        ('HeartbeatPort 0', 'HeartbeatPort', '1 to 65535'),
+        ('HeartbeatPort 65536', 'HeartbeatPort', '1 to 65535'),
+        ('HeartbeatPort 80x', 'HeartbeatPort', '1 to 65535'),
+        ('HeartbeatState sleeping', 'HeartbeatState', "'up' or 'drain'"),
+        ('HeartbeatReadyMode all', 'HeartbeatReadyMode', "'idle' or 'spare'"),
+        ('HeartbeatSource 127.0.0.1:80', 'HeartbeatSource', 'without a port'),
+        ('<VirtualHost *:80>\nHeartbeatAddress 127.0.0.1:27999\n</VirtualHost>',
+         'HeartbeatAddress', 'VirtualHost'),
+    ]
+
+    def test_bad_values_fail_configtest(self):
+        for body, directive, words in self.CASES:
+            with self.subTest(body=body):
+                httpd = self.httpd('bad%d' % self.CASES.index((body, directive, words)), body,
+                                   modules=SENDER)
+                rc, out = httpd.config_test()
+                self.assertNotEqual(rc, 0, 'accepted: %r' % body)
+                self.assertIn(directive, out)
+                self.assertIn(words, out)
+
+    def test_good_values_pass(self):
+        body = '\n'.join([
+            'HeartbeatAddress 239.0.0.1:27999',
+            'HeartbeatAddress [ff02::1]:27999',
+            'HeartbeatAddress localhost:27999',
+            'HeartbeatInterval 250ms',
+            'HeartbeatTTL 4',
+            'HeartbeatPort 8080',
+            'HeartbeatState drain',
+            'HeartbeatReadyMode spare',
+        ])
+        rc, out = self.httpd('good', body, modules=SENDER).config_test()
+        self.assertEqual(rc, 0, out)
+
+    def test_mixed_families_fail_start(self):
+        httpd = self.httpd('mixed', 'HeartbeatAddress [::1]:27999\nHeartbeatSource 127.0.0.1\n',
+                           modules=SENDER)
+        httpd.allowed_errors = [r'HB0104', r'AH00016|AH00020|Configuration Failed']
+        with self.assertRaisesRegex(hbtest.HttpdError, 'HB0104|different address families'):
+            httpd.start()
+
+
+if __name__ == '__main__':
+    hbtest.main()
