@@ -18,7 +18,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 1u
+#define HM_LAYOUT_VERSION 2u
 
 /* Keeps slot numbers within int32 and the index size within uint32. */
 #define HM_CAPACITY_MAX (1u << 24)
@@ -43,6 +43,9 @@ struct hm_table {
     uint32_t count;    /* entries in use */
     int32_t free_head; /* first free slot, -1 when none; writer-only */
     uint64_t counters[HM_CTR_COUNT];
+    uint32_t rej_seq;  /* seqlock over the ring below */
+    uint32_t rej_next; /* total rejections noted; ring position = rej_next % HM_REJECTS */
+    hm_reject_t rejects[HM_REJECTS];
 };
 
 typedef struct {
@@ -475,6 +478,10 @@ static void repair(hm_table_t *t)
         }
     }
     __atomic_store_n(&t->count, count, __ATOMIC_RELAXED);
+    if (t->rej_seq & 1u) {
+        /* The ring entry being written may be torn; it is only a report. */
+        __atomic_store_n(&t->rej_seq, t->rej_seq + 1, __ATOMIC_RELEASE);
+    }
     gen_end(t);
 }
 
@@ -547,6 +554,54 @@ void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n)
     if ((unsigned)c < HM_CTR_COUNT) {
         __atomic_fetch_add(&t->counters[c], n, __ATOMIC_RELAXED);
     }
+}
+
+void hm_table_note_reject(hm_table_t *t, const hm_key_t *src, uint32_t reason, int64_t now)
+{
+    hm_reject_t *r;
+
+    /* Rejections come from the receiver and from request threads alike:
+     * the writer lock keeps the ring's writers apart, the seqlock its
+     * lock-free readers. */
+    lock_table(t);
+    seq_begin(&t->rej_seq);
+    r = &t->rejects[t->rej_next % HM_REJECTS];
+    key_canon(&r->src, src);
+    r->reason = reason;
+    r->when = now;
+    t->rej_next++;
+    seq_end(&t->rej_seq);
+    unlock_table(t);
+}
+
+unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max)
+{
+    for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
+        uint32_t s1 = __atomic_load_n(&t->rej_seq, __ATOMIC_ACQUIRE);
+        hm_reject_t copy[HM_REJECTS];
+        uint32_t next, n, i;
+
+        if (s1 & 1u) {
+            read_backoff(tries);
+            continue;
+        }
+        next = t->rej_next;
+        memcpy(copy, t->rejects, sizeof(copy));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&t->rej_seq, __ATOMIC_RELAXED) != s1) {
+            read_backoff(tries);
+            continue;
+        }
+        n = next < HM_REJECTS ? next : HM_REJECTS;
+        if (n > max) {
+            n = max;
+        }
+        for (i = 0; i < n; i++) {
+            out[i] = copy[(next - 1 - i) % HM_REJECTS];
+        }
+        return n;
+    }
+    return 0;
 }
 
 uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c)

@@ -112,6 +112,23 @@ uint32_t hm_table_generation(const hm_table_t *t);
 void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n);
 uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c);
 
+/* The last HM_REJECTS rejected heartbeats, for the status page. */
+#define HM_REJECTS 16
+
+typedef struct {
+    hm_key_t src;    /* source address; port 0 */
+    uint32_t reason; /* hb_status_e, or a caller's own code */
+    uint32_t pad;
+    int64_t when;
+} hm_reject_t;
+
+/* Remember a rejected heartbeat from src (any process may call this). */
+void hm_table_note_reject(hm_table_t *t, const hm_key_t *src, uint32_t reason, int64_t now);
+
+/* Copy up to max of the most recent rejections, newest first; returns how
+ * many. Never blocks on writers. */
+unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max);
+
 /* Address helpers. IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4 so a
  * dual-stack socket and an IPv4 socket key one sender the same way.
  * hm_key_from_string returns 0 on success, -1 if text is not an IP literal. */

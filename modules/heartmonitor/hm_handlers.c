@@ -13,6 +13,7 @@
 #include "http_request.h"
 
 #include "apr_strings.h"
+#include "mod_status.h"
 
 #include "hb_packet.h"
 #include "hm_private.h"
@@ -56,6 +57,7 @@ static int hm_post_handler(request_rec *r)
     int rc, st;
 
     r->allowed = AP_METHOD_BIT << M_POST;
+    ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
     if (r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
@@ -64,8 +66,7 @@ static int hm_post_handler(request_rec *r)
     }
     rc = hm_read_body(r, buf, sizeof(buf), &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
-        hm_log_bad_input(r->server, "heartbeat POST", r->useragent_ip, "body too large");
+        hm_reject(conf, r->useragent_addr, 1, HB_E_TOOLONG, r->server);
         return rc;
     }
     if (rc != OK) {
@@ -86,105 +87,207 @@ static int hm_post_handler(request_rec *r)
 static const char *hm_counter_names[HM_CTR_COUNT] = {"accepted", "inserted",  "replaced", "full",
                                                      "expired",  "malformed", "rejected"};
 
-static void hm_status_json(request_rec *r, hm_conf_t *conf, apr_time_t now)
+/* One consistent-enough picture of the table for a page: every entry is a
+ * seqlocked copy, so rows are never torn, though rows may be from slightly
+ * different moments. */
+typedef struct {
+    apr_time_t now;
+    unsigned int capacity, count;
+    uint64_t counters[HM_CTR_COUNT];
+    apr_array_header_t *entries; /* hm_entry_t */
+    hm_reject_t rejects[HM_REJECTS];
+    unsigned int nrejects;
+} hm_snapshot_t;
+
+static hm_snapshot_t *hm_snapshot(apr_pool_t *p, const hm_table_t *t)
 {
-    hm_table_t *t = conf->table;
-    unsigned int i, n = 0;
+    hm_snapshot_t *sn = apr_pcalloc(p, sizeof(*sn));
+    unsigned int i;
     int c;
 
+    sn->now = apr_time_now();
+    sn->capacity = hm_table_capacity(t);
+    sn->count = hm_table_count(t);
+    for (c = 0; c < HM_CTR_COUNT; c++) {
+        sn->counters[c] = hm_table_counter(t, (hm_counter_e)c);
+    }
+    sn->entries = apr_array_make(p, (int)sn->count + 1, sizeof(hm_entry_t));
+    for (i = 0; i < sn->capacity; i++) {
+        hm_entry_t e;
+        if (hm_table_get(t, i, &e)) {
+            *(hm_entry_t *)apr_array_push(sn->entries) = e;
+        }
+    }
+    sn->nrejects = hm_table_rejects(t, sn->rejects, HM_REJECTS);
+    return sn;
+}
+
+/* The newest rejection from an entry's address, if the ring still has one. */
+static const hm_reject_t *hm_last_error(const hm_snapshot_t *sn, const hm_entry_t *e)
+{
+    unsigned int i;
+
+    for (i = 0; i < sn->nrejects; i++) {
+        const hm_reject_t *r = &sn->rejects[i];
+        if (r->src.family == e->key.family &&
+            !memcmp(r->src.addr, e->key.addr, e->key.family == 4 ? 4 : 16)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static const char *hm_reason(uint32_t reason)
+{
+    return hb_status_str((hb_status_e)reason);
+}
+
+static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
+{
+    int i, c;
+
     ap_set_content_type(r, "application/json");
-    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", hm_table_capacity(t),
-               hm_table_count(t));
+    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", sn->capacity, sn->count);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, c ? "," : "", hm_counter_names[c],
-                   hm_table_counter(t, (hm_counter_e)c));
+                   sn->counters[c]);
     }
     ap_rputs("},\"servers\":[", r);
-    for (i = 0; i < hm_table_capacity(t); i++) {
-        hm_entry_t e;
-        if (!hm_table_get(t, i, &e)) {
-            continue;
-        }
+    for (i = 0; i < sn->entries->nelts; i++) {
+        const hm_entry_t *e = &APR_ARRAY_IDX(sn->entries, i, hm_entry_t);
+        const hm_reject_t *last = hm_last_error(sn, e);
         ap_rprintf(r,
-                   "%s{\"ip\":\"%s\",\"port\":%u,\"port_known\":%s,\"ready\":%u,\"busy\":%u,"
-                   "\"state\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT ",\"interval_ms\":%u,"
-                   "\"seq\":%" APR_UINT64_T_FMT ",\"packets\":%" APR_UINT64_T_FMT
-                   ",\"via\":\"%s\"}",
-                   n++ ? "," : "", e.ip, (unsigned)e.key.port,
-                   (e.flags & HM_ENTRY_PORT_KNOWN) ? "true" : "false", e.ready, e.busy,
-                   hb_state_str((hb_state_e)e.state), (now - e.seen) / 1000, e.interval_ms, e.seq,
-                   e.packets, (e.flags & HM_ENTRY_VIA_HTTP) ? "http" : "udp");
+                   "%s{\"ip\":\"%s\",\"port\":%u,\"port_known\":%s,\"ready\":%u,"
+                   "\"busy\":%u,\"state\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT
+                   ",\"interval_ms\":%u,\"seq\":%" APR_UINT64_T_FMT
+                   ",\"packets\":%" APR_UINT64_T_FMT ",\"via\":\"%s\",\"last_error\":",
+                   i ? "," : "", e->ip, (unsigned)e->key.port,
+                   (e->flags & HM_ENTRY_PORT_KNOWN) ? "true" : "false", e->ready, e->busy,
+                   hb_state_str((hb_state_e)e->state), (sn->now - e->seen) / 1000, e->interval_ms,
+                   e->seq, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "http" : "udp");
+        if (last) {
+            ap_rprintf(r, "{\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}}",
+                       hm_reason(last->reason), (sn->now - last->when) / 1000);
+        } else {
+            ap_rputs("null}", r);
+        }
+    }
+    ap_rputs("],\"rejections\":[", r);
+    for (i = 0; i < (int)sn->nrejects; i++) {
+        char ip[HM_IP_MAX];
+        hm_key_to_string(&sn->rejects[i].src, ip);
+        ap_rprintf(r, "%s{\"ip\":\"%s\",\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}",
+                   i ? "," : "", ip, hm_reason(sn->rejects[i].reason),
+                   (sn->now - sn->rejects[i].when) / 1000);
     }
     ap_rputs("]}\n", r);
 }
 
-static void hm_status_auto(request_rec *r, hm_conf_t *conf, apr_time_t now)
+static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *prefix)
 {
-    hm_table_t *t = conf->table;
-    unsigned int i;
-    int c;
+    int i, c;
 
-    ap_set_content_type(r, "text/plain");
-    ap_rprintf(r, "Capacity: %u\nCount: %u\n", hm_table_capacity(t), hm_table_count(t));
+    ap_rprintf(r, "%sCapacity: %u\n%sCount: %u\n", prefix, sn->capacity, prefix, sn->count);
     for (c = 0; c < HM_CTR_COUNT; c++) {
-        ap_rprintf(r, "Counter%s: %" APR_UINT64_T_FMT "\n", hm_counter_names[c],
-                   hm_table_counter(t, (hm_counter_e)c));
+        ap_rprintf(r, "%sCounter%s: %" APR_UINT64_T_FMT "\n", prefix, hm_counter_names[c],
+                   sn->counters[c]);
     }
-    for (i = 0; i < hm_table_capacity(t); i++) {
-        hm_entry_t e;
-        if (!hm_table_get(t, i, &e)) {
-            continue;
-        }
-        ap_rprintf(r, "Server: %s %u ready=%u busy=%u state=%s age_ms=%" APR_INT64_T_FMT "\n", e.ip,
-                   (unsigned)e.key.port, e.ready, e.busy, hb_state_str((hb_state_e)e.state),
-                   (now - e.seen) / 1000);
+    for (i = 0; i < sn->entries->nelts; i++) {
+        const hm_entry_t *e = &APR_ARRAY_IDX(sn->entries, i, hm_entry_t);
+        ap_rprintf(r, "%sServer: %s %u ready=%u busy=%u state=%s age_ms=%" APR_INT64_T_FMT "\n",
+                   prefix, e->ip, (unsigned)e->key.port, e->ready, e->busy,
+                   hb_state_str((hb_state_e)e->state), (sn->now - e->seen) / 1000);
     }
 }
 
-static void hm_status_html(request_rec *r, hm_conf_t *conf, apr_time_t now)
+static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const char *h)
 {
-    hm_table_t *t = conf->table;
-    unsigned int i;
-    int c;
+    int i, c;
 
-    ap_set_content_type(r, "text/html; charset=utf-8");
-    ap_rputs("<!DOCTYPE html>\n<html><head><title>Heartbeat monitor</title>"
-             "<style>table{border-collapse:collapse}td,th{border:1px solid #999;"
-             "padding:2px 8px;text-align:right}th{background:#eee}</style></head><body>\n"
-             "<h1>Heartbeat monitor</h1>\n",
-             r);
-    ap_rprintf(r, "<p>%u of %u slots used.</p>\n", hm_table_count(t), hm_table_capacity(t));
-    ap_rputs("<table><tr><th>Address</th><th>Port</th><th>Ready</th><th>Busy</th>"
+    ap_rprintf(r, "<p>%u of %u slots used.</p>\n", sn->count, sn->capacity);
+    ap_rputs("<table class=\"hb\"><tr><th>Address</th><th>Port</th><th>Ready</th><th>Busy</th>"
              "<th>State</th><th>Age (s)</th><th>Interval (ms)</th><th>Packets</th>"
-             "<th>Via</th></tr>\n",
+             "<th>Via</th><th>Last error</th></tr>\n",
              r);
-    for (i = 0; i < hm_table_capacity(t); i++) {
-        hm_entry_t e;
-        if (!hm_table_get(t, i, &e)) {
-            continue;
-        }
+    for (i = 0; i < sn->entries->nelts; i++) {
+        const hm_entry_t *e = &APR_ARRAY_IDX(sn->entries, i, hm_entry_t);
+        const hm_reject_t *last = hm_last_error(sn, e);
         ap_rprintf(r,
                    "<tr><td>%s</td><td>%u%s</td><td>%u</td><td>%u</td><td>%s</td>"
-                   "<td>%.1f</td><td>%u</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
-                   ap_escape_html(r->pool, e.ip), (unsigned)e.key.port,
-                   (e.flags & HM_ENTRY_PORT_KNOWN) ? "" : " (default)", e.ready, e.busy,
-                   hb_state_str((hb_state_e)e.state), (double)(now - e.seen) / 1e6, e.interval_ms,
-                   e.packets, (e.flags & HM_ENTRY_VIA_HTTP) ? "HTTP" : "UDP");
+                   "<td>%.1f</td><td>%u</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td><td>",
+                   ap_escape_html(r->pool, e->ip), (unsigned)e->key.port,
+                   (e->flags & HM_ENTRY_PORT_KNOWN) ? "" : " (default)", e->ready, e->busy,
+                   hb_state_str((hb_state_e)e->state), (double)(sn->now - e->seen) / 1e6,
+                   e->interval_ms, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "HTTP" : "UDP");
+        if (last) {
+            ap_rprintf(r, "%s, %.0fs ago", hm_reason(last->reason),
+                       (double)(sn->now - last->when) / 1e6);
+        }
+        ap_rputs("</td></tr>\n", r);
     }
-    ap_rputs("</table>\n<h2>Counters</h2>\n<table>\n", r);
+    ap_rprintf(r, "</table>\n<%s>Counters</%s>\n<table class=\"hb\">\n", h, h);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "<tr><th>%s</th><td>%" APR_UINT64_T_FMT "</td></tr>\n", hm_counter_names[c],
-                   hm_table_counter(t, (hm_counter_e)c));
+                   sn->counters[c]);
     }
-    ap_rputs("</table>\n</body></html>\n", r);
+    ap_rprintf(r, "</table>\n<%s>Recent rejections</%s>\n", h, h);
+    if (!sn->nrejects) {
+        ap_rputs("<p>None.</p>\n", r);
+        return;
+    }
+    ap_rputs("<table class=\"hb\"><tr><th>Source</th><th>Reason</th><th>Age (s)</th></tr>\n", r);
+    for (i = 0; i < (int)sn->nrejects; i++) {
+        char ip[HM_IP_MAX];
+        hm_key_to_string(&sn->rejects[i].src, ip);
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%.1f</td></tr>\n", ap_escape_html(r->pool, ip),
+                   hm_reason(sn->rejects[i].reason), (double)(sn->now - sn->rejects[i].when) / 1e6);
+    }
+    ap_rputs("</table>\n", r);
+}
+
+static void hm_status_html(request_rec *r, const hm_snapshot_t *sn)
+{
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rputs("<!DOCTYPE html>\n<html><head><title>Heartbeat monitor</title>"
+             "<style>table.hb{border-collapse:collapse}table.hb td,table.hb th{border:1px solid "
+             "#999;padding:2px 8px;text-align:right}table.hb th{background:#eee}</style></head>"
+             "<body>\n<h1>Heartbeat monitor</h1>\n",
+             r);
+    hm_status_html_body(r, sn, "h2");
+    ap_rputs("</body></html>\n", r);
+}
+
+/* A section in mod_status's /server-status, when mod_status is loaded. */
+static int hm_server_status(request_rec *r, int flags)
+{
+    hm_conf_t *conf = hm_conf(r->server);
+    hm_snapshot_t *sn;
+
+    if (!conf->table) {
+        return OK;
+    }
+    sn = hm_snapshot(r->pool, conf->table);
+    if (flags & AP_STATUS_SHORT) {
+        hm_status_auto(r, sn, "Heartbeat");
+    } else {
+        ap_rputs("<hr />\n<h2>Heartbeat monitor</h2>\n", r);
+        hm_status_html_body(r, sn, "h3");
+    }
+    return OK;
+}
+
+void hm_register_status_hook(void)
+{
+    APR_OPTIONAL_HOOK(ap, status_hook, hm_server_status, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 static int hm_status_handler(request_rec *r)
 {
     hm_conf_t *conf = hm_conf(r->server);
-    apr_time_t now = apr_time_now();
+    hm_snapshot_t *sn;
 
-    r->allowed = (AP_METHOD_BIT << M_GET);
+    r->allowed = AP_METHOD_BIT << M_GET;
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
@@ -195,12 +298,14 @@ static int hm_status_handler(request_rec *r)
     if (r->header_only) {
         return OK;
     }
+    sn = hm_snapshot(r->pool, conf->table);
     if (r->args && !strcmp(r->args, "json")) {
-        hm_status_json(r, conf, now);
+        hm_status_json(r, sn);
     } else if (r->args && !strcmp(r->args, "auto")) {
-        hm_status_auto(r, conf, now);
+        ap_set_content_type(r, "text/plain");
+        hm_status_auto(r, sn, "");
     } else {
-        hm_status_html(r, conf, now);
+        hm_status_html(r, sn);
     }
     return OK;
 }

@@ -43,12 +43,16 @@ hm_conf_t *hm_conf(server_rec *s);
 int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
              int via_http, server_rec *s);
 
+/* Count, remember (status page) and log a rejected heartbeat; reason is
+ * an hb_status_e. */
+void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason,
+               server_rec *s);
+
 /* Request handlers: "heartbeat" (POST) and "heartbeat-status". */
 int hm_handler(request_rec *r);
 
-/* Rate-limited logging of bad input, so a flood of garbage costs a counter
- * increment and at most one line a minute. */
-void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why);
+/* Adds our section to mod_status's /server-status (if it is loaded). */
+void hm_register_status_hook(void);
 
 #define HM_DEFAULT_MAX_SERVERS   10
 #define HM_FILE_MODE_CAPACITY    1024

@@ -18,11 +18,15 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_watchdog.h"
+#include "unixd.h"
 
 #include "apr_poll.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
 #include "apr_time.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hb_config.h"
 #include "hb_net.h"
@@ -176,7 +180,9 @@ static const char *hm_cmd_expiry(cmd_parms *cmd, void *dconf, const char *arg)
 
 /* ------------------------------------------------------------ bad input */
 
-void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why)
+/* Rate-limited: a flood of garbage costs a counter increment and at most
+ * one line a minute. */
+static void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why)
 {
     static apr_time_t last;
     static unsigned long suppressed;
@@ -211,6 +217,20 @@ static void hm_log_full(server_rec *s, const char *from)
                  from);
 }
 
+void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason, server_rec *s)
+{
+    char ip[HM_IP_MAX];
+    hm_key_t src;
+
+    hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
+    if (hm_key_from_sockaddr(&src, &addr->sa, 0) == 0) {
+        hm_table_note_reject(conf->table, &src, (uint32_t)reason, apr_time_now());
+    }
+    apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
+    hm_log_bad_input(s, via_http ? "heartbeat POST" : "heartbeat packet", ip,
+                     hb_status_str((hb_status_e)reason));
+}
+
 int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
              int via_http, server_rec *s)
 {
@@ -228,11 +248,7 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
         }
     }
     if (st != HB_OK) {
-        char ip[HM_IP_MAX];
-        hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
-        apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
-        hm_log_bad_input(s, via_http ? "heartbeat POST" : "heartbeat packet", ip,
-                         hb_status_str(st));
+        hm_reject(conf, addr, via_http, st, s);
         return st;
     }
     flags = (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
@@ -587,6 +603,46 @@ static apr_status_t hm_watchdog_cb(int state, void *data, apr_pool_t *pool)
 
 /* --------------------------------------------------------------- hooks */
 
+/*
+ * The file is written by an unprivileged child, so a directory only root
+ * may write would fail every time, silently in stock. Say so at start-up;
+ * refuse to start when the file is the only way to the balancer.
+ */
+static int hm_check_storage(server_rec *s, hm_conf_t *conf, apr_pool_t *ptemp)
+{
+    char *dir = ap_make_dirstr_parent(ptemp, conf->storage_path);
+    const char *why = NULL;
+    struct stat st;
+    int writable;
+
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        why = "its directory does not exist";
+    } else {
+        if (geteuid() == 0) {
+            uid_t uid = ap_unixd_config.user_id;
+            gid_t gid = ap_unixd_config.group_id;
+            writable = uid == 0 || (st.st_uid == uid && (st.st_mode & S_IWUSR)) ||
+                       (st.st_gid == gid && (st.st_mode & S_IWGRP)) || (st.st_mode & S_IWOTH);
+        } else {
+            writable = access(dir, W_OK) == 0;
+        }
+        if (!writable) {
+            why = apr_psprintf(ptemp, "its directory is not writable by user %s (User)",
+                               ap_unixd_config.user_name ? ap_unixd_config.user_name : "?");
+        }
+    }
+    if (!why) {
+        return OK;
+    }
+    ap_log_error(APLOG_MARK, conf->max_servers == 0 ? APLOG_EMERG : APLOG_ERR, 0, s,
+                 "HM0212: HeartbeatStorage %s cannot be written: %s%s", conf->storage_path, why,
+                 conf->max_servers == 0
+                     ? "; with HeartbeatMaxServers 0 the file is the only table, so the "
+                       "server does not start"
+                     : "; the shared-memory table works, the file will not be written");
+    return conf->max_servers == 0 ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
 static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     hm_conf_t *conf = hm_conf(s);
@@ -604,6 +660,16 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     if (conf->max_servers < 0) {
         conf->max_servers = HM_DEFAULT_MAX_SERVERS;
     }
+    /* An entry may give way to a new origin once it has missed what the
+     * balancer would call fresh: a third of the expiry, 1 to 10 s (stock's
+     * 30 s expiry gives stock's 10 s freshness). */
+    conf->stale_after = conf->expiry / 3;
+    if (conf->stale_after < apr_time_from_sec(1)) {
+        conf->stale_after = apr_time_from_sec(1);
+    }
+    if (conf->stale_after > HM_DEFAULT_STALE) {
+        conf->stale_after = HM_DEFAULT_STALE;
+    }
     /* Resolved now, not when the directive was read, so DefaultRuntimeDir
      * applies wherever it stands in the configuration. */
     conf->storage_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
@@ -618,6 +684,9 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     }
     if (conf->max_servers > 0) {
         hm_exported_table = conf->table;
+    }
+    if (conf->write_file && (rc = hm_check_storage(s, conf, ptemp)) != OK) {
+        return rc;
     }
     if (conf->write_file) {
         hm_exported_path = conf->storage_path;
@@ -665,6 +734,7 @@ static void hm_register_hooks(apr_pool_t *p)
     static const char *const after[] = {"mod_watchdog.c", NULL};
     ap_hook_post_config(hm_post_config, NULL, after, APR_HOOK_MIDDLE);
     ap_hook_handler(hm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    hm_register_status_hook();
     APR_REGISTER_OPTIONAL_FN(hm_shared_table);
     APR_REGISTER_OPTIONAL_FN(hm_storage_path);
 }

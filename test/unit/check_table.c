@@ -567,6 +567,36 @@ START_TEST(test_counters)
 }
 END_TEST
 
+START_TEST(test_reject_ring)
+{
+    hm_table_t *t = new_table(2);
+    hm_reject_t out[HM_REJECTS + 4];
+    hm_key_t k = key4("10.0.0.9", 1234);
+    unsigned int i, n;
+
+    ck_assert_uint_eq(hm_table_rejects(t, out, HM_REJECTS), 0);
+    hm_table_note_reject(t, &k, 7, 5 * SEC);
+    n = hm_table_rejects(t, out, HM_REJECTS);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(out[0].reason, 7);
+    ck_assert_int_eq(out[0].when, 5 * SEC);
+    ck_assert(hm_key_equal(&out[0].src, &k));
+
+    /* The ring keeps the newest HM_REJECTS, newest first. */
+    for (i = 0; i < HM_REJECTS + 3; i++) {
+        hm_table_note_reject(t, &k, 100 + i, (int64_t)i);
+    }
+    n = hm_table_rejects(t, out, HM_REJECTS + 4);
+    ck_assert_uint_eq(n, HM_REJECTS);
+    ck_assert_uint_eq(out[0].reason, 100 + HM_REJECTS + 2);
+    ck_assert_uint_eq(out[HM_REJECTS - 1].reason, 103);
+    ck_assert_uint_eq(hm_table_rejects(t, out, 2), 2);
+    ck_assert_uint_eq(out[1].reason, 100 + HM_REJECTS + 1);
+    /* Rejections never touch the entries. */
+    ck_assert_uint_eq(hm_table_count(t), 0);
+}
+END_TEST
+
 /* ---- index consistency against a reference model ---------------------- */
 
 START_TEST(test_model)
@@ -866,6 +896,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_model);
     tcase_add_test(tc, test_large);
+    tcase_add_test(tc, test_reject_ring);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");

@@ -1,0 +1,368 @@
+#!/usr/bin/python3
+"""mod_heartmonitor, the proxy side, fed by packets the test sends.
+
+The table (several senders, several ports on one address, IPv6, several
+listeners), expiry, the full-table policy, bad input, the storage file's
+format and atomicity, an unwritable storage path, the POST handler, the
+status pages and the mod_status section, graceful restart keeping the table,
+and interop with Debian's stock sender and stock lbmethod.
+"""
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+MONITOR = ['watchdog', 'heartmonitor']
+
+STATUS = """
+<Location /hb-status>
+    SetHandler heartbeat-status
+</Location>
+<Location /hb>
+    SetHandler heartbeat
+</Location>
+"""
+
+
+def packet(ready, busy=0, port=None, **extra):
+    p = 'v=1&ready=%d&busy=%d' % (ready, busy)
+    if port is not None:
+        p += '&port=%d' % port
+    for k, v in extra.items():
+        p += '&%s=%s' % (k, v)
+    return p.encode()
+
+
+class MonitorCase(hbtest.HbTestCase):
+
+    def monitor(self, extra='', listen=None, modules=(), **kw):
+        self.hb_port = hbtest.free_port(kind='udp')
+        listen = listen or ['127.0.0.1:%d' % self.hb_port]
+        conf = ''.join('HeartbeatListen %s\n' % l for l in listen) + STATUS + extra
+        m = self.httpd('monitor', conf, modules=MONITOR + list(modules), **kw)
+        return m
+
+    def send(self, payload, source='127.0.0.1', host='127.0.0.1', port=None):
+        hbtest.send_udp(host, port or self.hb_port, payload, source=source)
+
+    def status(self, m):
+        r = m.get('/hb-status?json')
+        self.assertEqual(r.status, 200, r.body)
+        return json.loads(r.body.decode())
+
+    def servers(self, m):
+        return {(s['ip'], s['port']): s for s in self.status(m)['servers']}
+
+    def wait_servers(self, m, pred, message, timeout=10):
+        hbtest.wait_until(lambda: pred(self.servers(m)), timeout=timeout, message=message)
+        return self.servers(m)
+
+
+class TableTest(MonitorCase):
+
+    def test_several_senders_and_ports(self):
+        m = self.monitor().start()
+        self.send(packet(5, 1, port=8080), source='127.0.0.2')
+        self.send(packet(7, 2, port=8081), source='127.0.0.2')
+        self.send(packet(9, 0), source='127.0.0.3')  # stock sender: no port
+        t = self.wait_servers(m, lambda t: len(t) == 3, 'three entries')
+        self.assertEqual((t[('127.0.0.2', 8080)]['ready'], t[('127.0.0.2', 8080)]['busy']), (5, 1))
+        self.assertEqual((t[('127.0.0.2', 8081)]['ready'], t[('127.0.0.2', 8081)]['busy']), (7, 2))
+        stock = t[('127.0.0.3', 80)]
+        self.assertEqual(stock['ready'], 9)
+        self.assertFalse(stock['port_known'])
+        self.assertTrue(t[('127.0.0.2', 8080)]['port_known'])
+
+        # Updates apply to the right entry, in place.
+        self.send(packet(1, 6, port=8081, state='drain', seq=42, int=250), source='127.0.0.2')
+        t = self.wait_servers(m, lambda t: t[('127.0.0.2', 8081)]['ready'] == 1, 'update')
+        e = t[('127.0.0.2', 8081)]
+        self.assertEqual((e['busy'], e['state'], e['seq'], e['interval_ms'], e['packets']),
+                         (6, 'drain', 42, 250, 2))
+        self.assertEqual(t[('127.0.0.2', 8080)]['ready'], 5)
+        self.assertEqual(len(t), 3)
+        counters = self.status(m)['counters']
+        self.assertEqual((counters['accepted'], counters['inserted']), (4, 3))
+
+    def test_ipv6_and_several_listeners(self):
+        self.assertTrue(hbtest.ipv6_available(), 'IPv6 loopback is needed')
+        p4 = hbtest.free_port(kind='udp')
+        p6 = hbtest.free_port6(kind='udp')
+        m = self.monitor(listen=['127.0.0.1:%d' % p4, '[::1]:%d' % p6]).start()
+        self.send(packet(3, port=1000), port=p4)
+        hbtest.send_udp('::1', p6, packet(4, port=2000))
+        t = self.wait_servers(m, lambda t: len(t) == 2, 'both families')
+        self.assertEqual(t[('127.0.0.1', 1000)]['ready'], 3)
+        self.assertEqual(t[('::1', 2000)]['ready'], 4)
+
+    def test_expiry(self):
+        m = self.monitor('HeartbeatExpiry 1s\n').start()
+        self.send(packet(3, port=1000))
+        self.wait_servers(m, lambda t: len(t) == 1, 'entry')
+        t0 = time.monotonic()
+        self.wait_servers(m, lambda t: len(t) == 0, 'entry expired', timeout=5)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+        self.assertEqual(self.status(m)['counters']['expired'], 1)
+
+    def test_full_table_policy(self):
+        # Stale = a third of HeartbeatExpiry: 1 s here.
+        m = self.monitor('HeartbeatMaxServers 2\nHeartbeatExpiry 3s\n').start()
+        self.send(packet(1, port=1))
+        self.send(packet(2, port=2))
+        self.wait_servers(m, lambda t: len(t) == 2, 'two entries')
+        self.send(packet(3, port=3))  # both entries fresh: dropped
+        hbtest.wait_until(lambda: self.status(m)['counters']['full'] == 1, timeout=5,
+                          message='drop counted')
+        self.assertNotIn(('127.0.0.1', 3), self.servers(m))
+        # Keep port 2 fresh; port 1 goes stale and may be replaced.
+        deadline = time.monotonic() + 1.3
+        while time.monotonic() < deadline:
+            self.send(packet(2, port=2))
+            time.sleep(0.1)
+        self.send(packet(3, port=3))
+        t = self.wait_servers(m, lambda t: ('127.0.0.1', 3) in t, 'replacement')
+        self.assertEqual(set(t), {('127.0.0.1', 2), ('127.0.0.1', 3)})
+        self.assertEqual(self.status(m)['counters']['replaced'], 1)
+        m.wait_log(r'HM0203: table full', timeout=1)
+
+    def test_bad_input_never_changes_the_table(self):
+        m = self.monitor().start()
+        self.send(packet(5, 1, port=8080))
+        self.wait_servers(m, lambda t: len(t) == 1, 'entry')
+        bad = [b'', b'v=1&ready=5', b'v=2&ready=1&busy=1&port=8080',
+               b'v=1&ready=-5&busy=0&port=8080', b'v=1&ready=4294967296&busy=0&port=8080',
+               b'v=1&ready=99&busy=0&port=8080&ready=1', b'v=1&ready=9\x00&busy=0&port=8080',
+               b'v=1&ready=%39&busy=0&port=8080', b'v=1&ready=9&busy=0&port=80800',
+               b'\xff\xfe' * 10, b'x' * 1401]
+        for p in bad:
+            self.send(p)
+        hbtest.wait_until(lambda: self.status(m)['counters']['malformed'] == len(bad), timeout=5,
+                          message='every bad packet counted')
+        st = self.status(m)
+        self.assertEqual(len(st['servers']), 1)
+        e = st['servers'][0]
+        self.assertEqual((e['ready'], e['busy'], e['packets']), (5, 1, 1))
+        self.assertIsNotNone(e['last_error'])
+        self.assertEqual(len(st['rejections']), len(bad))
+        reasons = {r['reason'] for r in st['rejections']}
+        self.assertTrue({'v is not 1', 'a field is missing'} <= reasons or len(reasons) > 4,
+                        reasons)
+        # Rate-limited: one warning line, not one per packet.
+        log = m.error_log()
+        self.assertEqual(len(re.findall(r'HM0202', log)), 1, log)
+        self.assertNotIn(':crit]', log)
+
+
+class StorageTest(MonitorCase):
+
+    LINE = re.compile(r'^(\S+) &ready=(\d+)&busy=(\d+)&lastseen=(\d+)&port=(\d+)'
+                      r'&seen=\d+(&int=\d+)?&state=(up|drain|stopping)(&seq=\d+)?&portknown=[01]$')
+
+    def test_format_and_atomic_rewrites(self):
+        m = self.monitor()
+        path = os.path.join(m.run_dir, 'hb.dat')
+        m.conf_body += ('HeartbeatStorage "%s"\nHeartbeatStorageInterval 100ms\n'
+                        'HeartbeatMaxServers 200\n' % path)
+        m.start()
+        senders = 120
+        stop = threading.Event()
+
+        def feed():
+            n = 0
+            while not stop.is_set():
+                for i in range(senders):
+                    self.send(packet(i, n % 3, port=10000 + i, seq=n, int=100))
+                n += 1
+                time.sleep(0.05)
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            def complete():
+                with open(path) as f:
+                    return len(f.read().splitlines()) == senders + 1
+            hbtest.wait_until(lambda: os.path.exists(path) and complete(), timeout=10,
+                              message='file with every sender')
+            # A reader never sees a partial file: every read is whole.
+            reads, inodes = 0, set()
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                with open(path) as f:
+                    inodes.add(os.fstat(f.fileno()).st_ino)
+                    text = f.read()
+                reads += 1
+                self.assertTrue(text.endswith('\n'), 'partial file: %r' % text[-80:])
+                lines = text.splitlines()
+                self.assertTrue(lines[0].startswith('# heartbeat table'), lines[0])
+                self.assertEqual(len(lines), senders + 1, 'lines: %d' % len(lines))
+                for line in lines[1:]:
+                    self.assertRegex(line, self.LINE)
+            self.assertGreater(len(inodes), 3, 'the file should have been replaced many times')
+        finally:
+            stop.set()
+            feeder.join()
+        self.assertEqual(os.listdir(m.run_dir).count('hb.dat'), 1)
+        self.assertEqual([f for f in os.listdir(m.run_dir) if '.tmp' in f], [])
+
+    def test_written_only_on_change(self):
+        m = self.monitor()
+        path = os.path.join(m.run_dir, 'hb.dat')
+        m.conf_body += 'HeartbeatStorage "%s"\nHeartbeatStorageInterval 100ms\n' % path
+        m.start()
+        self.send(packet(1, port=1))
+        hbtest.wait_until(lambda: os.path.exists(path) and '&port=1&' in open(path).read(),
+                          timeout=5, message='file written')
+        ino = os.stat(path).st_ino
+        # Nothing changes for 1.5 s: the file is not rewritten (it is at the
+        # latest after 5 s, to keep the stock lastseen counting).
+        time.sleep(1.5)
+        self.assertEqual(os.stat(path).st_ino, ino)
+        self.send(packet(2, port=1))
+        hbtest.wait_until(lambda: os.stat(path).st_ino != ino, timeout=5,
+                          message='rewritten after a change')
+
+    def test_unwritable_directory_reported_at_startup(self):
+        m = self.monitor()
+        ro = os.path.join(m.root, 'readonly')
+        os.makedirs(ro, mode=0o755)  # owned by root: children cannot write
+        m.conf_body += 'HeartbeatStorage "%s/hb.dat"\n' % ro
+        m.allowed_errors = [r'HM0212']
+        m.start()
+        self.assertRegex(m.error_log(), r'HM0212: HeartbeatStorage .*readonly/hb.dat cannot be '
+                                        r'written: its directory is not writable by user')
+
+    def test_unwritable_directory_refused_in_file_mode(self):
+        m = self.monitor('HeartbeatMaxServers 0\nHeartbeatStorage "/nonexistent-dir/hb.dat"\n')
+        m.allowed_errors = [r'HM0212', r'AH00016|AH00020|Configuration Failed']
+        with self.assertRaisesRegex(hbtest.HttpdError, 'HM0212|does not exist'):
+            m.start()
+
+
+class HttpTest(MonitorCase):
+
+    def test_post_handler_answers(self):
+        m = self.monitor("""
+<Location /hb-denied>
+    SetHandler heartbeat
+    Require ip 192.0.2.1
+</Location>
+""", modules=['authz_host'])
+        m.allowed_errors = [r'AH01630: client denied.*hb-denied']
+        m.start()
+        r = m.post('/hb', packet(6, 2, port=9000))
+        self.assertEqual((r.status, r.body), (200, b'OK\n'))
+        e = self.servers(m)[('127.0.0.1', 9000)]
+        self.assertEqual((e['ready'], e['busy'], e['via']), (6, 2, 'http'))
+
+        self.assertEqual(m.get('/hb').status, 405)
+        self.assertIn('POST', m.get('/hb').headers.get('allow', ''))
+        r = m.post('/hb', b'v=1&ready=x&busy=0')
+        self.assertEqual(r.status, 400)
+        self.assertIn(b'malformed', r.body)
+        self.assertEqual(m.post('/hb', b'v=1&busy=0').status, 400)
+        self.assertEqual(m.post('/hb', b'v=1&ready=1&busy=0&pad=' + b'x' * 2000).status, 413)
+        self.assertEqual(m.post('/hb-denied', packet(1, port=9001)).status, 403)
+        t = self.servers(m)
+        self.assertEqual(set(t), {('127.0.0.1', 9000)})
+        self.assertEqual(t[('127.0.0.1', 9000)]['ready'], 6)
+        self.assertEqual(self.status(m)['counters']['malformed'], 3)
+
+    def test_status_pages(self):
+        m = self.monitor(modules=['status'], extra="""
+<Location /server-status>
+    SetHandler server-status
+</Location>
+""").start()
+        self.send(packet(4, 1, port=7000), source='127.0.0.5')
+        self.wait_servers(m, lambda t: len(t) == 1, 'entry')
+        html = m.get('/hb-status').body.decode()
+        self.assertIn('<h1>Heartbeat monitor</h1>', html)
+        self.assertRegex(html, r'<tr><td>127\.0\.0\.5</td><td>7000</td><td>4</td><td>1</td>'
+                               r'<td>up</td>')
+        auto = m.get('/hb-status?auto').body.decode()
+        self.assertIn('Count: 1\n', auto)
+        self.assertRegex(auto, r'Server: 127\.0\.0\.5 7000 ready=4 busy=1 state=up age_ms=\d+')
+        self.assertEqual(m.get('/hb-status?json').headers['content-type'], 'application/json')
+        # mod_status gets a section too.
+        ss = m.get('/server-status').body.decode()
+        self.assertIn('<h2>Heartbeat monitor</h2>', ss)
+        self.assertIn('127.0.0.5', ss)
+        self.assertIn('HeartbeatCount: 1', m.get('/server-status?auto').body.decode())
+
+
+class RestartTest(MonitorCase):
+
+    def test_graceful_restart_keeps_the_table(self):
+        m = self.monitor().start()
+        for i in range(5):
+            self.send(packet(i + 1, port=6000 + i))
+        before = self.wait_servers(m, lambda t: len(t) == 5, 'five entries')
+        m.graceful_restart()
+        # No packet since the restart, and still all there, same values.
+        after = self.servers(m)
+        self.assertEqual({k: v['ready'] for k, v in after.items()},
+                         {k: v['ready'] for k, v in before.items()})
+        # And the listener still works after the restart.
+        self.send(packet(42, port=6000))
+        self.wait_servers(m, lambda t: t[('127.0.0.1', 6000)]['ready'] == 42, 'update')
+
+
+class StockInteropTest(MonitorCase):
+
+    def test_stock_sender(self):
+        lab = self.sandbox.netlab(['origin', 'proxy'])
+        m = self.httpd('monitor', 'HeartbeatListen 239.0.0.1:27999\n' + STATUS,
+                       modules=MONITOR, netns=lab['proxy']).start()
+        self.httpd('stock-origin', 'HeartbeatAddress 239.0.0.1:27999\n', ours=False,
+                   modules=['watchdog', 'heartbeat'], netns=lab['origin']).start()
+
+        def entry():
+            r = hbtest.get(m.url('/hb-status?json'), netns=lab['proxy'])
+            for s in json.loads(r.body.decode())['servers']:
+                if s['ip'] == lab['origin'].ip:
+                    return s
+            return None
+        hbtest.wait_until(lambda: entry() and entry()['ready'] > 0, timeout=15,
+                          message='stock sender in our table')
+        e = entry()
+        self.assertEqual(e['port'], 80)
+        self.assertFalse(e['port_known'])
+        self.assertEqual(e['state'], 'up')
+
+    def test_stock_lbmethod_reads_our_file(self):
+        origin = self.httpd('origin', '', modules=['watchdog', 'heartbeat'])
+        origin.add_file('who', 'origin\n')
+        hb_port = hbtest.free_port(kind='udp')
+        origin.conf_body = ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 100ms\n'
+                            'HeartbeatPort 80\n' % hb_port)
+        proxy = self.httpd('proxy', '', ours=['heartmonitor'], modules=[
+            'watchdog', 'proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm',
+            'lbmethod_byrequests', 'heartmonitor', 'lbmethod_heartbeat'])
+        path = os.path.join(proxy.run_dir, 'hb.dat')
+        proxy.conf_body = """
+HeartbeatListen 127.0.0.1:%d
+HeartbeatStorage "%s"
+<Proxy balancer://stock>
+    BalancerMember http://127.0.0.1:%d
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://stock
+""" % (hb_port, path, origin.port)
+        # Until the monitor's first write the stock lbmethod finds no file.
+        proxy.allowed_errors = [r'AH01170|AH01213']
+        proxy.start()
+        # No data yet: the stock lbmethod finds nobody.
+        self.assertEqual(proxy.get('/app/who').status, 503)
+        origin.start()
+        hbtest.wait_until(lambda: proxy.get('/app/who').status == 200, timeout=20,
+                          message='stock lbmethod routing from our file')
+        self.assertEqual(proxy.get('/app/who').body, b'origin\n')
+
+
+if __name__ == '__main__':
+    hbtest.main()
