@@ -66,3 +66,83 @@ int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor)
     }
     return found;
 }
+
+int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
+{
+    uint64_t total = 0, at;
+
+    if (c == NULL) {
+        return -1;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        if (c[i].usable) {
+            total += c[i].ready;
+        }
+    }
+    if (total == 0) {
+        return -1;
+    }
+    /* Half-open range [0, total): no member gets a slot more than it
+     * reported (stock's inclusive range favoured the last one). */
+    at = rnd % total;
+    for (unsigned int i = 0; i < n; i++) {
+        if (!c[i].usable) {
+            continue;
+        }
+        if (at < c[i].ready) {
+            return (int)i;
+        }
+        at -= c[i].ready;
+    }
+    return -1;
+}
+
+/* The k-th usable candidate (0-based), or -1. */
+static int nth_usable(const lbhb_cand_t *c, unsigned int n, uint64_t k)
+{
+    for (unsigned int i = 0; i < n; i++) {
+        if (c[i].usable && k-- == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int lbhb_pick_p2c(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
+{
+    uint64_t usable = 0, a, b;
+    int ia, ib;
+
+    if (c == NULL) {
+        return -1;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        usable += c[i].usable ? 1 : 0;
+    }
+    if (usable == 0) {
+        return -1;
+    }
+    if (usable == 1) {
+        return nth_usable(c, n, 0);
+    }
+    /* Two distinct indices from one random value: the second skips the
+     * first, so both are uniform and never equal. */
+    a = (rnd & 0xffffffffu) % usable;
+    b = (rnd >> 32) % (usable - 1);
+    if (b >= a) {
+        b++;
+    }
+    ia = nth_usable(c, n, a);
+    ib = nth_usable(c, n, b);
+    return lbhb_effective(c[ib].ready, c[ib].started) > lbhb_effective(c[ia].ready, c[ia].started)
+               ? ib
+               : ia;
+}
+
+uint64_t lbhb_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}

@@ -35,4 +35,20 @@ typedef struct {
 /* Best usable candidate among n, ties rotating from cursor; -1 if none. */
 int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor);
 
+/* Stock-compatible: a usable candidate at random, weighted by its reported
+ * ready count (a candidate reporting 0 is never chosen); rnd is a uniform
+ * random number. -1 if no usable candidate reports any ready slot. Unlike
+ * stock, every slot has exactly the same chance. */
+int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd);
+
+/* Power of two choices: two distinct usable candidates drawn at random (from
+ * rnd), the one with more effective ready slots wins (the first drawn on a
+ * tie). With one usable candidate, that one; -1 with none. Robust when
+ * several proxies share origins: they do not all pile onto the same best. */
+int lbhb_pick_p2c(const lbhb_cand_t *c, unsigned int n, uint64_t rnd);
+
+/* A well-mixed 64-bit value from a counter (splitmix64), so that callers can
+ * draw random numbers from one atomic increment without shared state. */
+uint64_t lbhb_mix64(uint64_t x);
+
 #endif

@@ -1,12 +1,22 @@
 /*
- * mod_lbmethod_heartbeat: lbmethod=heartbeat for mod_proxy_balancer. Sends
- * each request to the usable member with the most effective ready slots:
- * what the member last reported, minus the requests this proxy has put on
- * it since (so two heartbeats apart we do not herd onto one member).
+ * mod_lbmethod_heartbeat: lbmethod=heartbeat for mod_proxy_balancer.
+ *
+ * By default each request goes to the usable member with the most
+ * effective ready slots: what the member last reported, minus the rise of
+ * this proxy's own in-flight requests to it since that report, so between
+ * two heartbeats we do not herd onto one member. Ties rotate. Two other
+ * modes, per balancer: weighted (stock's random choice weighted by ready)
+ * and p2c (power of two choices on effective ready).
  *
  * Data comes from mod_heartmonitor's shared table when that module runs in
  * this server (no file I/O, no lock and no allocation per request), or else
  * from the HeartbeatStorage file, parsed once per change.
+ *
+ * The balancer's own rules come first: ap_proxy_balancer_get_best_worker
+ * walks lbsets in order, then hot standbys, skipping disabled, stopped,
+ * draining and in-error members (retrying them as due). We let it find the
+ * first tier that has a member with fresh data, collect every such member of
+ * that tier, and choose among them.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -16,71 +26,69 @@
 
 #include "apr_atomic.h"
 #include "apr_strings.h"
-#include "apr_thread_mutex.h"
 
 #include "hb_config.h"
-#include "hm_storage.h"
+#include "hb_packet.h"
 #include "hm_table.h"
 #include "lbhb_pick.h"
+#include "lbhb_private.h"
 #include "mod_heartmonitor.h"
 
-module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
+#define LBHB_DEFAULT_MAX_AGE apr_time_from_sec(10)
+#define LBHB_RESOLVE_EVERY   apr_time_from_sec(30)
+#define LBHB_STACK_CANDS     64
+#define LBHB_WARN_EVERY      apr_time_from_sec(60)
 
-#define LBHB_DEFAULT_MAX_AGE   apr_time_from_sec(10)
-#define LBHB_FILE_CHECK_EVERY  apr_time_from_msec(100)
-#define LBHB_FILE_MAX_BYTES    (16 * 1024 * 1024)
-#define LBHB_MEMBER_CACHE_SIZE 2048 /* power of two */
+typedef enum { LBHB_MODE_UNSET = 0, LBHB_MODE_MOST, LBHB_MODE_WEIGHTED, LBHB_MODE_P2C } lbhb_mode_e;
+typedef enum { LBHB_FB_UNSET = 0, LBHB_FB_NONE, LBHB_FB_ROUNDROBIN } lbhb_fallback_e;
+
+/* Settings that may differ per balancer: given in a <Proxy balancer://...>
+ * section, or server-wide. */
+typedef struct {
+    lbhb_mode_e mode;
+    lbhb_fallback_e fallback;
+    apr_interval_time_t max_age; /* 0 = unset */
+} lbhb_dconf_t;
 
 typedef struct {
     const char *storage; /* HeartbeatStorage as configured (shared with the monitor) */
-    apr_interval_time_t max_age;
-    int max_age_set;
-} lbhb_conf_t;
-
-/* Per process: what we know about one BalancerMember. */
-typedef struct {
-    proxy_worker *volatile worker; /* claimed by CAS; NULL = free */
-    volatile apr_uint32_t ready;   /* key below is filled in */
-    int key_ok;                    /* the member's host is an IP literal */
-    hm_key_t key;
-    volatile apr_uint32_t warned;
-    /* The in-flight count when the current report was first seen: requests
-     * started after a report are not in it. */
-    volatile int64_t report_seen;
-    volatile apr_size_t busy_at_report;
-} lbhb_member_t;
-
-typedef struct {
-    hm_table_t *table; /* this snapshot as a private table */
-    apr_time_t mtime;
-    apr_off_t size;
-} lbhb_file_snap_t;
+    apr_interval_time_t resolve_every;
+} lbhb_sconf_t;
 
 static APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) * lbhb_get_best_worker;
 
-static lbhb_member_t *lbhb_members; /* LBHB_MEMBER_CACHE_SIZE, per process */
-static hm_table_t *lbhb_shared;     /* the monitor's table, if any */
-static const char *lbhb_file_path;  /* file mode: the file read in this child */
-static const char *lbhb_own_path;   /* our HeartbeatStorage (or its default), resolved */
+static hm_table_t *lbhb_shared;   /* the monitor's table, if any (per child) */
+static const char *lbhb_own_path; /* our HeartbeatStorage (or its default), resolved */
 static int lbhb_own_path_set;
-static apr_interval_time_t lbhb_max_age = LBHB_DEFAULT_MAX_AGE;
-static int lbhb_max_age_set;
-
-static apr_thread_mutex_t *lbhb_file_mutex;
-static lbhb_file_snap_t *lbhb_file_snap;
-static apr_time_t lbhb_file_checked;
 static volatile apr_uint32_t lbhb_rr_cursor;
+static volatile apr_uint32_t lbhb_rand_counter;
 
-static lbhb_conf_t *lbhb_conf(server_rec *s)
+/* ------------------------------------------------------------- config */
+
+static void *lbhb_create_dir_config(apr_pool_t *p, char *dir)
 {
-    return ap_get_module_config(s->module_config, &lbmethod_heartbeat_module);
+    return apr_pcalloc(p, sizeof(lbhb_dconf_t));
+}
+
+static void *lbhb_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
+{
+    lbhb_dconf_t *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    c->mode = add->mode ? add->mode : base->mode;
+    c->fallback = add->fallback ? add->fallback : base->fallback;
+    c->max_age = add->max_age ? add->max_age : base->max_age;
+    return c;
 }
 
 static void *lbhb_create_server_config(apr_pool_t *p, server_rec *s)
 {
-    lbhb_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
-    conf->max_age = LBHB_DEFAULT_MAX_AGE;
+    lbhb_sconf_t *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->resolve_every = LBHB_RESOLVE_EVERY;
     return conf;
+}
+
+static lbhb_sconf_t *lbhb_sconf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &lbmethod_heartbeat_module);
 }
 
 static const char *lbhb_cmd_storage(cmd_parms *cmd, void *dconf, const char *arg)
@@ -90,203 +98,140 @@ static const char *lbhb_cmd_storage(cmd_parms *cmd, void *dconf, const char *arg
     if (err) {
         return err;
     }
-    lbhb_conf(cmd->server)->storage = arg;
+    lbhb_sconf(cmd->server)->storage = arg;
     return NULL;
 }
 
-static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg)
+static const char *lbhb_cmd_resolve(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    lbhb_conf_t *conf = lbhb_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     apr_interval_time_t t;
 
     if (err) {
         return err;
     }
+    if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_sec(1) ||
+        t > apr_time_from_sec(86400)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 1s to 86400s", cmd->cmd->name,
+                            arg);
+    }
+    lbhb_sconf(cmd->server)->resolve_every = t;
+    return NULL;
+}
+
+static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    apr_interval_time_t t;
+
     if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_msec(100) ||
         t > apr_time_from_sec(3600)) {
         return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 100ms to 3600s",
                             cmd->cmd->name, arg);
     }
-    conf->max_age = t;
-    conf->max_age_set = 1;
+    d->max_age = t;
     return NULL;
 }
 
-/* ------------------------------------------------------------ members */
-
-static apr_uint32_t lbhb_ptr_hash(const void *p)
+static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (apr_uint32_t)x;
-}
+    lbhb_dconf_t *d = dconf;
 
-static void lbhb_member_key(proxy_worker *w, lbhb_member_t *m)
-{
-    const char *host = w->s->hostname_ex[0] ? w->s->hostname_ex : w->s->hostname;
-    m->key_ok = hm_key_from_string(&m->key, host, w->s->port) == 0;
-}
-
-/*
- * Find (or claim) the cache slot for a worker, lock-free: the slot is
- * claimed with a CAS on its worker pointer and published by its ready flag.
- * A full cache or a slot still being filled returns NULL and the caller
- * works it out on the spot, which is slower but still right.
- */
-static lbhb_member_t *lbhb_member(proxy_worker *w)
-{
-    apr_uint32_t h = lbhb_ptr_hash(w), i;
-
-    if (!lbhb_members) {
-        return NULL;
-    }
-    for (i = 0; i < 16; i++) {
-        lbhb_member_t *m = &lbhb_members[(h + i) & (LBHB_MEMBER_CACHE_SIZE - 1)];
-        proxy_worker *cur = __atomic_load_n(&m->worker, __ATOMIC_ACQUIRE);
-        if (cur == w) {
-            return __atomic_load_n(&m->ready, __ATOMIC_ACQUIRE) ? m : NULL;
-        }
-        if (cur == NULL) {
-            proxy_worker *expected = NULL;
-            if (__atomic_compare_exchange_n(&m->worker, &expected, w, 0, __ATOMIC_ACQ_REL,
-                                            __ATOMIC_ACQUIRE)) {
-                lbhb_member_key(w, m);
-                __atomic_store_n(&m->ready, 1, __ATOMIC_RELEASE);
-                return m;
-            }
-            if (expected == w) {
-                return NULL;
-            }
-        }
+    if (!strcasecmp(arg, "most")) {
+        d->mode = LBHB_MODE_MOST;
+    } else if (!strcasecmp(arg, "weighted")) {
+        d->mode = LBHB_MODE_WEIGHTED;
+    } else if (!strcasecmp(arg, "p2c")) {
+        d->mode = LBHB_MODE_P2C;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be most, weighted or p2c", cmd->cmd->name,
+                            arg);
     }
     return NULL;
 }
 
-/* ---------------------------------------------------------- file mode */
-
-static hm_table_t *lbhb_snapshot_table(apr_array_header_t *entries)
+static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    unsigned int cap = entries->nelts > 0 ? (unsigned int)entries->nelts : 1;
-    size_t size = hm_table_size(cap);
-    void *mem = malloc(size);
-    hm_table_t *t;
-    int i;
+    lbhb_dconf_t *d = dconf;
 
-    if (!mem) {
-        return NULL;
+    if (!strcasecmp(arg, "none")) {
+        d->fallback = LBHB_FB_NONE;
+    } else if (!strcasecmp(arg, "roundrobin")) {
+        d->fallback = LBHB_FB_ROUNDROBIN;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be none or roundrobin", cmd->cmd->name, arg);
     }
-    t = hm_table_create(mem, size, cap);
-    for (i = 0; i < entries->nelts; i++) {
-        const hm_entry_t *e = &APR_ARRAY_IDX(entries, i, hm_entry_t);
-        hb_packet_t pkt;
-        memset(&pkt, 0, sizeof(pkt));
-        pkt.version = 1;
-        pkt.ready = e->ready;
-        pkt.busy = e->busy;
-        pkt.interval_ms = e->interval_ms;
-        pkt.state = (hb_state_e)e->state;
-        pkt.flags = HB_HAS_STATE | (e->interval_ms ? HB_HAS_INTERVAL : 0);
-        hm_table_update(t, &e->key, &pkt, e->seen, INT64_MAX, e->flags);
-    }
-    return t;
+    return NULL;
 }
 
-static void lbhb_snap_free(lbhb_file_snap_t *snap)
+/* The balancer's <Proxy> section first, then the server-wide value. */
+static lbhb_dconf_t lbhb_settings(proxy_balancer *balancer, request_rec *r)
 {
-    if (snap) {
-        free(snap->table);
-        free(snap);
-    }
-}
+    lbhb_dconf_t out = {LBHB_MODE_MOST, LBHB_FB_NONE, 0};
+    const lbhb_dconf_t *sec = NULL, *srv;
 
-/*
- * Re-read the file only when its mtime or size changed, and look at most
- * every 100ms. The caller holds lbhb_file_mutex.
- */
-static void lbhb_file_refresh(server_rec *s, apr_time_t now)
-{
-    apr_finfo_t fi;
-    apr_pool_t *tmp;
-    apr_array_header_t *entries = NULL;
-    hm_storage_stats_t st;
-    int64_t mtime;
-    lbhb_file_snap_t *snap;
-    int rv;
-
-    if (lbhb_file_snap && now - lbhb_file_checked < LBHB_FILE_CHECK_EVERY) {
-        return;
+    if (balancer->section_config) {
+        sec = ap_get_module_config(balancer->section_config, &lbmethod_heartbeat_module);
     }
-    lbhb_file_checked = now;
-    if (apr_pool_create(&tmp, NULL) != APR_SUCCESS) {
-        return;
+    srv = ap_get_module_config(r->server->lookup_defaults, &lbmethod_heartbeat_module);
+    if (sec && sec->mode) {
+        out.mode = sec->mode;
+    } else if (srv && srv->mode) {
+        out.mode = srv->mode;
     }
-    if (apr_stat(&fi, lbhb_file_path, APR_FINFO_MTIME | APR_FINFO_SIZE, tmp) == APR_SUCCESS &&
-        lbhb_file_snap && fi.mtime == lbhb_file_snap->mtime && fi.size == lbhb_file_snap->size) {
-        apr_pool_destroy(tmp);
-        return;
+    if (sec && sec->fallback) {
+        out.fallback = sec->fallback;
+    } else if (srv && srv->fallback) {
+        out.fallback = srv->fallback;
     }
-    rv = hm_storage_read(lbhb_file_path, LBHB_FILE_MAX_BYTES, tmp, &entries, &mtime, &st);
-    if (rv != 0) {
-        /* Keep the old snapshot: its entries age out by themselves. */
-        apr_pool_destroy(tmp);
-        return;
+    if (sec && sec->max_age) {
+        out.max_age = sec->max_age;
+    } else if (srv && srv->max_age) {
+        out.max_age = srv->max_age;
     }
-    if (st.bad) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "LB0301: %s: %u malformed line(s) skipped, first at line %u", lbhb_file_path,
-                     st.bad, st.first_bad_line);
-    }
-    snap = calloc(1, sizeof(*snap));
-    if (snap) {
-        snap->table = lbhb_snapshot_table(entries);
-        snap->mtime = mtime;
-        snap->size = fi.size;
-        if (!snap->table) {
-            free(snap);
-            snap = NULL;
-        }
-    }
-    if (snap) {
-        lbhb_snap_free(lbhb_file_snap);
-        lbhb_file_snap = snap;
-    }
-    apr_pool_destroy(tmp);
+    return out;
 }
 
 /* --------------------------------------------------------------- pick */
 
 typedef struct {
+    proxy_worker *worker;
+    lbhb_cand_t cand;
+} lbhb_found_t;
+
+typedef struct {
     const hm_table_t *table;
     request_rec *r;
     apr_time_t now;
+    apr_interval_time_t max_age; /* 0 = from the sender's interval */
+    lbhb_found_t *found;
+    unsigned int nfound, cap;
+    unsigned int with_entry; /* members offered that have any entry */
     apr_uint32_t cursor;
     unsigned int n;
-    lbhb_score_t best;
+    lbhb_score_t best; /* round-robin fallback */
 } lbhb_baton_t;
 
-static apr_interval_time_t lbhb_entry_max_age(const hm_entry_t *e)
+static apr_interval_time_t lbhb_entry_max_age(const lbhb_baton_t *b, const hm_entry_t *e)
 {
-    if (lbhb_max_age_set || !e->interval_ms) {
-        return lbhb_max_age;
+    apr_interval_time_t t;
+
+    if (b->max_age || !e->interval_ms) {
+        return b->max_age ? b->max_age : LBHB_DEFAULT_MAX_AGE;
     }
-    /* A few sender intervals, but never stricter than one second nor
-     * laxer than the stock 10 s. */
-    {
-        apr_interval_time_t t =
-            apr_time_from_msec(3 * (apr_int64_t)e->interval_ms) + apr_time_from_msec(500);
-        if (t < apr_time_from_sec(1)) {
-            t = apr_time_from_sec(1);
-        }
-        return t < LBHB_DEFAULT_MAX_AGE ? t : LBHB_DEFAULT_MAX_AGE;
+    /* A few sender intervals, never stricter than 1 s nor laxer than
+     * stock's 10 s. */
+    t = apr_time_from_msec(3 * (apr_int64_t)e->interval_ms) + apr_time_from_msec(500);
+    if (t < apr_time_from_sec(1)) {
+        t = apr_time_from_sec(1);
     }
+    return t < LBHB_DEFAULT_MAX_AGE ? t : LBHB_DEFAULT_MAX_AGE;
 }
 
-/* The entry for a member: by address and port, else (stock senders name no
- * port) the entry of that address whose port was never stated. */
-static int lbhb_lookup(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
+/* The entry for one address of a member: by address and port, else (stock
+ * senders name no port) the entry of that address whose port was never
+ * stated. */
+static int lbhb_lookup_key(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
 {
     hm_key_t k;
 
@@ -301,37 +246,56 @@ static int lbhb_lookup(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
     return hm_table_find(t, &k, e) >= 0 && !(e->flags & HM_ENTRY_PORT_KNOWN);
 }
 
-static int lbhb_is_best(proxy_worker *current, proxy_worker *prev_best, void *data)
+/* The freshest entry among a member's addresses. */
+static int lbhb_lookup(const hm_table_t *t, const lbhb_member_t *m, hm_entry_t *e)
+{
+    hm_key_t keys[LBHB_MAX_ADDRS];
+    unsigned int n = lbhb_member_keys(m, keys), i;
+    int found = 0;
+
+    for (i = 0; i < n; i++) {
+        hm_entry_t cur;
+        if (lbhb_lookup_key(t, &keys[i], &cur) && (!found || cur.seen > e->seen)) {
+            *e = cur;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *data)
 {
     lbhb_baton_t *b = data;
     lbhb_member_t *m = lbhb_member(current);
     lbhb_member_t local;
-    hm_entry_t e;
-    lbhb_score_t score;
+    lbhb_found_t *f;
+    hm_entry_t e = {{0}};
     apr_size_t busy_now;
     uint64_t started = 0;
-    unsigned int idx;
 
     if (!m) {
         memset(&local, 0, sizeof(local));
-        lbhb_member_key(current, &local);
+        lbhb_member_fill(current, &local);
         m = &local;
     }
-    if (!m->key_ok || !lbhb_lookup(b->table, &m->key, &e)) {
+    if (!lbhb_lookup(b->table, m, &e)) {
         if (m != &local && !apr_atomic_xchg32(&m->warned, 1)) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, b->r,
                           "LB0302: BalancerMember %s has no heartbeat entry%s; it gets no "
                           "requests from lbmethod=heartbeat until it reports (logged once)",
-                          current->s->name, m->key_ok ? "" : " (its host is not an IP address)");
+                          current->s->name,
+                          m->is_name && !m->nkeys ? " (its host name does not resolve)" : "");
         }
         return 0;
     }
-    if (b->now - e.seen > lbhb_entry_max_age(&e) || e.state != HB_STATE_UP) {
+    b->with_entry++;
+    if (b->now - e.seen > lbhb_entry_max_age(b, &e) || e.state != HB_STATE_UP) {
         return 0;
     }
-
     busy_now = current->s->busy;
     if (m != &local) {
+        /* Races between request threads only blur the snapshot by a
+         * request or two; the next report corrects it. */
         if (m->report_seen != e.seen) {
             m->busy_at_report = busy_now;
             m->report_seen = e.seen;
@@ -339,11 +303,27 @@ static int lbhb_is_best(proxy_worker *current, proxy_worker *prev_best, void *da
             started = busy_now - m->busy_at_report;
         }
     }
-    score.eff = lbhb_effective(e.ready, started);
-    /* The member's slot in the balancer's shared memory: stable across
-     * processes, so every child rotates ties the same way. */
-    idx = (unsigned int)current->s->index;
-    score.order = lbhb_order(idx % b->n, b->cursor, b->n);
+    if (b->nfound == b->cap) {
+        return 0;
+    }
+    f = &b->found[b->nfound++];
+    f->worker = current;
+    f->cand.usable = 1;
+    f->cand.ready = e.ready;
+    f->cand.started = started;
+    /* Accepting the first one makes the walk settle on this tier (lbset or
+     * standby set); the choice among the collected members is ours. */
+    return b->nfound == 1;
+}
+
+/* Fallback: plain rotation over the usable members, same tiers. */
+static int lbhb_rotate(proxy_worker *current, proxy_worker *prev_best, void *data)
+{
+    lbhb_baton_t *b = data;
+    lbhb_score_t score;
+
+    score.eff = 0;
+    score.order = lbhb_order((unsigned int)current->s->index % b->n, b->cursor, b->n);
     if (prev_best && !lbhb_better(&score, &b->best)) {
         return 0;
     }
@@ -351,36 +331,93 @@ static int lbhb_is_best(proxy_worker *current, proxy_worker *prev_best, void *da
     return 1;
 }
 
-static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
+static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fallback)
 {
+    static apr_time_t last;
+    apr_time_t now = apr_time_now();
+
+    if (now - last < LBHB_WARN_EVERY) {
+        return;
+    }
+    last = now;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "LB0304: no member of %s has fresh heartbeat data; %s (HeartbeatFallback; "
+                  "logged at most once a minute)",
+                  balancer->s->name,
+                  fallback ? "rotating over the usable members" : "refusing with 503");
+}
+
+static uint64_t lbhb_random(void)
+{
+    return lbhb_mix64(((uint64_t)apr_atomic_inc32(&lbhb_rand_counter) << 32) ^
+                      (uint64_t)apr_time_now());
+}
+
+static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const hm_table_t *t,
+                                 const lbhb_dconf_t *set)
+{
+    lbhb_found_t stack[LBHB_STACK_CANDS];
+    lbhb_cand_t cands[LBHB_STACK_CANDS], *cs = cands;
     lbhb_baton_t b;
-    proxy_worker *w;
+    unsigned int i;
+    int pick = -1;
 
     memset(&b, 0, sizeof(b));
+    b.table = t;
     b.r = r;
     b.now = apr_time_now();
+    b.max_age = set->max_age;
     b.n = balancer->workers->nelts > 0 ? (unsigned int)balancer->workers->nelts : 1;
     b.cursor = apr_atomic_inc32(&lbhb_rr_cursor) % b.n;
+    b.found = stack;
+    b.cap = LBHB_STACK_CANDS;
+    if (b.n > LBHB_STACK_CANDS) {
+        b.found = apr_palloc(r->pool, b.n * sizeof(lbhb_found_t));
+        cs = apr_palloc(r->pool, b.n * sizeof(lbhb_cand_t));
+        b.cap = b.n;
+    }
+
+    if (t) {
+        lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
+    }
+    if (b.nfound) {
+        for (i = 0; i < b.nfound; i++) {
+            cs[i] = b.found[i].cand;
+        }
+        switch (set->mode) {
+        case LBHB_MODE_WEIGHTED:
+            pick = lbhb_pick_weighted(cs, b.nfound, lbhb_random());
+            break;
+        case LBHB_MODE_P2C:
+            pick = lbhb_pick_p2c(cs, b.nfound, lbhb_random());
+            break;
+        default:
+            pick = lbhb_pick_most(cs, b.nfound, b.cursor);
+        }
+        if (pick >= 0) {
+            return b.found[pick].worker;
+        }
+    }
+    lbhb_warn_no_data(r, balancer, set->fallback == LBHB_FB_ROUNDROBIN);
+    if (set->fallback == LBHB_FB_ROUNDROBIN) {
+        return lbhb_get_best_worker(balancer, r, lbhb_rotate, &b);
+    }
+    return NULL;
+}
+
+static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
+{
+    lbhb_dconf_t set = lbhb_settings(balancer, r);
+    proxy_worker *w;
 
     if (!lbhb_get_best_worker) {
         return NULL;
     }
     if (lbhb_shared) {
-        b.table = lbhb_shared;
-        return lbhb_get_best_worker(balancer, r, lbhb_is_best, &b);
+        return lbhb_choose(balancer, r, lbhb_shared, &set);
     }
-    if (!lbhb_file_path || !lbhb_file_mutex) {
-        return NULL;
-    }
-    apr_thread_mutex_lock(lbhb_file_mutex);
-    lbhb_file_refresh(r->server, b.now);
-    if (lbhb_file_snap) {
-        b.table = lbhb_file_snap->table;
-        w = lbhb_get_best_worker(balancer, r, lbhb_is_best, &b);
-    } else {
-        w = NULL;
-    }
-    apr_thread_mutex_unlock(lbhb_file_mutex);
+    w = lbhb_choose(balancer, r, lbhb_file_acquire(r->server, apr_time_now()), &set);
+    lbhb_file_release();
     return w;
 }
 
@@ -399,23 +436,11 @@ static const proxy_balancer_method lbhb_method = {"heartbeat", &lbhb_finder, NUL
 
 /* --------------------------------------------------------------- hooks */
 
-static apr_status_t lbhb_child_cleanup(void *data)
-{
-    lbhb_snap_free(lbhb_file_snap);
-    lbhb_file_snap = NULL;
-    return APR_SUCCESS;
-}
-
 static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    lbhb_conf_t *conf = lbhb_conf(s);
+    lbhb_sconf_t *conf = lbhb_sconf(s);
 
     lbhb_shared = NULL;
-    lbhb_file_path = NULL;
-    lbhb_own_path = NULL;
-    lbhb_members = NULL;
-    lbhb_max_age = conf->max_age;
-    lbhb_max_age_set = conf->max_age_set;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -428,44 +453,28 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
     /* Resolved now, so DefaultRuntimeDir counts wherever it stands. */
     lbhb_own_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
     lbhb_own_path_set = conf->storage != NULL;
-    lbhb_members = apr_pcalloc(p, LBHB_MEMBER_CACHE_SIZE * sizeof(lbhb_member_t));
     return OK;
 }
 
 /*
  * Where the data comes from is settled per child, once every module's
- * post_config has run: hook ordering by module name is not reliable for
- * modules built out of httpd's tree, and the monitor sets its table up in
- * its own post_config.
+ * post_config has run: the monitor sets its table up in its own post_config,
+ * and hook order between separately built modules is not to be relied on.
  */
-static void lbhb_choose_source(void)
+static void lbhb_child_init(apr_pool_t *p, server_rec *s)
 {
     APR_OPTIONAL_FN_TYPE(hm_shared_table) *table_fn = APR_RETRIEVE_OPTIONAL_FN(hm_shared_table);
     APR_OPTIONAL_FN_TYPE(hm_storage_path) *path_fn = APR_RETRIEVE_OPTIONAL_FN(hm_storage_path);
+    const char *path = NULL;
 
     lbhb_shared = table_fn ? table_fn() : NULL;
-    lbhb_file_path = NULL;
-    if (lbhb_shared) {
-        return;
+    if (!lbhb_shared) {
+        /* Our own HeartbeatStorage, else the file the monitor writes, else
+         * the stock default. */
+        path = (!lbhb_own_path_set && path_fn && path_fn()) ? path_fn() : lbhb_own_path;
     }
-    /* Our own HeartbeatStorage, else the file the monitor writes, else the
-     * stock default. */
-    if (!lbhb_own_path_set && path_fn && path_fn()) {
-        lbhb_file_path = path_fn();
-    } else {
-        lbhb_file_path = lbhb_own_path;
-    }
-}
-
-static void lbhb_child_init(apr_pool_t *p, server_rec *s)
-{
-    lbhb_choose_source();
-    lbhb_file_snap = NULL;
-    lbhb_file_checked = 0;
-    if (lbhb_file_path) {
-        apr_thread_mutex_create(&lbhb_file_mutex, APR_THREAD_MUTEX_DEFAULT, p);
-        apr_pool_cleanup_register(p, NULL, lbhb_child_cleanup, apr_pool_cleanup_null);
-    }
+    lbhb_file_child_init(p, path);
+    lbhb_members_child_init(p, s, lbhb_sconf(s)->resolve_every);
 }
 
 static void lbhb_register_hooks(apr_pool_t *p)
@@ -479,12 +488,26 @@ static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatStorage", lbhb_cmd_storage, NULL, RSRC_CONF,
                   "path of the heartbeat table file, when mod_heartmonitor does not run in "
                   "this server (default hb.dat in DefaultRuntimeDir)"),
-    AP_INIT_TAKE1("HeartbeatMaxAge", lbhb_cmd_max_age, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("HeartbeatMaxAge", lbhb_cmd_max_age, NULL, RSRC_CONF | ACCESS_CONF,
                   "ignore heartbeat data older than this (default: 3 sender intervals + "
                   "500ms, between 1s and 10s; 10s when the sender does not say)"),
+    AP_INIT_TAKE1("HeartbeatPickMode", lbhb_cmd_mode, NULL, RSRC_CONF | ACCESS_CONF,
+                  "most (default: most effective ready slots), weighted (stock: random "
+                  "weighted by ready) or p2c (best of two random members)"),
+    AP_INIT_TAKE1("HeartbeatFallback", lbhb_cmd_fallback, NULL, RSRC_CONF | ACCESS_CONF,
+                  "when no member has fresh data: none (default, 503 as stock) or "
+                  "roundrobin over the usable members"),
+    AP_INIT_TAKE1("HeartbeatResolveInterval", lbhb_cmd_resolve, NULL, RSRC_CONF,
+                  "how often members written as host names are resolved again "
+                  "(default 30s)"),
     {NULL}};
 
 AP_DECLARE_MODULE(lbmethod_heartbeat) = {
-    STANDARD20_MODULE_STUFF, NULL, NULL, lbhb_create_server_config, NULL, lbhb_cmds,
+    STANDARD20_MODULE_STUFF,
+    lbhb_create_dir_config,
+    lbhb_merge_dir_config,
+    lbhb_create_server_config,
+    NULL,
+    lbhb_cmds,
     lbhb_register_hooks,
 };

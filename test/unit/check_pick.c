@@ -162,6 +162,87 @@ START_TEST(test_spreads_load)
 }
 END_TEST
 
+START_TEST(test_weighted_proportions)
+{
+    lbhb_cand_t c[4] = {{1, 1, 0}, {1, 3, 0}, {0, 100, 0}, {1, 0, 0}};
+    unsigned int hits[4] = {0, 0, 0, 0};
+    uint64_t r;
+
+    /* Every residue of the total once: exact proportions 1:3, never the
+     * unusable one, never the one reporting 0. */
+    for (r = 0; r < 4 * 1000; r++) {
+        int i = lbhb_pick_weighted(c, 4, r);
+        ck_assert_int_ge(i, 0);
+        hits[i]++;
+    }
+    ck_assert_uint_eq(hits[0], 1000);
+    ck_assert_uint_eq(hits[1], 3000);
+    ck_assert_uint_eq(hits[2], 0);
+    ck_assert_uint_eq(hits[3], 0);
+}
+END_TEST
+
+START_TEST(test_weighted_none)
+{
+    lbhb_cand_t zero[2] = {{1, 0, 0}, {1, 0, 0}};
+    lbhb_cand_t unusable[1] = {{0, 5, 0}};
+    ck_assert_int_eq(lbhb_pick_weighted(zero, 2, 12345), -1);
+    ck_assert_int_eq(lbhb_pick_weighted(unusable, 1, 0), -1);
+    ck_assert_int_eq(lbhb_pick_weighted(NULL, 0, 0), -1);
+    ck_assert_int_eq(lbhb_pick_weighted(zero, 0, 0), -1);
+}
+END_TEST
+
+START_TEST(test_p2c)
+{
+    /* 0 is the best, 3 the worst; 2 is unusable. */
+    lbhb_cand_t c[4] = {{1, 10, 0}, {1, 5, 0}, {0, 50, 0}, {1, 1, 0}};
+    unsigned int hits[4] = {0, 0, 0, 0};
+    uint64_t k;
+
+    for (k = 0; k < 30000; k++) {
+        int i = lbhb_pick_p2c(c, 4, lbhb_mix64(k));
+        ck_assert_int_ge(i, 0);
+        hits[i]++;
+    }
+    ck_assert_uint_eq(hits[2], 0);
+    /* The worst of three loses every pair it is in: never chosen. The best
+     * wins every pair it is in: 2/3 of the time. The middle one 1/3. */
+    ck_assert_uint_eq(hits[3], 0);
+    ck_assert_msg(hits[0] > 19000 && hits[0] < 21000, "best chosen %u times", hits[0]);
+    ck_assert_msg(hits[1] > 9000 && hits[1] < 11000, "middle chosen %u times", hits[1]);
+}
+END_TEST
+
+START_TEST(test_p2c_small)
+{
+    lbhb_cand_t one[3] = {{0, 9, 0}, {1, 0, 5}, {0, 9, 0}};
+    lbhb_cand_t none[2] = {{0, 9, 0}, {0, 9, 0}};
+    lbhb_cand_t tie[2] = {{1, 4, 0}, {1, 4, 0}};
+    unsigned int hits[2] = {0, 0};
+    uint64_t k;
+
+    ck_assert_int_eq(lbhb_pick_p2c(one, 3, 7), 1);
+    ck_assert_int_eq(lbhb_pick_p2c(none, 2, 7), -1);
+    ck_assert_int_eq(lbhb_pick_p2c(NULL, 0, 7), -1);
+    /* Equal members: the first drawn wins, so both are used evenly. */
+    for (k = 0; k < 1000; k++) {
+        hits[lbhb_pick_p2c(tie, 2, lbhb_mix64(k))]++;
+    }
+    ck_assert_msg(hits[0] > 400 && hits[1] > 400, "tie split %u/%u", hits[0], hits[1]);
+}
+END_TEST
+
+START_TEST(test_mix64)
+{
+    /* Consecutive counters give values differing in about half the bits. */
+    uint64_t a = lbhb_mix64(1), b = lbhb_mix64(2);
+    ck_assert(a != b);
+    ck_assert_int_gt(__builtin_popcountll(a ^ b), 16);
+    ck_assert_uint_eq(lbhb_mix64(1), a); /* a pure function */
+}
+END_TEST
+
 static Suite *pick_suite(void)
 {
     Suite *s = suite_create("lbhb_pick");
@@ -179,6 +260,14 @@ static Suite *pick_suite(void)
     tcase_add_test(tc, test_unusable_skipped);
     tcase_add_test(tc, test_none_usable);
     tcase_add_test(tc, test_spreads_load);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("modes");
+    tcase_add_test(tc, test_weighted_proportions);
+    tcase_add_test(tc, test_weighted_none);
+    tcase_add_test(tc, test_p2c);
+    tcase_add_test(tc, test_p2c_small);
+    tcase_add_test(tc, test_mix64);
     suite_add_tcase(s, tc);
     return s;
 }

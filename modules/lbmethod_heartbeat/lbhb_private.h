@@ -1,0 +1,57 @@
+/*
+ * lbhb_private.h: state shared by the files of mod_lbmethod_heartbeat.
+ */
+#ifndef LBHB_PRIVATE_H
+#define LBHB_PRIVATE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "mod_proxy.h"
+
+#include "apr_atomic.h"
+
+#include "hm_table.h"
+
+extern module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
+
+/* ---- members (lbhb_members.c) ---- */
+
+#define LBHB_MAX_ADDRS 4
+
+/* Per process: what we know about one BalancerMember. */
+typedef struct {
+    proxy_worker *volatile worker; /* claimed by CAS; NULL = free */
+    volatile apr_uint32_t ready;   /* the fields below are filled in */
+    int is_name;                   /* host is a name: addresses come from the resolver */
+    volatile apr_uint32_t kseq;    /* seqlock over nkeys/keys (resolver writes) */
+    unsigned int nkeys;
+    hm_key_t keys[LBHB_MAX_ADDRS];
+    volatile apr_uint32_t warned;
+    /* The proxy's in-flight count when the current report was first seen:
+     * requests started after a report are not in it. */
+    volatile apr_int64_t report_seen;
+    volatile apr_size_t busy_at_report;
+} lbhb_member_t;
+
+/* Set up this child's member cache, resolve every member of a heartbeat
+ * balancer that is named by host name, and start the thread that
+ * re-resolves them every `every`. */
+void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t every);
+
+/* The cache slot of a worker, claimed on first use; NULL if the cache is
+ * full (the caller then works from lbhb_member_fill on a local copy). */
+lbhb_member_t *lbhb_member(proxy_worker *w);
+void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m);
+
+/* A consistent copy of a member's addresses; returns how many. */
+unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out);
+
+/* ---- storage file (lbhb_file.c) ---- */
+
+/* Lock, refresh at most every 100ms if the file changed, and return the
+ * table parsed from it (NULL if never read). Call lbhb_file_release after. */
+const hm_table_t *lbhb_file_acquire(server_rec *s, apr_time_t now);
+void lbhb_file_release(void);
+void lbhb_file_child_init(apr_pool_t *p, const char *path);
+
+#endif
