@@ -46,6 +46,24 @@ void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m);
 /* A consistent copy of a member's addresses; returns how many. */
 unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out);
 
+/* ---- in-flight snapshots shared by all children (lbhb_inflight.c) ---- */
+
+/* Create the shared snapshot slots (parent, post_config). */
+void lbhb_inflight_init(apr_pool_t *pconf, server_rec *s);
+
+/*
+ * Requests this proxy has started on worker w since the report seen at
+ * report_seen, busy_now being the worker's current in-flight count. The
+ * first pick in any child after a report records the baseline, and every
+ * child counts from it. Returns -1 if no shared slot is available (the
+ * caller then keeps a per-process baseline).
+ */
+int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now);
+
+/* The balancer's tie-break rotation counter, shared by all children so that
+ * ties alternate across the whole proxy, not per child. */
+apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b);
+
 /* ---- storage file (lbhb_file.c) ---- */
 
 /* Lock, refresh at most every 100ms if the file changed, and return the

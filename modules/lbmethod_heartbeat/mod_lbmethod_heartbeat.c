@@ -60,7 +60,6 @@ static APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) * lbhb_get_best_work
 static hm_table_t *lbhb_shared;   /* the monitor's table, if any (per child) */
 static const char *lbhb_own_path; /* our HeartbeatStorage (or its default), resolved */
 static int lbhb_own_path_set;
-static volatile apr_uint32_t lbhb_rr_cursor;
 static volatile apr_uint32_t lbhb_rand_counter;
 
 /* ------------------------------------------------------------- config */
@@ -164,30 +163,20 @@ static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
-/* The balancer's <Proxy> section first, then the server-wide value. */
-static lbhb_dconf_t lbhb_settings(proxy_balancer *balancer, request_rec *r)
+/*
+ * mod_proxy has merged the <Proxy balancer://...> section into the request's
+ * configuration by the time a balancer picks, so the section's values win
+ * over the server-wide ones as for any other directive.
+ */
+static lbhb_dconf_t lbhb_settings(request_rec *r)
 {
     lbhb_dconf_t out = {LBHB_MODE_MOST, LBHB_FB_NONE, 0};
-    const lbhb_dconf_t *sec = NULL, *srv;
+    const lbhb_dconf_t *d = ap_get_module_config(r->per_dir_config, &lbmethod_heartbeat_module);
 
-    if (balancer->section_config) {
-        sec = ap_get_module_config(balancer->section_config, &lbmethod_heartbeat_module);
-    }
-    srv = ap_get_module_config(r->server->lookup_defaults, &lbmethod_heartbeat_module);
-    if (sec && sec->mode) {
-        out.mode = sec->mode;
-    } else if (srv && srv->mode) {
-        out.mode = srv->mode;
-    }
-    if (sec && sec->fallback) {
-        out.fallback = sec->fallback;
-    } else if (srv && srv->fallback) {
-        out.fallback = srv->fallback;
-    }
-    if (sec && sec->max_age) {
-        out.max_age = sec->max_age;
-    } else if (srv && srv->max_age) {
-        out.max_age = srv->max_age;
+    if (d) {
+        out.mode = d->mode ? d->mode : out.mode;
+        out.fallback = d->fallback ? d->fallback : out.fallback;
+        out.max_age = d->max_age;
     }
     return out;
 }
@@ -272,6 +261,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     hm_entry_t e = {{0}};
     apr_size_t busy_now;
     uint64_t started = 0;
+    int64_t shared;
 
     if (!m) {
         memset(&local, 0, sizeof(local));
@@ -293,9 +283,12 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         return 0;
     }
     busy_now = current->s->busy;
-    if (m != &local) {
-        /* Races between request threads only blur the snapshot by a
-         * request or two; the next report corrects it. */
+    shared = lbhb_inflight_started(current, e.seen, busy_now);
+    if (shared >= 0) {
+        started = (uint64_t)shared;
+    } else if (m != &local) {
+        /* No shared slot: a per-process baseline, blurred by the requests
+         * other children start before this one looks. */
         if (m->report_seen != e.seen) {
             m->busy_at_report = busy_now;
             m->report_seen = e.seen;
@@ -303,6 +296,10 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
             started = busy_now - m->busy_at_report;
         }
     }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, b->r,
+                  "%s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
+                  " started=%" APR_UINT64_T_FMT,
+                  current->s->name, e.ready, e.seen, busy_now, started);
     if (b->nfound == b->cap) {
         return 0;
     }
@@ -368,7 +365,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     b.now = apr_time_now();
     b.max_age = set->max_age;
     b.n = balancer->workers->nelts > 0 ? (unsigned int)balancer->workers->nelts : 1;
-    b.cursor = apr_atomic_inc32(&lbhb_rr_cursor) % b.n;
+    b.cursor = lbhb_inflight_cursor(balancer) % b.n;
     b.found = stack;
     b.cap = LBHB_STACK_CANDS;
     if (b.n > LBHB_STACK_CANDS) {
@@ -407,7 +404,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
 
 static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
 {
-    lbhb_dconf_t set = lbhb_settings(balancer, r);
+    lbhb_dconf_t set = lbhb_settings(r);
     proxy_worker *w;
 
     if (!lbhb_get_best_worker) {
@@ -453,6 +450,7 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
     /* Resolved now, so DefaultRuntimeDir counts wherever it stands. */
     lbhb_own_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
     lbhb_own_path_set = conf->storage != NULL;
+    lbhb_inflight_init(p, s);
     return OK;
 }
 

@@ -1,0 +1,117 @@
+/*
+ * lbhb_inflight.c: how many requests this proxy has put on a member since
+ * its last report, agreed on by every child.
+ *
+ * A report says how many slots were ready when it was sent; requests the
+ * proxy starts afterwards use some of them up. The baseline is the member's
+ * in-flight count (mod_proxy_balancer's shared busy counter) at the first
+ * pick after the report. If each child took its own baseline, a child that
+ * looks late would miss the requests others started in between, and equal
+ * members would stop alternating. So the baseline lives in shared memory,
+ * one 64-bit word per member, set with a single compare-and-swap: no lock.
+ */
+#include "lbhb_private.h"
+
+#include "http_log.h"
+
+#include "apr_shm.h"
+
+#define LBHB_INFLIGHT_SLOTS 4096 /* power of two */
+#define LBHB_INFLIGHT_PROBE 32
+
+typedef struct {
+    uint64_t key;  /* balancer name hash and member index; 0 = free */
+    uint64_t word; /* busy baseline << 32 | low 32 bits of the report time */
+} lbhb_inflight_t;
+
+static lbhb_inflight_t *lbhb_slots;
+
+static apr_status_t lbhb_inflight_cleanup(void *data)
+{
+    lbhb_slots = NULL;
+    return APR_SUCCESS;
+}
+
+void lbhb_inflight_init(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    lbhb_slots = NULL;
+    rv = apr_shm_create(&shm, LBHB_INFLIGHT_SLOTS * sizeof(lbhb_inflight_t), NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "LB0307: no shared memory for in-flight baselines; each child keeps "
+                     "its own (less even spreading between heartbeats)");
+        return;
+    }
+    lbhb_slots = apr_shm_baseaddr_get(shm);
+    memset(lbhb_slots, 0, LBHB_INFLIGHT_SLOTS * sizeof(lbhb_inflight_t));
+    apr_pool_cleanup_register(pconf, NULL, lbhb_inflight_cleanup, apr_pool_cleanup_null);
+}
+
+/* Same in every child: the balancer's precomputed name hash and the
+ * member's slot in the balancer's shared memory. */
+static uint64_t lbhb_key(proxy_worker *w)
+{
+    uint64_t k =
+        ((uint64_t)(w->balancer ? w->balancer->s->hash.def : 0) << 32) | (uint32_t)w->s->index;
+    return k ? k : 1;
+}
+
+static lbhb_inflight_t *lbhb_slot_for(uint64_t key)
+{
+    uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    unsigned int i;
+
+    for (i = 0; i < LBHB_INFLIGHT_PROBE; i++) {
+        lbhb_inflight_t *sl = &lbhb_slots[((h >> 40) + i) & (LBHB_INFLIGHT_SLOTS - 1)];
+        uint64_t cur = __atomic_load_n(&sl->key, __ATOMIC_ACQUIRE);
+        if (cur == key) {
+            return sl;
+        }
+        if (cur == 0) {
+            uint64_t expected = 0;
+            if (__atomic_compare_exchange_n(&sl->key, &expected, key, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE) ||
+                expected == key) {
+                return sl;
+            }
+        }
+    }
+    return NULL;
+}
+
+int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now)
+{
+    lbhb_inflight_t *sl;
+    uint64_t word, tag = (uint32_t)report_seen, base;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
+        return -1;
+    }
+    word = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+    while ((word & 0xffffffffu) != tag) {
+        uint64_t mine = ((uint64_t)(uint32_t)busy_now << 32) | tag;
+        if (__atomic_compare_exchange_n(&sl->word, &word, mine, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            word = mine;
+        }
+        /* else word holds what another child stored: loop to check it */
+    }
+    base = word >> 32;
+    return busy_now > base ? (int64_t)(busy_now - base) : 0;
+}
+
+apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b)
+{
+    static apr_uint32_t local;
+    /* Member indexes are small, so this key never meets a member's. */
+    uint64_t key = ((uint64_t)b->s->hash.def << 32) | 0xffffffffu;
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(key))) {
+        return apr_atomic_inc32(&local);
+    }
+    return (apr_uint32_t)__atomic_fetch_add(&sl->word, 1, __ATOMIC_RELAXED);
+}

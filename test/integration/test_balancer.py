@@ -1,0 +1,478 @@
+#!/usr/bin/python3
+"""lbmethod=heartbeat: where requests go.
+
+Most tests play the senders themselves (a Feeder thread sends the reports
+the test chooses) in front of plain origins, so the reported counts are
+exact and can be changed mid-test; the load tests use real origins with
+our mod_heartbeat and slow CGI requests.
+"""
+
+import collections
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+PROXY = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byrequests',
+         'watchdog', 'heartmonitor', 'lbmethod_heartbeat']
+
+STATUS = """
+<Location /hb-status>
+    SetHandler heartbeat-status
+</Location>
+"""
+
+
+class Feeder:
+    """Sends, every 100 ms, one heartbeat per origin port with the fields
+    the test sets; set(port, None) silences that origin."""
+
+    def __init__(self, hb_port, source='127.0.0.1'):
+        self.hb_port = hb_port
+        self.source = source
+        self.reports = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def set(self, port, ready=None, busy=0, state='up'):
+        with self.lock:
+            if ready is None:
+                self.reports.pop(port, None)
+            else:
+                self.reports[port] = (ready, busy, state)
+
+    def loop(self):
+        seq = int(time.time() * 1000)
+        while not self.stop.is_set():
+            with self.lock:
+                reports = dict(self.reports)
+            for port, (ready, busy, state) in reports.items():
+                seq += 1
+                p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=100&state=%s' % (
+                    ready, busy, port, seq, state)
+                hbtest.send_udp('127.0.0.1', self.hb_port, p.encode(), source=self.source)
+            self.sent += 1
+            self.stop.wait(0.1)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+    def wait_rounds(self, n=3):
+        """Let n more rounds of reports go out (so the proxy has them)."""
+        target = self.sent + n
+        hbtest.wait_until(lambda: self.sent >= target, timeout=5)
+
+
+class BalancerCase(hbtest.HbTestCase):
+
+    def origins(self, names):
+        out = []
+        for name in names:
+            o = self.httpd(name)
+            o.add_file('who', name + '\n')
+            o.start()
+            out.append(o)
+        return out
+
+    def proxy(self, members, extra='', section='', modules=(), **kw):
+        self.hb_port = hbtest.free_port(kind='udp')
+        lines = ['    BalancerMember %s' % m for m in members]
+        conf = 'HeartbeatListen 127.0.0.1:%d\nHeartbeatMaxServers 50\n' % self.hb_port
+        conf += STATUS + extra + '<Proxy balancer://b>\n%s\n    ProxySet lbmethod=heartbeat\n%s' \
+            '</Proxy>\nProxyPass /app balancer://b\n' % ('\n'.join(lines), section)
+        p = self.httpd('proxy', conf, modules=PROXY + list(modules), **kw)
+        p.allowed_errors = [r'AH01170']  # 503 "All workers are in error state"
+        return p
+
+    def feeder(self):
+        f = Feeder(self.hb_port).start()
+        self.addCleanup(f.close)
+        return f
+
+    def who(self, proxy, n):
+        out = []
+        for _ in range(n):
+            r = proxy.get('/app/who')
+            out.append(r.body.decode().strip() if r.status == 200 else r.status)
+        return out
+
+
+class DistributionTest(BalancerCase):
+
+    def test_most_ready_wins_and_follows_reports(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 10)
+        f.set(b.port, 3)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 12), ['a'] * 12)
+        # The reports change: so does the choice.
+        f.set(a.port, 2)
+        f.set(b.port, 20)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 12), ['b'] * 12)
+
+    def test_two_origins_on_one_address(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 1)
+        f.set(b.port, 9)
+        f.wait_rounds()
+        self.assertEqual(set(self.who(proxy, 6)), {'b'})
+
+    def test_host_name_member(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://localhost:%d' % a.port, 'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 9)
+        f.set(b.port, 1)
+        f.wait_rounds()
+        self.assertEqual(set(self.who(proxy, 6)), {'a'})
+        self.assertNotIn('LB0302', proxy.error_log())
+
+
+class FreshnessTest(BalancerCase):
+
+    def test_silent_origin_goes_stale(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 10)
+        f.set(b.port, 2)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 3), ['a'] * 3)
+        f.set(a.port, None)  # a's sender stops
+        t0 = time.monotonic()
+        hbtest.wait_until(lambda: self.who(proxy, 1) == ['b'], timeout=5,
+                          message='b once a is stale')
+        # 100 ms interval: stale after 3 intervals + 500 ms, i.e. the 1 s floor.
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(self.who(proxy, 5), ['b'] * 5)
+
+    def test_drain_and_stopping_get_nothing(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 50, state='drain')
+        f.set(b.port, 1)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 5), ['b'] * 5)
+        f.set(a.port, 50, state='stopping')
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 5), ['b'] * 5)
+        f.set(a.port, 50)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 3), ['a'] * 3)
+
+    def test_fallback(self):
+        a, b = self.origins(['a', 'b'])
+        members = ['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port]
+        proxy = self.proxy(members)
+        proxy.start()
+        # No heartbeat at all: stock-like 503 by default.
+        self.assertEqual(self.who(proxy, 2), [503, 503])
+        proxy.wait_log(r'LB0304: no member of balancer://b has fresh heartbeat data; '
+                       r'refusing with 503')
+        # Rate-limited: once a minute per child, not once per request.
+        self.assertLessEqual(proxy.error_log().count('LB0304'), 2)
+
+    def test_fallback_roundrobin(self):
+        a, b = self.origins(['a', 'b'])
+        members = ['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port]
+        proxy = self.proxy(members, section='    HeartbeatFallback roundrobin\n')
+        proxy.start()
+        got = self.who(proxy, 10)
+        # Rotation shared by all children: strictly alternating.
+        self.assertEqual(collections.Counter(got), {'a': 5, 'b': 5}, got)
+        for x, y in zip(got, got[1:]):
+            self.assertNotEqual(x, y, got)
+        proxy.wait_log(r'LB0304: .*rotating over the usable members')
+
+
+class BalancerRulesTest(BalancerCase):
+
+    def test_lbset_order_and_hot_standby(self):
+        a, b, c = self.origins(['a', 'b', 'c'])
+        # httpd's order: lbset 0, its hot standbys, lbset 1, its standbys.
+        proxy = self.proxy(['http://127.0.0.1:%d lbset=0' % a.port,
+                            'http://127.0.0.1:%d lbset=1' % b.port,
+                            'http://127.0.0.1:%d lbset=1 status=+H' % c.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 1)
+        f.set(b.port, 50)
+        f.set(c.port, 99)
+        f.wait_rounds()
+        # lbset 0 first, however much more the others report.
+        self.assertEqual(self.who(proxy, 4), ['a'] * 4)
+        f.set(a.port, None)
+        hbtest.wait_until(lambda: self.who(proxy, 1) == ['b'], timeout=5,
+                          message='lbset 1 once lbset 0 has no fresh data')
+        f.set(b.port, None)
+        hbtest.wait_until(lambda: self.who(proxy, 1) == ['c'], timeout=5,
+                          message='hot standby once no set has fresh data')
+
+    def test_disabled_member_skipped(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d status=+D' % a.port,
+                            'http://127.0.0.1:%d' % b.port])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 50)
+        f.set(b.port, 1)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 4), ['b'] * 4)
+
+
+class ModesTest(BalancerCase):
+
+    def test_weighted_per_balancer(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port],
+                           section='    HeartbeatPickMode weighted\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 1)
+        f.set(b.port, 3)
+        f.wait_rounds()
+        got = collections.Counter(self.who(proxy, 200))
+        # 1:3 by weight; `most` would send all 200 to b.
+        self.assertTrue(25 <= got['a'] <= 80, got)
+        self.assertEqual(got['a'] + got['b'], 200, got)
+
+    def test_p2c(self):
+        a, b, c = self.origins(['a', 'b', 'c'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b, c)],
+                           extra='HeartbeatPickMode p2c\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 10)
+        f.set(b.port, 5)
+        f.set(c.port, 1)
+        f.wait_rounds()
+        got = collections.Counter(self.who(proxy, 150))
+        # c loses every pair; b wins the pair {b, c}: about a third.
+        self.assertEqual(got['c'], 0, got)
+        self.assertTrue(25 <= got['b'] <= 80, got)
+
+    def test_bad_values(self):
+        for body, words in [('HeartbeatPickMode best', 'most, weighted or p2c'),
+                            ('HeartbeatFallback random', 'none or roundrobin'),
+                            ('HeartbeatMaxAge 10ms', '100ms to 3600s'),
+                            ('HeartbeatResolveInterval 0', '1s to 86400s')]:
+            with self.subTest(body=body):
+                rc, out = self.httpd('bad%d' % len(body), body, modules=PROXY).config_test()
+                self.assertNotEqual(rc, 0)
+                self.assertIn(body.split()[0], out)
+                self.assertIn(words, out)
+
+
+CGI = """#!/bin/sh
+touch "%s/$(date +%%s%%N)-%s"
+sleep 3
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n'
+"""
+
+
+class LoadTest(BalancerCase):
+    """Real origins, real senders, slow requests held in flight."""
+
+    def slow_origins(self, spec, interval='100ms'):
+        hb_port = hbtest.free_port(kind='udp')
+        marks = None
+        origins = []
+        for name, threads in spec:
+            o = self.httpd(name, """
+HeartbeatAddress 127.0.0.1:%d
+HeartbeatInterval %s
+StartServers 1
+ServerLimit 1
+ThreadsPerChild %d
+MaxRequestWorkers %d
+MinSpareThreads 1
+MaxSpareThreads %d
+ScriptSock cgisock
+<Location /slow>
+    SetHandler cgi-script
+    Options +ExecCGI
+</Location>
+""" % (hb_port, interval, threads, threads, threads),
+                           modules=['watchdog', 'heartbeat', 'cgid'])
+            if marks is None:
+                marks = o.make_dir('marks')
+                os.chmod(marks, 0o777)
+            o.add_file('slow', CGI % (marks, name, name), mode=0o755)
+            origins.append(o)
+        proxy = self.httpd('proxy', STATUS + """
+HeartbeatListen 127.0.0.1:%d
+<Proxy balancer://b>
+%s
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://b timeout=30
+""" % (hb_port, '\n'.join('    BalancerMember http://127.0.0.1:%d disablereuse=on' % o.port
+                          for o in origins)), modules=PROXY,
+                           log_level_extra='lbmethod_heartbeat:trace2')
+        proxy.start()
+        for o in origins:
+            o.start()
+        want = {o.port: threads for o, (_name, threads) in zip(origins, spec)}
+
+        def all_ready():
+            servers = json.loads(proxy.get('/hb-status?json').body.decode())['servers']
+            return {s['port']: s['ready'] for s in servers} == want
+        hbtest.wait_until(all_ready, timeout=15, message='every origin reporting all ready')
+        return proxy, origins, marks
+
+    def started(self, marks):
+        """Names of the origins in the order the slow requests started."""
+        return [n.split('-', 1)[1] for n in sorted(os.listdir(marks))]
+
+    def run_concurrent(self, proxy, marks, n, one_by_one):
+        threads = []
+        for i in range(n):
+            t = threading.Thread(target=proxy.get, args=('/app/slow',),
+                                 kwargs={'timeout': 30}, daemon=True)
+            t.start()
+            threads.append(t)
+            if one_by_one:
+                hbtest.wait_until(lambda: len(self.started(marks)) == i + 1, timeout=10,
+                                  message='request %d in flight' % (i + 1))
+        hbtest.wait_until(lambda: len(self.started(marks)) == n, timeout=15,
+                          message='all requests in flight')
+        got = self.started(marks)
+        for t in threads:
+            t.join(timeout=30)
+        return got
+
+    def test_no_herding_equal_members(self):
+        # Reports only every 2 s: the requests start between two reports,
+        # so only the proxy's own correction can spread them.
+        proxy, (a, b), marks = self.slow_origins([('a', 6), ('b', 6)], interval='2s')
+        got = self.run_concurrent(proxy, marks, 8, one_by_one=True)
+        # Equal members: each new request goes where fewer of ours are in
+        # flight, so they alternate instead of piling onto one.
+        self.assertEqual(collections.Counter(got), {'a': 4, 'b': 4}, got)
+        for x, y in zip(got, got[1:]):
+            self.assertNotEqual(x, y, 'not alternating: %s' % got)
+
+    def test_concurrent_load_evens_out_free_slots(self):
+        proxy, (a, b), marks = self.slow_origins([('a', 6), ('b', 2)])
+        # Picks racing in two children may overshoot by one, and the MPM
+        # says so when it runs out of workers.
+        for o in (a, b):
+            o.allowed_errors = [r'AH00484']
+        got = collections.Counter(self.run_concurrent(proxy, marks, 8, one_by_one=False))
+        # 8 requests on 6 + 2 slots: the free slots even out (0/0, or off by
+        # one each way if two picks raced), never 2/-2 (4/4, random) or
+        # worse (herding).
+        free_a, free_b = 6 - got['a'], 2 - got['b']
+        self.assertEqual(got['a'] + got['b'], 8, got)
+        self.assertLessEqual(abs(free_a - free_b), 2, got)
+
+
+class FileModeTest(BalancerCase):
+
+    def test_stock_format_file_and_its_age(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.httpd('proxy', modules=['proxy', 'proxy_http', 'proxy_balancer',
+                                             'slotmem_shm', 'lbmethod_byrequests',
+                                             'lbmethod_heartbeat'])
+        path = os.path.join(proxy.run_dir, 'hb.dat')
+        proxy.conf_body = """
+HeartbeatStorage "%s"
+<Proxy balancer://b>
+    BalancerMember http://127.0.0.1:%d
+    BalancerMember http://127.0.0.1:%d
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://b
+""" % (path, a.port, b.port)
+        proxy.allowed_errors = [r'AH01170']
+        # As the stock monitor writes it: no seen=, lastseen in seconds.
+        with open(path, 'w') as f:
+            f.write('127.0.0.1 &ready=2&busy=0&lastseen=0&port=%d\n'
+                    '127.0.0.1 &ready=9&busy=0&lastseen=0&port=%d\n' % (a.port, b.port))
+        proxy.start()
+        self.assertEqual(self.who(proxy, 4), ['b'] * 4)
+        # The file stops changing: 20 s later its data is stale, even though
+        # lastseen still says 0 (stock trusted it forever).
+        old = time.time() - 20
+        os.utime(path, (old, old))
+        hbtest.wait_until(lambda: self.who(proxy, 1) == [503], timeout=5,
+                          message='stale file refused')
+        # A fresh rewrite with other counts is picked up.
+        with open(path, 'w') as f:
+            f.write('# comment\n127.0.0.1 &ready=7&busy=0&lastseen=1&port=%d\n'
+                    'garbage line\n'
+                    '127.0.0.1 &ready=1&busy=0&lastseen=0&port=%d\n' % (a.port, b.port))
+        hbtest.wait_until(lambda: self.who(proxy, 1) == ['a'], timeout=5,
+                          message='new file read')
+        proxy.wait_log(r'LB0301: .*1 malformed line\(s\) skipped, first at line 3')
+
+    def test_monitor_file_mode(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port],
+                           extra='HeartbeatMaxServers 0\nHeartbeatStorageInterval 100ms\n')
+        proxy.conf_body = proxy.conf_body.replace('HeartbeatMaxServers 50\n', '')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 1)
+        f.set(b.port, 8)
+        hbtest.wait_until(lambda: self.who(proxy, 1) == ['b'], timeout=5,
+                          message='routing from the monitor file')
+        self.assertTrue(os.path.exists(os.path.join(proxy.run_dir, 'hb.dat')))
+
+    def test_reads_stock_monitor_file(self):
+        lab = self.sandbox.netlab(['origin', 'proxy'])
+        origin = self.httpd('origin', 'HeartbeatAddress 239.0.0.1:27999\n', ours=False,
+                            modules=['watchdog', 'heartbeat'], netns=lab['origin'])
+        origin.add_file('who', 'origin\n')
+        proxy = self.httpd('proxy', ours=['lbmethod_heartbeat'], netns=lab['proxy'],
+                           modules=PROXY)
+        path = os.path.join(proxy.run_dir, 'hb.dat')
+        proxy.conf_body = """
+HeartbeatListen 239.0.0.1:27999
+HeartbeatMaxServers 0
+HeartbeatStorage "%s"
+<Proxy balancer://b>
+    BalancerMember http://%s:80
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://b
+""" % (path, lab['origin'].ip)
+        proxy.allowed_errors = [r'AH01170']
+        proxy.start()
+        origin.start()
+
+        def through():
+            r = hbtest.get(proxy.url('/app/who'), netns=lab['proxy'])
+            return r.status == 200 and r.body == b'origin\n'
+        # The stock monitor writes every 5 s.
+        hbtest.wait_until(through, timeout=20, message='our lbmethod on the stock file')
+        with open(path) as f:
+            self.assertRegex(f.read(), r'(?m)^%s &ready=\d+&busy=\d+&lastseen=\d+&port=80$'
+                             % re.escape(lab['origin'].ip))
+
+
+if __name__ == '__main__':
+    hbtest.main()
