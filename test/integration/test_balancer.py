@@ -231,6 +231,23 @@ class BalancerRulesTest(BalancerCase):
         hbtest.wait_until(lambda: self.who(proxy, 1) == ['c'], timeout=5,
                           message='hot standby once no set has fresh data')
 
+    def test_sticky_session_reaches_draining_member(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d route=ra' % a.port,
+                            'http://127.0.0.1:%d route=rb' % b.port],
+                           section='    ProxySet stickysession=ROUTEID\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 50, state='drain')
+        f.set(b.port, 1)
+        f.wait_rounds()
+        # New sessions avoid the draining member...
+        self.assertEqual(self.who(proxy, 3), ['b'] * 3)
+        # ...existing ones stay with it: stickiness is decided before us.
+        for _ in range(3):
+            r = proxy.get('/app/who', headers={'Cookie': 'ROUTEID=x.ra'})
+            self.assertEqual((r.status, r.body), (200, b'a\n'))
+
     def test_disabled_member_skipped(self):
         a, b = self.origins(['a', 'b'])
         proxy = self.proxy(['http://127.0.0.1:%d status=+D' % a.port,
