@@ -18,7 +18,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 2u
+#define HM_LAYOUT_VERSION 3u
 
 /* Keeps slot numbers within int32 and the index size within uint32. */
 #define HM_CAPACITY_MAX (1u << 24)
@@ -667,6 +667,18 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
     if (pos >= 0) {
         slot = index_of(t)[pos];
         e = slots[slot].e;
+        /* Once an origin has proved itself with a key, only signed packets
+         * may speak for it, each with a newer sequence number; checked
+         * under the writer lock so two writers cannot both pass. */
+        if ((e.flags & HM_ENTRY_AUTH) && !(entry_flags & HM_ENTRY_AUTH)) {
+            unlock_table(t);
+            return HM_UPD_DOWNGRADE;
+        }
+        if ((entry_flags & HM_ENTRY_AUTH) && (e.flags & HM_ENTRY_AUTH) &&
+            (pkt->flags & HB_HAS_SEQ) && pkt->seq <= e.seq) {
+            unlock_table(t);
+            return HM_UPD_REPLAY;
+        }
         apply_packet(&e, pkt, now, entry_flags);
         slot_write(&slots[slot], &e, 1);
         res = HM_UPD_UPDATED;

@@ -35,6 +35,7 @@ typedef struct {
 /* hm_entry_t.flags */
 #define HM_ENTRY_PORT_KNOWN 0x01u /* the sender named its port (port=) */
 #define HM_ENTRY_VIA_HTTP   0x02u /* last update came by HTTP POST */
+#define HM_ENTRY_AUTH       0x04u /* last update was signed with a valid key */
 
 typedef struct {
     hm_key_t key;
@@ -58,7 +59,13 @@ typedef enum {
     HM_CTR_FULL,         /* a new sender was dropped: table full of fresh entries */
     HM_CTR_EXPIRED,      /* entries removed by age */
     HM_CTR_MALFORMED,    /* bad packets/bodies (counted by the caller) */
-    HM_CTR_REJECTED,     /* refused for policy reasons (counted by the caller) */
+    HM_CTR_REJECTED,     /* refused for policy reasons, all reasons (counted by the caller) */
+    HM_CTR_UNSIGNED,     /* ... of which: unsigned where a signature is required */
+    HM_CTR_BADSIG,       /* ... bad or unknown-key signature, malformed auth fields */
+    HM_CTR_REPLAY,       /* ... sequence number not newer than the last accepted */
+    HM_CTR_CLOCK,        /* ... timestamp outside the window */
+    HM_CTR_NOTALLOWED,   /* ... source address outside HeartbeatAllow */
+    HM_CTR_RATELIMITED,  /* ... over the per-source rate */
     HM_CTR_COUNT
 } hm_counter_e;
 
@@ -66,7 +73,9 @@ typedef enum {
     HM_UPD_UPDATED = 0, /* existing entry refreshed */
     HM_UPD_INSERTED,    /* new entry in a free slot */
     HM_UPD_REPLACED,    /* new entry in the slot of an evicted stale entry */
-    HM_UPD_FULL         /* dropped: no free slot and no stale entry */
+    HM_UPD_FULL,        /* dropped: no free slot and no stale entry */
+    HM_UPD_REPLAY,      /* refused: signed, and seq not newer than the entry's */
+    HM_UPD_DOWNGRADE    /* refused: unsigned update of an entry last signed */
 } hm_update_e;
 
 typedef struct hm_table hm_table_t;
@@ -90,7 +99,10 @@ unsigned int hm_table_count(const hm_table_t *t);
  * When the sender is new and the table is full, the entry seen longest ago is
  * evicted only if it is older than stale_after; otherwise the packet is dropped
  * (HM_UPD_FULL). entry_flags (HM_ENTRY_*) are stored with the entry; the seq,
- * interval and state of pkt are stored when pkt carries them.
+ * interval and state of pkt are stored when pkt carries them. An entry whose
+ * last update carried HM_ENTRY_AUTH refuses updates without it
+ * (HM_UPD_DOWNGRADE) and signed updates whose seq is not newer
+ * (HM_UPD_REPLAY); the table is unchanged then.
  */
 hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
                             int64_t stale_after, uint32_t entry_flags);

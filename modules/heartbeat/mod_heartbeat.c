@@ -28,6 +28,7 @@
 
 #include <unistd.h>
 
+#include "hb_auth.h"
 #include "hb_config.h"
 #include "hb_net.h"
 #include "hb_packet.h"
@@ -59,6 +60,7 @@ typedef struct {
     hb_state_e state; /* HeartbeatState up|drain */
     hb_ready_mode_e ready_mode;
     int interval_set, ttl_set, state_set, ready_mode_set;
+    hb_key_t *key; /* HeartbeatSecret: sign every packet (the last one given) */
 
     /* run time, parent process only */
     apr_pool_t *sock_pool;
@@ -239,6 +241,26 @@ static const char *hb_cmd_state(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, const char *id)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    char why[512];
+    hb_key_t *k;
+
+    if (err) {
+        return err;
+    }
+    /* Read now, as root: the children inherit the key, and the file can
+     * stay readable by root alone. */
+    k = apr_pcalloc(cmd->pool, sizeof(*k));
+    if (hb_key_load(k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) != 0) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why);
+    }
+    conf->key = k;
+    return NULL;
+}
+
 static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hb_conf_t *conf = hb_conf(cmd->server);
@@ -383,6 +405,15 @@ static void hb_close_all(hb_conf_t *conf)
 
 static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len);
 
+/* With HeartbeatSecret, append the timestamp, key id and HMAC. */
+static apr_size_t hb_sign(hb_conf_t *conf, char *buf, apr_size_t len, apr_size_t cap)
+{
+    if (!conf->key || !len) {
+        return len;
+    }
+    return hb_auth_sign(conf->key, buf, len, cap, apr_time_as_msec(apr_time_now()));
+}
+
 static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
 {
     hb_packet_t pkt;
@@ -416,6 +447,7 @@ static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
         pkt.state = HB_STATE_STOPPING;
     }
     len = hb_packet_format(&pkt, buf, sizeof(buf));
+    len = hb_sign(conf, buf, len, sizeof(buf));
     hb_send_buf(s, conf, buf, len);
 }
 
@@ -525,6 +557,7 @@ static apr_status_t hb_parent_cleanup(void *data)
         pkt.flags |= HB_HAS_PORT;
     }
     len = hb_packet_format(&pkt, buf, sizeof(buf));
+    len = hb_sign(conf, buf, len, sizeof(buf));
     hb_send_buf(pc->s, conf, buf, len);
     hb_close_all(conf);
     apr_pool_destroy(conf->sock_pool);
@@ -613,6 +646,9 @@ static const command_rec hb_cmds[] = {
                   "port advertised to the proxies (default: the first Listen port)"),
     AP_INIT_TAKE1("HeartbeatState", hb_cmd_state, NULL, RSRC_CONF,
                   "'up' (default) or 'drain': a draining origin gets no new requests"),
+    AP_INIT_TAKE12("HeartbeatSecret", hb_cmd_secret, NULL, RSRC_CONF,
+                   "key file (mode 0600, owned by root) to sign heartbeats with, and an "
+                   "optional key id (default: the file name without extension)"),
     AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
                   "'idle' (default, stock: idle worker threads) or 'spare' "
                   "(MaxRequestWorkers minus busy)"),

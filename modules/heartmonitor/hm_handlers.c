@@ -74,9 +74,11 @@ static int hm_post_handler(request_rec *r)
     }
     st = hm_apply(conf, buf, len, r->useragent_addr, 1, r->server);
     if (st != HB_OK) {
+        /* Malformed: 400. Refused by the authentication rules: 403. */
         ap_set_content_type(r, "text/plain");
-        r->status = HTTP_BAD_REQUEST;
-        ap_rprintf(r, "malformed heartbeat: %s\n", hb_status_str((hb_status_e)st));
+        r->status = st >= 100 ? HTTP_FORBIDDEN : HTTP_BAD_REQUEST;
+        ap_rprintf(r, "%s heartbeat: %s\n", st >= 100 ? "refused" : "malformed",
+                   hm_reason_str(st));
         return OK;
     }
     ap_set_content_type(r, "text/plain");
@@ -139,7 +141,7 @@ static const hm_reject_t *hm_last_error(const hm_snapshot_t *sn, const hm_entry_
 
 static const char *hm_reason(uint32_t reason)
 {
-    return hb_status_str((hb_status_e)reason);
+    return hm_reason_str((int)reason);
 }
 
 static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
@@ -160,11 +162,13 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
                    "%s{\"ip\":\"%s\",\"port\":%u,\"port_known\":%s,\"ready\":%u,"
                    "\"busy\":%u,\"state\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT
                    ",\"interval_ms\":%u,\"seq\":%" APR_UINT64_T_FMT
-                   ",\"packets\":%" APR_UINT64_T_FMT ",\"via\":\"%s\",\"last_error\":",
+                   ",\"packets\":%" APR_UINT64_T_FMT ",\"via\":\"%s\",\"signed\":%s,"
+                   "\"last_error\":",
                    i ? "," : "", e->ip, (unsigned)e->key.port,
                    (e->flags & HM_ENTRY_PORT_KNOWN) ? "true" : "false", e->ready, e->busy,
                    hb_state_str((hb_state_e)e->state), (sn->now - e->seen) / 1000, e->interval_ms,
-                   e->seq, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "http" : "udp");
+                   e->seq, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "http" : "udp",
+                   (e->flags & HM_ENTRY_AUTH) ? "true" : "false");
         if (last) {
             ap_rprintf(r, "{\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}}",
                        hm_reason(last->reason), (sn->now - last->when) / 1000);
@@ -207,18 +211,20 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
     ap_rprintf(r, "<p>%u of %u slots used.</p>\n", sn->count, sn->capacity);
     ap_rputs("<table class=\"hb\"><tr><th>Address</th><th>Port</th><th>Ready</th><th>Busy</th>"
              "<th>State</th><th>Age (s)</th><th>Interval (ms)</th><th>Packets</th>"
-             "<th>Via</th><th>Last error</th></tr>\n",
+             "<th>Via</th><th>Signed</th><th>Last error</th></tr>\n",
              r);
     for (i = 0; i < sn->entries->nelts; i++) {
         const hm_entry_t *e = &APR_ARRAY_IDX(sn->entries, i, hm_entry_t);
         const hm_reject_t *last = hm_last_error(sn, e);
         ap_rprintf(r,
                    "<tr><td>%s</td><td>%u%s</td><td>%u</td><td>%u</td><td>%s</td>"
-                   "<td>%.1f</td><td>%u</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td><td>",
+                   "<td>%.1f</td><td>%u</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td><td>%s</td>"
+                   "<td>",
                    ap_escape_html(r->pool, e->ip), (unsigned)e->key.port,
                    (e->flags & HM_ENTRY_PORT_KNOWN) ? "" : " (default)", e->ready, e->busy,
                    hb_state_str((hb_state_e)e->state), (double)(sn->now - e->seen) / 1e6,
-                   e->interval_ms, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "HTTP" : "UDP");
+                   e->interval_ms, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "HTTP" : "UDP",
+                   (e->flags & HM_ENTRY_AUTH) ? "yes" : "<b>no</b>");
         if (last) {
             ap_rprintf(r, "%s, %.0fs ago", hm_reason(last->reason),
                        (double)(sn->now - last->when) / 1e6);

@@ -31,6 +31,14 @@ typedef struct {
     apr_interval_time_t stale_after;
     int storage_interval_set, expiry_set;
 
+    /* authentication and admission (hm_auth) */
+    apr_array_header_t *keys; /* hb_key_t: every HeartbeatSecret (rotation) */
+    int auth_migrate;         /* HeartbeatAuthMode migrate: unsigned accepted, marked */
+    int auth_mode_set;
+    apr_interval_time_t auth_window;
+    apr_array_header_t *allow; /* apr_ipsubnet_t *: HeartbeatAllow, UDP only */
+    unsigned int rate_limit;   /* packets/s per source address, 0 = off */
+
     /* run time */
     hm_table_t *table;
     server_rec *s;
@@ -43,8 +51,19 @@ hm_conf_t *hm_conf(server_rec *s);
 int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
              int via_http, server_rec *s);
 
+/* Rejection reasons beyond hb_status_e (which covers malformed input). */
+#define HM_REASON_UNSIGNED   100
+#define HM_REASON_BADSIG     101
+#define HM_REASON_REPLAY     102
+#define HM_REASON_CLOCK      103
+#define HM_REASON_NOTALLOWED 104
+#define HM_REASON_RATE       105
+#define HM_REASON_DOWNGRADE  106
+
+const char *hm_reason_str(int reason);
+
 /* Count, remember (status page) and log a rejected heartbeat; reason is
- * an hb_status_e. */
+ * an hb_status_e or an HM_REASON_*. */
 void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason,
                server_rec *s);
 
@@ -59,5 +78,7 @@ void hm_register_status_hook(void);
 #define HM_DEFAULT_STORAGE_EVERY apr_time_from_sec(1)
 #define HM_DEFAULT_EXPIRY        apr_time_from_sec(30)
 #define HM_DEFAULT_STALE         apr_time_from_sec(10)
+#define HM_DEFAULT_AUTH_WINDOW   apr_time_from_sec(30)
+#define HM_DEFAULT_RATE_LIMIT    100
 
 #endif

@@ -20,6 +20,7 @@
 #include "mod_watchdog.h"
 #include "unixd.h"
 
+#include "apr_lib.h"
 #include "apr_poll.h"
 #include "apr_shm.h"
 #include "apr_strings.h"
@@ -28,9 +29,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hb_auth.h"
 #include "hb_config.h"
 #include "hb_net.h"
 #include "hb_packet.h"
+#include "hm_ratelimit.h"
 #include "hm_storage.h"
 #include "hm_private.h"
 #include "mod_heartmonitor.h"
@@ -63,6 +66,10 @@ static void *hm_create_server_config(apr_pool_t *p, server_rec *s)
     conf->storage_interval = HM_DEFAULT_STORAGE_EVERY;
     conf->expiry = HM_DEFAULT_EXPIRY;
     conf->stale_after = HM_DEFAULT_STALE;
+    conf->keys = apr_array_make(p, 2, sizeof(hb_key_t));
+    conf->auth_window = HM_DEFAULT_AUTH_WINDOW;
+    conf->allow = apr_array_make(p, 2, sizeof(apr_ipsubnet_t *));
+    conf->rate_limit = HM_DEFAULT_RATE_LIMIT;
     return conf;
 }
 
@@ -178,6 +185,101 @@ static const char *hm_cmd_expiry(cmd_parms *cmd, void *dconf, const char *arg)
     return hm_cmd_time(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(86400), &conf->expiry);
 }
 
+static const char *hm_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, const char *id)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char why[512];
+    hb_key_t k;
+    int i;
+
+    if (err) {
+        return err;
+    }
+    /* Read now, as root: children inherit the keys, the files stay
+     * readable by root alone. */
+    if (hb_key_load(&k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) != 0) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why);
+    }
+    for (i = 0; i < conf->keys->nelts; i++) {
+        if (!strcmp(APR_ARRAY_IDX(conf->keys, i, hb_key_t).id, k.id)) {
+            return apr_psprintf(cmd->pool, "%s: key id '%s' is given twice", cmd->cmd->name, k.id);
+        }
+    }
+    *(hb_key_t *)apr_array_push(conf->keys) = k;
+    return NULL;
+}
+
+static const char *hm_cmd_auth_mode(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "required")) {
+        conf->auth_migrate = 0;
+    } else if (!strcasecmp(arg, "migrate")) {
+        conf->auth_migrate = 1;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be required or migrate", cmd->cmd->name, arg);
+    }
+    conf->auth_mode_set = 1;
+    return NULL;
+}
+
+static const char *hm_cmd_auth_window(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    return hm_cmd_time(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(3600), &conf->auth_window);
+}
+
+static const char *hm_cmd_allow(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *ip = apr_pstrdup(cmd->pool, arg), *mask = strchr(ip, '/');
+    apr_ipsubnet_t *sub;
+
+    if (err) {
+        return err;
+    }
+    if (mask) {
+        *mask++ = '\0';
+    }
+    /* Addresses only: a name here would be looked up at every restart and
+     * could silently change what is trusted. */
+    if (!apr_isdigit(*ip) && !strchr(ip, ':')) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an IP address or CIDR range",
+                            cmd->cmd->name, arg);
+    }
+    if (apr_ipsubnet_create(&sub, ip, mask, cmd->pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an IP address or CIDR range",
+                            cmd->cmd->name, arg);
+    }
+    *(apr_ipsubnet_t **)apr_array_push(conf->allow) = sub;
+    return NULL;
+}
+
+static const char *hm_cmd_rate_limit(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), 1000000, &v) != HB_OK) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' must be packets per second per source, 0 (off) to 1000000",
+                            cmd->cmd->name, arg);
+    }
+    conf->rate_limit = (unsigned int)v;
+    return NULL;
+}
+
 /* ------------------------------------------------------------ bad input */
 
 /* Rate-limited: a flood of garbage costs a counter increment and at most
@@ -222,14 +324,62 @@ void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int re
     char ip[HM_IP_MAX];
     hm_key_t src;
 
-    hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
+    if (reason < 100) {
+        hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
+    } else {
+        static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
+                                             HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
+                                             HM_CTR_UNSIGNED};
+        hm_table_counter_add(conf->table, HM_CTR_REJECTED, 1);
+        hm_table_counter_add(conf->table, which[reason - 100], 1);
+    }
     if (hm_key_from_sockaddr(&src, &addr->sa, 0) == 0) {
         hm_table_note_reject(conf->table, &src, (uint32_t)reason, apr_time_now());
     }
     apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
     hm_log_bad_input(s, via_http ? "heartbeat POST" : "heartbeat packet", ip,
-                     hb_status_str((hb_status_e)reason));
+                     hm_reason_str(reason));
 }
+
+const char *hm_reason_str(int reason)
+{
+    switch (reason) {
+    case HM_REASON_UNSIGNED:
+        return "unsigned";
+    case HM_REASON_BADSIG:
+        return "bad signature";
+    case HM_REASON_REPLAY:
+        return "replayed (sequence not newer)";
+    case HM_REASON_CLOCK:
+        return "timestamp outside the window";
+    case HM_REASON_NOTALLOWED:
+        return "source not in HeartbeatAllow";
+    case HM_REASON_RATE:
+        return "over HeartbeatRateLimit";
+    case HM_REASON_DOWNGRADE:
+        return "unsigned update of a signed origin";
+    }
+    return hb_status_str((hb_status_e)reason);
+}
+
+static int hm_allowed(const hm_conf_t *conf, const apr_sockaddr_t *addr)
+{
+    int i;
+
+    if (conf->allow->nelts == 0) {
+        return 1;
+    }
+    for (i = 0; i < conf->allow->nelts; i++) {
+        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->allow, i, apr_ipsubnet_t *),
+                              (apr_sockaddr_t *)addr)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The receiver's per-source limiter; only its thread touches it. */
+static hm_ratelimit_t *hm_rl;
 
 int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
              int via_http, server_rec *s)
@@ -238,24 +388,64 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
     hb_status_e st;
     hm_key_t key;
     hm_update_e up;
-    uint32_t flags;
+    uint32_t flags = 0;
+    apr_time_t now = apr_time_now();
+    size_t plen = len;
 
-    st = hb_packet_parse(buf, len, &pkt);
-    if (st == HB_OK) {
-        if (hm_key_from_sockaddr(&key, &addr->sa,
-                                 (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
-            st = HB_E_SYNTAX;
+    /* Datagrams have no Require: the address filter and the rate cap stand
+     * in for it, before any parsing. POSTs pass through httpd's access
+     * control instead. */
+    if (!via_http) {
+        if (!hm_allowed(conf, addr)) {
+            hm_reject(conf, addr, via_http, HM_REASON_NOTALLOWED, s);
+            return HM_REASON_NOTALLOWED;
         }
+        if (hm_rl && hm_key_from_sockaddr(&key, &addr->sa, 0) == 0 &&
+            !hm_ratelimit_allow(hm_rl, &key, now)) {
+            hm_reject(conf, addr, via_http, HM_REASON_RATE, s);
+            return HM_REASON_RATE;
+        }
+    }
+    if (conf->keys->nelts) {
+        size_t slen = 0;
+        hb_auth_e a = hb_auth_verify(
+            (const hb_key_t *)conf->keys->elts, (unsigned int)conf->keys->nelts, buf, len,
+            apr_time_as_msec(now), apr_time_as_msec(conf->auth_window), &slen, NULL);
+        if (a == HB_AUTH_OK) {
+            flags |= HM_ENTRY_AUTH;
+            plen = slen;
+        } else if (!(a == HB_AUTH_UNSIGNED && conf->auth_migrate)) {
+            int reason = a == HB_AUTH_UNSIGNED ? HM_REASON_UNSIGNED
+                         : a == HB_AUTH_CLOCK  ? HM_REASON_CLOCK
+                                               : HM_REASON_BADSIG;
+            hm_reject(conf, addr, via_http, reason, s);
+            return reason;
+        }
+    }
+    st = hb_packet_parse(buf, plen, &pkt);
+    if (st == HB_OK && (flags & HM_ENTRY_AUTH) && !(pkt.flags & HB_HAS_SEQ)) {
+        /* Without a sequence number a signed packet could be replayed. */
+        st = HB_E_MISSING;
+    }
+    if (st == HB_OK &&
+        hm_key_from_sockaddr(&key, &addr->sa,
+                             (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
+        st = HB_E_SYNTAX;
     }
     if (st != HB_OK) {
         hm_reject(conf, addr, via_http, st, s);
         return st;
     }
-    flags = (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
+    flags |= (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
     if (via_http) {
         flags |= HM_ENTRY_VIA_HTTP;
     }
-    up = hm_table_update(conf->table, &key, &pkt, apr_time_now(), conf->stale_after, flags);
+    up = hm_table_update(conf->table, &key, &pkt, now, conf->stale_after, flags);
+    if (up == HM_UPD_REPLAY || up == HM_UPD_DOWNGRADE) {
+        int reason = up == HM_UPD_REPLAY ? HM_REASON_REPLAY : HM_REASON_DOWNGRADE;
+        hm_reject(conf, addr, via_http, reason, s);
+        return reason;
+    }
     if (up == HM_UPD_FULL) {
         char ip[HM_IP_MAX];
         hm_key_to_string(&key, ip);
@@ -543,6 +733,13 @@ static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
     rx->s = s;
     rx->pool = pool;
     rx->written_version = (uint64_t)-1;
+    hm_rl = NULL;
+    if (conf->rate_limit) {
+        /* Burst of two seconds' worth: a sender restarting or a proxy
+         * catching up must not be cut off. */
+        hm_rl = hm_ratelimit_init(apr_palloc(pool, hm_ratelimit_size(4096)), 4096, conf->rate_limit,
+                                  2 * conf->rate_limit);
+    }
     rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, 0);
     for (i = 0; rv == APR_SUCCESS && i < conf->listens->nelts; i++) {
         hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
@@ -750,6 +947,20 @@ static const command_rec hm_cmds[] = {
                   "path of the heartbeat table file (default hb.dat in DefaultRuntimeDir)"),
     AP_INIT_TAKE1("HeartbeatStorageInterval", hm_cmd_storage_interval, NULL, RSRC_CONF,
                   "how often the storage file may be rewritten (default 1s)"),
+    AP_INIT_TAKE12("HeartbeatSecret", hm_cmd_secret, NULL, RSRC_CONF,
+                   "key file (mode 0600, owned by root) and optional key id; repeat for "
+                   "several keys during a rotation: then only signed heartbeats are accepted"),
+    AP_INIT_TAKE1("HeartbeatAuthMode", hm_cmd_auth_mode, NULL, RSRC_CONF,
+                  "required (default with HeartbeatSecret) or migrate: accept unsigned "
+                  "heartbeats too, shown as unsigned"),
+    AP_INIT_TAKE1("HeartbeatAuthWindow", hm_cmd_auth_window, NULL, RSRC_CONF,
+                  "how far a signed heartbeat's timestamp may be from our clock "
+                  "(default 30s)"),
+    AP_INIT_ITERATE("HeartbeatAllow", hm_cmd_allow, NULL, RSRC_CONF,
+                    "addresses or CIDR ranges UDP heartbeats may come from (default: any)"),
+    AP_INIT_TAKE1("HeartbeatRateLimit", hm_cmd_rate_limit, NULL, RSRC_CONF,
+                  "UDP heartbeats accepted per second from one address (default 100, 0 = "
+                  "no limit)"),
     AP_INIT_TAKE1("HeartbeatExpiry", hm_cmd_expiry, NULL, RSRC_CONF,
                   "age after which an origin that stopped sending leaves the table "
                   "(default 30s)"),

@@ -567,6 +567,41 @@ START_TEST(test_counters)
 }
 END_TEST
 
+START_TEST(test_auth_rules)
+{
+    hm_table_t *t = new_table(4);
+    hm_key_t k = key4("10.0.0.1", 80);
+    hb_packet_t p = pkt(5, 0);
+    hm_entry_t e;
+
+    p.flags |= HB_HAS_SEQ;
+    p.seq = 10;
+    /* Unsigned entries take anything, as before. */
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 1 * SEC, SEC, 0), HM_UPD_INSERTED);
+    p.seq = 5;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 2 * SEC, SEC, 0), HM_UPD_UPDATED);
+    /* A signed packet takes the entry over (migration). */
+    p.seq = 20;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 3 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    /* Then: no replay, no unsigned update, table unchanged. */
+    p.ready = 999;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 4 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_REPLAY);
+    p.seq = 19;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 4 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_REPLAY);
+    p.seq = 21;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 4 * SEC, SEC, 0), HM_UPD_DOWNGRADE);
+    ck_assert_int_ge(hm_table_find(t, &k, &e), 0);
+    ck_assert_uint_eq(e.ready, 5);
+    ck_assert_uint_eq(e.seq, 20);
+    ck_assert_int_eq(e.seen, 3 * SEC);
+    ck_assert_uint_eq(hm_table_counter(t, HM_CTR_ACCEPTED), 3);
+    /* A newer signed packet is accepted. */
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 5 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_int_ge(hm_table_find(t, &k, &e), 0);
+    ck_assert_uint_eq(e.ready, 999);
+}
+END_TEST
+
 START_TEST(test_reject_ring)
 {
     hm_table_t *t = new_table(2);
@@ -897,6 +932,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, test_model);
     tcase_add_test(tc, test_large);
     tcase_add_test(tc, test_reject_ring);
+    tcase_add_test(tc, test_auth_rules);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");
