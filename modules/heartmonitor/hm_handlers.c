@@ -86,8 +86,14 @@ static int hm_post_handler(request_rec *r)
     return OK;
 }
 
-static const char *hm_counter_names[HM_CTR_COUNT] = {"accepted", "inserted",  "replaced", "full",
-                                                     "expired",  "malformed", "rejected"};
+static const char *hm_counter_names[] = {
+    "accepted", "inserted", "replaced", "full",       "expired",    "malformed",  "rejected",
+    "unsigned", "badsig",   "replay",   "clock_skew", "notallowed", "ratelimited"};
+/* A counter added to hm_table.h without a name here fails the build. */
+typedef char hm_counter_names_complete[sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) ==
+                                               HM_CTR_COUNT
+                                           ? 1
+                                           : -1];
 
 /* One consistent-enough picture of the table for a page: every entry is a
  * seqlocked copy, so rows are never torn, though rows may be from slightly
