@@ -77,8 +77,7 @@ static int hm_post_handler(request_rec *r)
         /* Malformed: 400. Refused by the authentication rules: 403. */
         ap_set_content_type(r, "text/plain");
         r->status = st >= 100 ? HTTP_FORBIDDEN : HTTP_BAD_REQUEST;
-        ap_rprintf(r, "%s heartbeat: %s\n", st >= 100 ? "refused" : "malformed",
-                   hm_reason_str(st));
+        ap_rprintf(r, "%s heartbeat: %s\n", st >= 100 ? "refused" : "malformed", hm_reason_str(st));
         return OK;
     }
     ap_set_content_type(r, "text/plain");
@@ -90,10 +89,8 @@ static const char *hm_counter_names[] = {
     "accepted", "inserted", "replaced", "full",       "expired",    "malformed",  "rejected",
     "unsigned", "badsig",   "replay",   "clock_skew", "notallowed", "ratelimited"};
 /* A counter added to hm_table.h without a name here fails the build. */
-typedef char hm_counter_names_complete[sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) ==
-                                               HM_CTR_COUNT
-                                           ? 1
-                                           : -1];
+typedef char hm_counter_names_complete
+    [sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) == HM_CTR_COUNT ? 1 : -1];
 
 /* One consistent-enough picture of the table for a page: every entry is a
  * seqlocked copy, so rows are never torn, though rows may be from slightly

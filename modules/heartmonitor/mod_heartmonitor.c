@@ -321,17 +321,23 @@ static void hm_log_full(server_rec *s, const char *from)
 
 void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason, server_rec *s)
 {
+    static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
+                                         HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
+                                         HM_CTR_UNSIGNED};
     char ip[HM_IP_MAX];
     hm_key_t src;
 
     if (reason < 100) {
         hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
     } else {
-        static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
-                                             HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
-                                             HM_CTR_UNSIGNED};
         hm_table_counter_add(conf->table, HM_CTR_REJECTED, 1);
         hm_table_counter_add(conf->table, which[reason - 100], 1);
+    }
+    /* A flood is what the rate cap is for: count it and nothing more, so
+     * the excess costs two atomic increments and does not wash the useful
+     * entries out of the recent-rejections list. */
+    if (reason == HM_REASON_RATE) {
+        return;
     }
     if (hm_key_from_sockaddr(&src, &addr->sa, 0) == 0) {
         hm_table_note_reject(conf->table, &src, (uint32_t)reason, apr_time_now());
