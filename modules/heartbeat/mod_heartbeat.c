@@ -23,6 +23,7 @@
 #include "scoreboard.h"
 #include "mod_watchdog.h"
 
+#include "apr_file_io.h"
 #include "apr_network_io.h"
 #include "apr_strings.h"
 
@@ -60,7 +61,8 @@ typedef struct {
     hb_state_e state; /* HeartbeatState up|drain */
     hb_ready_mode_e ready_mode;
     int interval_set, ttl_set, state_set, ready_mode_set;
-    hb_key_t *key; /* HeartbeatSecret: sign every packet (the last one given) */
+    hb_key_t *key;          /* HeartbeatSecret: sign every packet (the last one given) */
+    const char *state_file; /* HeartbeatStateFile: "drain" in it drains at run time */
 
     /* run time, parent process only */
     apr_pool_t *sock_pool;
@@ -261,6 +263,50 @@ static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     return NULL;
 }
 
+static const char *hb_cmd_state_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+
+    if (err) {
+        return err;
+    }
+    conf->state_file = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+/*
+ * An operator (or hbctl drain) can drain this origin without touching the
+ * configuration: "drain" in the state file wins over HeartbeatState until
+ * the file says "up" or is removed. Read once per interval; a missing or
+ * unreadable file means the configured state.
+ */
+static hb_state_e hb_current_state(const hb_conf_t *conf)
+{
+    char buf[16];
+    apr_file_t *f;
+    apr_size_t n = sizeof(buf) - 1;
+    apr_pool_t *p;
+    hb_state_e st = conf->state;
+
+    if (!conf->state_file || apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return st;
+    }
+    if (apr_file_open(&f, conf->state_file, APR_FOPEN_READ, APR_OS_DEFAULT, p) == APR_SUCCESS) {
+        if (apr_file_read(f, buf, &n) == APR_SUCCESS || n > 0) {
+            buf[n] = '\0';
+            if (!strncasecmp(buf, "drain", 5)) {
+                st = HB_STATE_DRAIN;
+            } else if (!strncasecmp(buf, "up", 2)) {
+                st = HB_STATE_UP;
+            }
+        }
+        apr_file_close(f);
+    }
+    apr_pool_destroy(p);
+    return st;
+}
+
 static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hb_conf_t *conf = hb_conf(cmd->server);
@@ -435,7 +481,7 @@ static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
     pkt.busy = (uint32_t)busy;
     pkt.seq = ++conf->seq;
     pkt.interval_ms = (uint32_t)apr_time_as_msec(conf->interval);
-    pkt.state = conf->state;
+    pkt.state = hb_current_state(conf);
     pkt.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE;
     port = hb_advertised_port(conf);
     if (port) {
@@ -649,6 +695,9 @@ static const command_rec hb_cmds[] = {
     AP_INIT_TAKE12("HeartbeatSecret", hb_cmd_secret, NULL, RSRC_CONF,
                    "key file (mode 0600, owned by root) to sign heartbeats with, and an "
                    "optional key id (default: the file name without extension)"),
+    AP_INIT_TAKE1("HeartbeatStateFile", hb_cmd_state_file, NULL, RSRC_CONF,
+                  "file whose content 'drain' or 'up' overrides HeartbeatState at run time "
+                  "(see hbctl drain)"),
     AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
                   "'idle' (default, stock: idle worker threads) or 'spare' "
                   "(MaxRequestWorkers minus busy)"),

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""hbctl, the operator tool: table from a file and from a status URL, send
+(plain and signed), and drain/undrain through HeartbeatStateFile with a
+real origin and proxy."""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+SRC = os.environ.get('HB_SRC_DIR') or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   '..', '..')
+HBCTL = os.path.join(SRC, 'tools', 'hbctl')
+PROXY = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byrequests',
+         'watchdog', 'heartmonitor', 'lbmethod_heartbeat']
+
+
+def hbctl(*args, check=True):
+    r = subprocess.run(['/usr/bin/python3', HBCTL] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError('hbctl %s: %s%s' % (args, r.stdout, r.stderr))
+    return r
+
+
+class HbctlTest(hbtest.HbTestCase):
+
+    def test_help_and_usage_errors(self):
+        r = hbctl('--help')
+        self.assertIn('hbctl table SOURCE', r.stdout)
+        self.assertNotEqual(hbctl('send', 'nohostport', check=False).returncode, 0)
+        self.assertNotEqual(hbctl('table', '/nonexistent', check=False).returncode, 0)
+
+    def test_table_from_stock_file(self):
+        path = os.path.join(self.sandbox.path, 'hb.dat')
+        with open(path, 'w') as f:
+            f.write('# comment\n10.0.0.11 &ready=75&busy=3&lastseen=2&port=8080\n')
+        old = time.time() - 10
+        os.utime(path, (old, old))
+        out = hbctl('table', path).stdout
+        self.assertRegex(out, r'10\.0\.0\.11\s+8080\s+75\s+3\s+up\s+12\.\d')
+
+    def test_send_and_table_from_url_signed(self):
+        hb_port = hbtest.free_port(kind='udp')
+        m = self.httpd('monitor', modules=['watchdog', 'heartmonitor'])
+        key = os.path.join(m.root, 'site.key')
+        with open(key, 'w') as f:
+            f.write('0123456789abcdef0123456789abcdef\n')
+        os.chmod(key, 0o600)
+        m.conf_body = ('HeartbeatListen 127.0.0.1:%d\nHeartbeatSecret "%s"\n'
+                       '<Location /hb-status>\n SetHandler heartbeat-status\n</Location>\n'
+                       % (hb_port, key))
+        m.start()
+        hbctl('send', '127.0.0.1:%d' % hb_port, '--ready', '7', '--port', '81', '--key', key)
+        hbctl('send', '127.0.0.1:%d' % hb_port, '--ready', '9', '--port', '82')  # unsigned
+        hbtest.wait_until(lambda: '127.0.0.1' in hbctl('table', m.url('/hb-status')).stdout,
+                          timeout=5)
+        out = hbctl('table', m.url('/hb-status')).stdout
+        self.assertRegex(out, r'127\.0\.0\.1\s+81\s+7\s+0\s+up\s+[\d.]+\s+yes')
+        self.assertNotRegex(out, r'\s82\s')
+
+    def test_drain_and_undrain(self):
+        hb_port = hbtest.free_port(kind='udp')
+        origins = []
+        for name in ('a', 'b'):
+            o = self.httpd(name, modules=['watchdog', 'heartbeat'])
+            o.add_file('who', name + '\n')
+            origins.append(o)
+        a, b = origins
+        state = a.make_dir('state')
+        statefile = os.path.join(state, 'a.state')
+        a.conf_body = ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 100ms\n'
+                       'HeartbeatStateFile "%s"\n' % (hb_port, statefile))
+        # b reports fewer ready slots, so a wins unless it drains.
+        b.conf_body = ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 100ms\n'
+                       'StartServers 1\nServerLimit 1\nThreadsPerChild 4\n'
+                       'MaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4\n' % hb_port)
+        proxy = self.httpd('proxy', """
+HeartbeatListen 127.0.0.1:%d
+<Proxy balancer://b>
+    BalancerMember http://127.0.0.1:%d
+    BalancerMember http://127.0.0.1:%d
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://b
+""" % (hb_port, a.port, b.port), modules=PROXY)
+        proxy.allowed_errors = [r'AH01170']
+        proxy.start()
+        a.start()
+        b.start()
+
+        def who():
+            return proxy.get('/app/who').body.decode().strip()
+        hbtest.wait_until(lambda: who() == 'a', timeout=10, message='a preferred')
+        hbctl('drain', statefile)
+        hbtest.wait_until(lambda: who() == 'b', timeout=5, message='a drained')
+        self.assertEqual({who() for _ in range(5)}, {'b'})
+        hbctl('undrain', statefile)
+        hbtest.wait_until(lambda: who() == 'a', timeout=5, message='a back')
+
+
+if __name__ == '__main__':
+    hbtest.main()
