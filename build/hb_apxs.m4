@@ -26,6 +26,9 @@ AC_DEFUN([HB_CHECK_APXS], [
   AS_IF([test -z "$APXS_INCLUDEDIR" || test -z "$APXS_LIBEXECDIR"],
     [AC_MSG_ERROR([$APXS did not report INCLUDEDIR/LIBEXECDIR; is it httpd 2.4's apxs?])])
 
+  APXS_SYSCONFDIR=`$APXS -q SYSCONFDIR 2>/dev/null`
+  AC_SUBST([APXS_SYSCONFDIR])
+
   AC_MSG_CHECKING([httpd binary])
   hb_sbindir=`$APXS -q SBINDIR 2>/dev/null`
   hb_target=`$APXS -q TARGET 2>/dev/null`
