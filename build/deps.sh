@@ -4,7 +4,7 @@
 set -e
 
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev check autoconf automake libtool
-pkg-config make gcc python3 iproute2 curl libssl-dev wrk"
+pkg-config make gcc python3 iproute2 curl libssl-dev wrk clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

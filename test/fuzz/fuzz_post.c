@@ -1,0 +1,552 @@
+/*
+ * fuzz_post.c: libFuzzer target for the path a heartbeat takes from a POST
+ * body (or a UDP datagram) into the monitor's shared table.
+ *
+ * It repeats what mod_heartmonitor's hm_apply() and POST handler do, with
+ * the httpd parts replaced by plain values (keep the two in step): the body
+ * limit, the per-source rate cap (UDP), signature verification
+ * (hb_auth_verify, when keys are configured), hb_packet_parse(), the key
+ * from the client's address and the packet's port, then either
+ * hm_table_update() or the counters and the rejection ring. A small table
+ * (1 to 8 slots) makes the full-table and eviction paths common. After
+ * every step it checks the table against what the step must have done,
+ * and the invariants every reader relies on:
+ *  - count <= capacity, and count equals the slots hm_table_get() returns;
+ *  - every entry is found by hm_table_find() at its own slot, and no two
+ *    entries share a key;
+ *  - a malformed or refused body, or a new origin turned away by a full
+ *    table, leaves every entry exactly as it was;
+ *  - only a body this target signed with a configured key, in the time
+ *    window, is taken as signed; such a body, if well-formed, is taken;
+ *  - the rate cap never lets more through than its burst plus its rate;
+ *  - the counters account for every step.
+ *
+ * Input: byte 0 is the configuration:
+ *  - & 0x07: capacity - 1;
+ *  - & 0x18: keys: 0 none, 1 required, 2 migrate (unsigned accepted too),
+ *    3 required with two keys (rotation);
+ *  - & 0x20: rate cap on UDP (10 per second, bursts of 20).
+ * The rest is records separated by '\n' (bodies containing '\n' are
+ * malformed anyway; fuzz_packet covers them). A record is
+ * [source][time][body...]:
+ *  - source & 0x0f: the client address, from a fixed list with IPv4, IPv6
+ *    and IPv4-mapped IPv6 forms of the same hosts, so keys collide;
+ *    source & 0x10: sign the body (as mod_heartbeat does) before it is
+ *    sent; & 0x20: with a key of the right id but the wrong material;
+ *    & 0x40: with a timestamp outside the window; 0x80 means nothing (seeds
+ *    set it so that no source byte is a '\n');
+ *  - time & 0x3f: how far the clock moves first, in 100 ms steps;
+ *    time & 0x40: run expiry (30 s) after moving it;
+ *    time & 0x80: the body came by UDP (truncated to the receive buffer, as
+ *    recvfrom does) rather than by POST (refused above HB_PACKET_MAX).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "hb_auth.h"
+#include "hb_packet.h"
+#include "hm_ratelimit.h"
+#include "hm_table.h"
+
+#define REQUIRE(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_post: property failed at line %d: %s\n", __LINE__, #cond);       \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define CAPACITY_MAX 8u
+#define USEC         INT64_C(1000000)
+/* mod_heartmonitor's defaults: HeartbeatExpiry 30s, stale after 10s. */
+#define STALE_AFTER (10 * USEC)
+#define EXPIRY      (30 * USEC)
+/* The receiver's buffer (hm_drain): a longer datagram arrives cut to this. */
+#define UDP_BUF (HB_PACKET_MAX + 2)
+/* HeartbeatAuthWindow's default, in ms. */
+#define AUTH_WINDOW_MS INT64_C(30000)
+#define RATE           10u
+#define BURST          20u
+/* Limiter slots: the 12 distinct addresses of sources[] fit without one
+ * being forgotten, which would hand it a fresh bucket. */
+#define RL_SOURCES 64u
+/* Key material: any 16 or more bytes. */
+#define KEY1 "fuzz-key-one-0123456789abcdef"
+#define KEY0 "fuzz-key-zero-0123456789abcdef"
+
+/* mod_heartmonitor's rejection reasons beyond hb_status_e (hm_private.h,
+ * which needs httpd's headers). */
+enum {
+    R_UNSIGNED = 100,
+    R_BADSIG = 101,
+    R_REPLAY = 102,
+    R_CLOCK = 103,
+    R_RATE = 105,
+    R_DOWNGRADE = 106
+};
+
+static const char *const sources[16] = {"127.0.0.1",        "127.0.0.2",        "10.0.0.11",
+                                        "10.0.0.12",        "192.0.2.1",        "198.51.100.7",
+                                        "0.0.0.0",          "255.255.255.255",  "::1",
+                                        "2001:db8::1",      "2001:db8::2",      "fe80::1",
+                                        "::ffff:127.0.0.1", "::ffff:127.0.0.2", "::ffff:10.0.0.11",
+                                        "::ffff:10.0.0.12"};
+
+typedef struct {
+    hm_table_t *t;
+    unsigned int capacity;
+    int64_t now;
+    /* configuration */
+    hb_key_t keys[2], rogue;
+    unsigned int nkeys;
+    int migrate;
+    hm_ratelimit_t *rl;
+    /* What the counters must say, counted independently of the table. */
+    uint64_t accepted, full, malformed, rejected, noted;
+    uint64_t by_counter[HM_CTR_COUNT];
+    uint32_t last_reason;
+    int64_t last_when;
+    /* UDP packets the rate cap let through, per source, and since when. */
+    uint64_t rl_passed[16];
+    int64_t rl_first[16];
+} model_t;
+
+typedef struct {
+    int used;
+    hm_entry_t e;
+} snap_t;
+
+static void snapshot(const model_t *m, snap_t *s)
+{
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        memset(&s[i], 0, sizeof(s[i]));
+        s[i].used = hm_table_get(m->t, i, &s[i].e);
+    }
+}
+
+/* Entries are copied bytewise out of the same slots, so memcmp is exact. */
+static void check_unchanged(const model_t *m, const snap_t *before)
+{
+    snap_t now[CAPACITY_MAX];
+
+    snapshot(m, now);
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        REQUIRE(now[i].used == before[i].used);
+        REQUIRE(!now[i].used || memcmp(&now[i].e, &before[i].e, sizeof(hm_entry_t)) == 0);
+    }
+}
+
+static void check_table(const model_t *m)
+{
+    snap_t s[CAPACITY_MAX];
+    unsigned int used = 0;
+    uint64_t inserted, expired;
+
+    REQUIRE(hm_table_capacity(m->t) == m->capacity);
+    REQUIRE(hm_table_count(m->t) <= m->capacity);
+    snapshot(m, s);
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        char ip[HM_IP_MAX];
+        hm_entry_t f;
+
+        if (!s[i].used) {
+            continue;
+        }
+        used++;
+        const hm_entry_t *e = &s[i].e;
+        REQUIRE(hm_table_find(m->t, &e->key, &f) == (int)i);
+        REQUIRE(memcmp(&f, e, sizeof(f)) == 0);
+        for (unsigned int j = i + 1; j < m->capacity; j++) {
+            REQUIRE(!s[j].used || !hm_key_equal(&s[j].e.key, &e->key));
+        }
+        REQUIRE(memchr(e->ip, '\0', sizeof(e->ip)) != NULL);
+        hm_key_to_string(&e->key, ip);
+        REQUIRE(ip[0] != '\0' && strcmp(ip, e->ip) == 0);
+        REQUIRE(e->key.family == 4 || e->key.family == 6);
+        REQUIRE(e->key.port >= 1);
+        REQUIRE(e->ready <= HB_COUNT_MAX && e->busy <= HB_COUNT_MAX);
+        REQUIRE(e->state <= HB_STATE_STOPPING);
+        REQUIRE(e->packets >= 1);
+        REQUIRE(e->first_seen <= e->seen && e->seen <= m->now);
+    }
+    REQUIRE(used == hm_table_count(m->t));
+
+    REQUIRE(hm_table_counter(m->t, HM_CTR_ACCEPTED) == m->accepted);
+    REQUIRE(hm_table_counter(m->t, HM_CTR_FULL) == m->full);
+    REQUIRE(hm_table_counter(m->t, HM_CTR_MALFORMED) == m->malformed);
+    REQUIRE(hm_table_counter(m->t, HM_CTR_REJECTED) == m->rejected);
+    for (int c = HM_CTR_UNSIGNED; c < HM_CTR_COUNT; c++) {
+        REQUIRE(hm_table_counter(m->t, (hm_counter_e)c) == m->by_counter[c]);
+    }
+    /* Replacing keeps the count; only inserts and expiry move it. */
+    inserted = hm_table_counter(m->t, HM_CTR_INSERTED);
+    expired = hm_table_counter(m->t, HM_CTR_EXPIRED);
+    REQUIRE(inserted >= expired && inserted - expired == used);
+
+    hm_reject_t rj[HM_REJECTS];
+    unsigned int nr = hm_table_rejects(m->t, rj, HM_REJECTS);
+    REQUIRE(nr == (m->noted < HM_REJECTS ? m->noted : HM_REJECTS));
+    REQUIRE(nr == 0 || (rj[0].reason == m->last_reason && rj[0].when == m->last_when));
+}
+
+/* The client address as the handler gets it: a sockaddr. */
+static void make_sockaddr(unsigned int sel, struct sockaddr_storage *ss)
+{
+    const char *text = sources[sel & 0x0f];
+
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(text, ':') != NULL) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(40000);
+        REQUIRE(inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1);
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(40000);
+        REQUIRE(inet_pton(AF_INET, text, &sin->sin_addr) == 1);
+    }
+}
+
+/* hm_reject(): count; remember for the status page unless it is the rate
+ * cap's excess, which costs counters only. */
+static void reject(model_t *m, const struct sockaddr_storage *ss, int reason)
+{
+    static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
+                                         HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
+                                         HM_CTR_UNSIGNED};
+    hm_key_t src;
+
+    if (reason < 100) {
+        hm_table_counter_add(m->t, HM_CTR_MALFORMED, 1);
+        m->malformed++;
+    } else {
+        REQUIRE(reason - 100 < (int)(sizeof(which) / sizeof(which[0])));
+        hm_table_counter_add(m->t, HM_CTR_REJECTED, 1);
+        hm_table_counter_add(m->t, which[reason - 100], 1);
+        m->rejected++;
+        m->by_counter[which[reason - 100]]++;
+    }
+    if (reason == R_RATE) {
+        return;
+    }
+    REQUIRE(hm_key_from_sockaddr(&src, ss, 0) == 0);
+    hm_table_note_reject(m->t, &src, (uint32_t)reason, m->now);
+    m->noted++;
+    m->last_reason = (uint32_t)reason;
+    m->last_when = m->now;
+}
+
+/* Does body contain a ts= or kid= pair, or a pair hb_query_next refuses?
+ * Then a signature over it cannot verify, whoever made it. (A sig= pair
+ * inside the signed part is only an unknown key there; it is counted as
+ * spoiling anyway, to keep this check simple.) */
+static int spoils_signature(const char *body, size_t len)
+{
+    const char *pos = body, *end = body + len;
+    hb_kv_t kv;
+    int r;
+
+    while ((r = hb_query_next(&pos, end, &kv)) != 0) {
+        if (r < 0 || (kv.key_len == 2 && !memcmp(kv.key, "ts", 2)) ||
+            (kv.key_len == 3 && !memcmp(kv.key, "kid", 3)) ||
+            (kv.key_len == 3 && !memcmp(kv.key, "sig", 3))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void apply(model_t *m, unsigned int sel, const char *body, size_t len, int via_udp)
+{
+    struct sockaddr_storage ss;
+    snap_t before[CAPACITY_MAX];
+    char *signed_buf = NULL;
+    hb_packet_t pkt;
+    hb_status_e st;
+    hm_key_t key, src;
+    hm_entry_t old, e;
+    int had, slot, we_signed_ok = 0, auth_ok = 0, truncated = 0;
+    size_t body_len = len;
+    unsigned int count0, si = sel & 0x0fu;
+    uint32_t flags = 0;
+    size_t plen;
+    hm_update_e up;
+    int64_t now_ms = m->now / 1000;
+
+    make_sockaddr(sel, &ss);
+    snapshot(m, before);
+    count0 = hm_table_count(m->t);
+
+    /* The origin signs what it sends (hb_auth_sign appends ts, kid, sig). */
+    if (sel & 0x10u) {
+        const hb_key_t *k = (sel & 0x20u) ? &m->rogue : &m->keys[m->nkeys > 1 ? 1 : 0];
+        int64_t ts = (sel & 0x40u) ? now_ms - 2 * AUTH_WINDOW_MS : now_ms;
+        size_t cap = len + 128, n;
+
+        signed_buf = malloc(cap);
+        REQUIRE(signed_buf != NULL);
+        memcpy(signed_buf, body, len);
+        n = hb_auth_sign(k, signed_buf, len, cap, ts);
+        REQUIRE(n > len && n < cap && signed_buf[n] == '\0');
+        body = signed_buf;
+        len = n;
+        we_signed_ok = m->nkeys > 0 && !(sel & 0x60u);
+    }
+
+    if (via_udp) {
+        if (len > UDP_BUF) {
+            len = UDP_BUF;
+            truncated = 1;
+        }
+    } else if (len > HB_PACKET_MAX) {
+        /* hm_read_body() refuses the body before anything parses it. */
+        reject(m, &ss, HB_E_TOOLONG);
+        goto unchanged;
+    }
+
+    /* Datagrams only: the rate cap, before any parsing. */
+    if (via_udp && m->rl) {
+        REQUIRE(hm_key_from_sockaddr(&src, &ss, 0) == 0);
+        if (!hm_ratelimit_allow(m->rl, &src, m->now)) {
+            reject(m, &ss, R_RATE);
+            goto unchanged;
+        }
+        /* Never more than the burst plus what the rate earned since. Keyed
+         * by the list entry: mapped and plain IPv4 forms share a bucket, so
+         * the bound is checked per form, which only loosens it. */
+        if (m->rl_passed[si]++ == 0) {
+            m->rl_first[si] = m->now;
+        }
+        REQUIRE(m->rl_passed[si] <=
+                BURST + (uint64_t)((m->now - m->rl_first[si]) / 1000) * RATE / 1000 + 1);
+    }
+
+    plen = len;
+    if (m->nkeys) {
+        size_t slen = 0;
+        const hb_key_t *which = NULL;
+        hb_auth_e a =
+            hb_auth_verify(m->keys, m->nkeys, body, len, now_ms, AUTH_WINDOW_MS, &slen, &which);
+        REQUIRE(hb_auth_str(a) != NULL);
+        /* Nobody but the holder of a configured key gets past this. */
+        REQUIRE(a != HB_AUTH_OK || we_signed_ok);
+        REQUIRE(a != HB_AUTH_CLOCK || ((sel & 0x70u) == 0x50u));
+        /* And whoever holds one gets past it: a body we signed with a
+         * configured key, in the window, arriving whole, verifies unless
+         * the body itself holds pairs the verifier must refuse. */
+        if (we_signed_ok && !truncated && !spoils_signature(body, body_len)) {
+            REQUIRE(a == HB_AUTH_OK);
+        }
+        if (a == HB_AUTH_OK) {
+            REQUIRE(which != NULL && slen < len && memcmp(body + slen, "&sig=", 5) == 0);
+            flags |= HM_ENTRY_AUTH;
+            plen = slen;
+            auth_ok = 1;
+        } else if (!(a == HB_AUTH_UNSIGNED && m->migrate)) {
+            int reason = a == HB_AUTH_UNSIGNED ? R_UNSIGNED
+                         : a == HB_AUTH_CLOCK  ? R_CLOCK
+                                               : R_BADSIG;
+            reject(m, &ss, reason);
+            goto unchanged;
+        }
+    }
+
+    st = hb_packet_parse(body, plen, &pkt);
+    if (st == HB_OK && auth_ok && !(pkt.flags & HB_HAS_SEQ)) {
+        st = HB_E_MISSING;
+    }
+    if (st == HB_OK &&
+        hm_key_from_sockaddr(&key, &ss, (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
+        st = HB_E_SYNTAX;
+    }
+    if (st != HB_OK) {
+        reject(m, &ss, st);
+        goto unchanged;
+    }
+
+    flags |= (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
+    if (!via_udp) {
+        flags |= HM_ENTRY_VIA_HTTP;
+    }
+    had = hm_table_find(m->t, &key, &old) >= 0;
+    up = hm_table_update(m->t, &key, &pkt, m->now, STALE_AFTER, flags);
+
+    /* An origin that signed once is spoken for by signed, newer packets only. */
+    if (had && (old.flags & HM_ENTRY_AUTH) && !(flags & HM_ENTRY_AUTH)) {
+        REQUIRE(up == HM_UPD_DOWNGRADE);
+        reject(m, &ss, R_DOWNGRADE);
+        goto unchanged;
+    }
+    if (had && (old.flags & HM_ENTRY_AUTH) && (flags & HM_ENTRY_AUTH) && pkt.seq <= old.seq) {
+        REQUIRE(up == HM_UPD_REPLAY);
+        reject(m, &ss, R_REPLAY);
+        goto unchanged;
+    }
+    REQUIRE(up != HM_UPD_DOWNGRADE && up != HM_UPD_REPLAY);
+
+    if (up == HM_UPD_FULL) {
+        /* Only a new origin can be turned away, only when every slot is
+         * taken, and only when no entry is stale. */
+        REQUIRE(!had && count0 == m->capacity);
+        for (unsigned int i = 0; i < m->capacity; i++) {
+            REQUIRE(before[i].used && before[i].e.seen >= m->now - STALE_AFTER);
+        }
+        m->full++;
+        REQUIRE(hm_table_find(m->t, &key, NULL) < 0);
+        goto unchanged;
+    }
+    m->accepted++;
+    if (had) {
+        REQUIRE(up == HM_UPD_UPDATED);
+    } else if (count0 < m->capacity) {
+        REQUIRE(up == HM_UPD_INSERTED && hm_table_count(m->t) == count0 + 1);
+    } else {
+        REQUIRE(up == HM_UPD_REPLACED && hm_table_count(m->t) == count0);
+    }
+
+    slot = hm_table_find(m->t, &key, &e);
+    REQUIRE(slot >= 0);
+    REQUIRE(e.ready == pkt.ready && e.busy == pkt.busy);
+    REQUIRE(e.seen == m->now && e.flags == flags);
+    REQUIRE(e.state == ((pkt.flags & HB_HAS_STATE) ? (uint32_t)pkt.state : HB_STATE_UP));
+    REQUIRE(e.packets == (had ? old.packets + 1 : 1));
+    REQUIRE(e.first_seen == (had ? old.first_seen : m->now));
+    if (pkt.flags & HB_HAS_SEQ) {
+        REQUIRE(e.seq == pkt.seq);
+    } else {
+        REQUIRE(e.seq == (had ? old.seq : 0));
+    }
+    if (pkt.flags & HB_HAS_INTERVAL) {
+        REQUIRE(e.interval_ms == pkt.interval_ms);
+    } else {
+        REQUIRE(e.interval_ms == (had ? old.interval_ms : 0));
+    }
+    /* A replacement takes the slot of the entry seen longest ago, and only
+     * if that one is stale. */
+    if (up == HM_UPD_REPLACED) {
+        REQUIRE(before[slot].used && before[slot].e.seen < m->now - STALE_AFTER);
+        REQUIRE(hm_table_find(m->t, &before[slot].e.key, NULL) < 0);
+        for (unsigned int i = 0; i < m->capacity; i++) {
+            REQUIRE(before[i].used && before[i].e.seen >= before[slot].e.seen);
+        }
+    } else {
+        REQUIRE(!had || (before[slot].used && hm_key_equal(&before[slot].e.key, &key)));
+    }
+    /* Every other entry is exactly as it was. */
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        hm_entry_t cur;
+        if ((int)i == slot) {
+            continue;
+        }
+        REQUIRE(hm_table_get(m->t, i, &cur) == before[i].used);
+        REQUIRE(!before[i].used || memcmp(&cur, &before[i].e, sizeof(cur)) == 0);
+    }
+    free(signed_buf);
+    return;
+
+unchanged:
+    check_unchanged(m, before);
+    free(signed_buf);
+}
+
+static void expire(model_t *m)
+{
+    unsigned int count0 = hm_table_count(m->t), n;
+
+    n = hm_table_expire(m->t, m->now, EXPIRY);
+    REQUIRE(n <= count0 && hm_table_count(m->t) == count0 - n);
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        hm_entry_t e;
+        if (hm_table_get(m->t, i, &e)) {
+            REQUIRE(e.seen >= m->now - EXPIRY);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    model_t m;
+    void *mem;
+    size_t bytes;
+    const uint8_t *p, *end;
+
+    if (size == 0) {
+        return 0;
+    }
+    memset(&m, 0, sizeof(m));
+    m.capacity = (data[0] & 0x07u) + 1;
+    m.now = INT64_C(1796003978158256);
+    switch ((data[0] >> 3) & 3u) {
+    case 0:
+        m.nkeys = 0;
+        break;
+    case 1:
+        m.nkeys = 1;
+        break;
+    case 2:
+        m.nkeys = 1;
+        m.migrate = 1;
+        break;
+    default:
+        m.nkeys = 2;
+        break;
+    }
+    /* Signing always uses "k1"; with two keys it is the second one tried. */
+    REQUIRE(hb_key_set(&m.keys[m.nkeys > 1 ? 1 : 0], "k1", (const unsigned char *)KEY1,
+                       strlen(KEY1)) == 0);
+    if (m.nkeys > 1) {
+        REQUIRE(hb_key_set(&m.keys[0], "k0", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
+    }
+    REQUIRE(hb_key_set(&m.rogue, "k1", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
+    if (data[0] & 0x20u) {
+        m.rl = malloc(hm_ratelimit_size(RL_SOURCES));
+        REQUIRE(m.rl != NULL);
+        REQUIRE(hm_ratelimit_init(m.rl, RL_SOURCES, RATE, BURST) == m.rl);
+    }
+    bytes = hm_table_size(m.capacity);
+    REQUIRE(bytes > 0);
+    /* Exactly the size asked for, so ASan sees any access past the block. */
+    mem = malloc(bytes);
+    REQUIRE(mem != NULL);
+    REQUIRE(hm_table_create(mem, bytes - 1, m.capacity) == NULL);
+    m.t = hm_table_create(mem, bytes, m.capacity);
+    REQUIRE(m.t != NULL);
+    check_table(&m);
+
+    p = data + 1;
+    end = data + size;
+    while (p < end) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+        const uint8_t *rec_end = nl ? nl : end;
+        size_t rlen = (size_t)(rec_end - p);
+
+        if (rlen >= 1) {
+            unsigned int sel = p[0];
+            unsigned int tm = rlen >= 2 ? p[1] : 0;
+            const char *body = rlen >= 2 ? (const char *)p + 2 : (const char *)rec_end;
+            size_t blen = rlen >= 2 ? rlen - 2 : 0;
+
+            m.now += (int64_t)(tm & 0x3f) * (USEC / 10);
+            if (tm & 0x40) {
+                expire(&m);
+            }
+            apply(&m, sel, body, blen, (tm & 0x80) != 0);
+            check_table(&m);
+        }
+        p = nl ? nl + 1 : end;
+    }
+
+    /* Another process attaches to the same block and sees the same table. */
+    REQUIRE(hm_table_attach(mem, bytes) == m.t);
+    free(mem);
+    free(m.rl);
+    return 0;
+}
