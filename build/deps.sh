@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install the Debian packages the suite needs to build, test and demo, if
 # any is missing. Needs root (or sudo) only when something must be installed.
+# Extra package names given as arguments are installed too (bench/deps.sh).
 set -e
 
-PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev check autoconf automake libtool
+PKGS="$* apache2 apache2-dev libapr1-dev libaprutil1-dev check autoconf automake libtool
 pkg-config make gcc python3 iproute2 curl libssl-dev wrk clang libclang-rt-14-dev"
 
 missing=""
