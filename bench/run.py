@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
@@ -98,6 +99,16 @@ def mpm(threads, servers=1, start=1):
             'MinSpareThreads 1\nMaxSpareThreads %d\n'
             % (start, servers, 'ThreadLimit %d\n' % threads if threads > 64 else '', threads,
                servers * threads, servers * threads))
+
+
+def answers_200(url, netns=None):
+    """Whether GET url answers 200 now; a timeout or a refused connection is
+    just "not yet" (a server that has just started may not accept for a
+    moment on a loaded machine)."""
+    try:
+        return hbtest.get(url, timeout=5, netns=netns).status == 200
+    except OSError:
+        return False
 
 
 def prefork(n):
@@ -353,14 +364,11 @@ KeepAliveTimeout 30
         r = ours.get('/hb-status?json')
         return len(json.loads(r.body.decode())['servers'])
     hbtest.wait_until(lambda: table_count() >= 64, timeout=15, message='64 members in the table')
-    for path in ('/hb3/f.txt', '/br3/f.txt', '/hb64/f.txt', '/br64/f.txt'):
-        r = ours.get(path)
-        if r.status != 200:
-            raise RuntimeError('%s through our proxy: %d' % (path, r.status))
-    for path in ('/st3/f.txt', '/st64/f.txt'):
-        r = stock.get(path)
-        if r.status != 200:
-            raise RuntimeError('%s through the stock proxy: %d' % (path, r.status))
+    for proxy, paths in ((ours, ('/hb3/f.txt', '/br3/f.txt', '/hb64/f.txt', '/br64/f.txt')),
+                         (stock, ('/st3/f.txt', '/st64/f.txt'))):
+        for path in paths:
+            hbtest.wait_until(lambda: answers_200(proxy.url(path)), timeout=30,
+                              message='%s through %s' % (path, proxy.name))
 
     def wrk_ours(path):
         return run_wrk(ours.url(path), cfg)
@@ -922,7 +930,7 @@ ProxyPass /app balancer://app timeout=60
          'a_port': 80, 'a_workers': workers[0], 'report': stock_view},
     ]
     for s in suites:
-        hbtest.wait_until(lambda: hbtest.get(s['url'], netns=p).status == 200, timeout=30,
+        hbtest.wait_until(lambda: answers_200(s['url'], p), timeout=30,
                           message='%s trio routing' % s['name'])
     rng = random.Random(7)
     trials = {s['name']: [] for s in suites}
@@ -1006,7 +1014,7 @@ def bench_quality(sb, cfg, bins):
                 ('bybusyness-prefork', ours_p, '/bybusyness-prefork/svc'),
                 ('most-prefork', ours_p, '/most-prefork/svc')]
     for name, proxy, path in variants:
-        hbtest.wait_until(lambda: hbtest.get(proxy.url(path), netns=p).status == 200,
+        hbtest.wait_until(lambda: answers_200(proxy.url(path), p),
                           timeout=30, message='%s routing' % name)
     capacity = sum(workers) / 0.020
     rate = cfg.load_fraction * capacity
@@ -1424,6 +1432,14 @@ def write_report(results, cfg, path):
           ' logs for each request the method returns no member for).'
           % (q['lb0304_lines'], q['ah01170_lines']))
         w('')
+    if r.get('failures'):
+        w('## Failures')
+        w('')
+        w('These benchmarks did not complete in this run (their sections are missing):')
+        w('')
+        for name, why in sorted(r['failures'].items()):
+            w('- %s: %s' % (name, why.replace('\n', ' ')[:400]))
+        w('')
     w('## Reading these numbers')
     w('')
     w('- Every process of a comparison (load generator, proxy, origins, monitor) shares the'
@@ -1450,6 +1466,23 @@ def write_report(results, cfg, path):
         w('')
     with open(path, 'w') as f:
         f.write('\n'.join(L))
+
+
+def stop_leftovers(sb):
+    """After a benchmark failed: stop its servers, helpers and namespaces so
+    that they do not load the machine while the next one measures."""
+    Procs.stop_all()
+    for h in sb.httpds:
+        if h.running:
+            try:
+                h.shutdown()
+            except (hbtest.HarnessError, OSError) as exc:
+                log('cleanup: %s' % exc)
+    for lab in sb.labs:
+        try:
+            lab.close()
+        except (hbtest.HarnessError, OSError) as exc:
+            log('cleanup: %s' % exc)
 
 
 def crash_lines(sb):
@@ -1667,24 +1700,35 @@ def main(argv=None):
         log('WARNING: the modules are built with sanitizers (%s): numbers are not'
             ' representative' % cfg.san)
     run = hbtest.TestRun.current()
-    ok = False
+    results['failures'] = {}
+    benches = [('micro', lambda sb: bench_micro(cfg.bin_dir)),
+               ('request_path', lambda sb: bench_request_path(sb, cfg, cfg.bin_dir)),
+               ('ingest', lambda sb: bench_ingest(sb, cfg, cfg.bin_dir)),
+               ('freshness', lambda sb: bench_freshness(sb, cfg)),
+               ('quality', lambda sb: bench_quality(sb, cfg, cfg.bin_dir))]
     try:
         with hbtest.Sandbox('bench', run=run) as sb:
-            if 'micro' in cfg.only:
-                results['micro'] = bench_micro(cfg.bin_dir)
-            if 'request_path' in cfg.only:
-                results['request_path'] = bench_request_path(sb, cfg, cfg.bin_dir)
-            if 'ingest' in cfg.only:
-                results['ingest'] = bench_ingest(sb, cfg, cfg.bin_dir)
-            if 'freshness' in cfg.only:
-                results['freshness'] = bench_freshness(sb, cfg)
-            if 'quality' in cfg.only:
-                results['quality'] = bench_quality(sb, cfg, cfg.bin_dir)
+            for name, bench in benches:
+                if name not in cfg.only:
+                    continue
+                # One benchmark failing (a server that would not start, a
+                # timeout on a loaded machine) must not waste the others:
+                # record it, stop what it left running, go on, and fail at
+                # the end.
+                try:
+                    results[name] = bench(sb)
+                except Exception as exc:  # noqa: BLE001 - reported, then fatal
+                    log('%s FAILED: %s' % (name, traceback.format_exc()))
+                    results['failures'][name] = '%s: %s' % (type(exc).__name__, exc)
+                    stop_leftovers(sb)
             results['crashes'] = crash_lines(sb)
-        ok = True
+            if results['failures']:
+                # Keep the servers' trees for a look (path printed at exit).
+                sb.close(raise_errors=False)
+                sb.finish(failed=True)
     finally:
         Procs.stop_all()
-        run.finish(failed=not ok)
+        run.finish(failed=bool(results['failures']))
     results['config'] = {k: getattr(cfg, k) for k in REPORT_SETTINGS}
     results['meta']['load_end'] = loadavg()
     results['meta']['total_seconds'] = time.monotonic() - T_START
@@ -1701,6 +1745,9 @@ def main(argv=None):
     write_report(results, cfg, cfg.out_md)
     log('wrote %s and %s (%.1f minutes)' % (cfg.out_md, json_path,
                                             results['meta']['total_seconds'] / 60))
+    if results['failures']:
+        log('failed: %s' % ', '.join(sorted(results['failures'])))
+        return 1
     return 0
 
 
