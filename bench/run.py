@@ -1542,13 +1542,16 @@ def analysis_notes(r, cfg):
             lower = [c for c in ing['cells'] if c['monitor'] == 'ours' and c['rate'] < top]
             runs = [x for c in ing['cells'] if c['monitor'] == 'ours' for x in c['runs']]
             matches = all(x['lost'] == x['kernel_drops'] for x in runs)
+            worst = [100.0 * cell[('ours', top, s)]['max_lost'] / cell[('ours', top, s)]
+                     ['median_sent'] for s in (10, 10000)]
             notes.append(
                 'Ingest loses packets at %d/s (median %s%% with 10 senders, %s%% with 10,000;'
-                ' %s at the lower rates): at %s us per packet the receiver thread needs %s of'
-                ' a core at that rate, on a 2-core machine where the sender and the kernel\'s'
-                ' delivery use the rest; the socket\'s receive buffer absorbs the difference'
-                ' for a moment, then the kernel drops%s.'
-                % (top, fmt(lost[0], 1), fmt(lost[1], 1),
+                ' worst run %s%% and %s%%; %s at the lower rates): some runs lose nothing,'
+                ' others a few percent or more. At %s us per packet the receiver thread needs'
+                ' %s of a core at that rate, on a 2-core machine where the sender and the'
+                ' kernel\'s delivery use the rest; the socket\'s receive buffer absorbs the'
+                ' difference for a moment, then the kernel drops%s.'
+                % (top, fmt(lost[0], 1), fmt(lost[1], 1), fmt(worst[0], 1), fmt(worst[1], 1),
                    'none lost' if all(c['max_lost'] == 0 for c in lower) else 'some lost too',
                    fmt(cpu_top, 1), fmt(cpu_top * top / 1e6, 2),
                    ' (in every run the loss equals the socket\'s kernel drop counter)'
@@ -1572,13 +1575,15 @@ def analysis_notes(r, cfg):
                   if k in cell]
         if any(c['max_lost'] for c in st_low):
             notes.append(
-                'The stock monitor loses packets even at %d/s in some runs (worst %s), a few'
-                ' hundred to a thousand at a time: its receive loop runs inside a mod_watchdog'
-                ' callback that returns every 5 s to store its table, and nothing reads the'
-                ' socket until the watchdog calls it again, while the socket keeps the default'
-                ' receive buffer (ours reads in a thread of its own with a 4 MB buffer). This'
-                ' is the likely cause, not measured separately.'
-                % (low, ', '.join(str(c['max_lost']) for c in st_low)))
+                'The stock monitor loses packets even at %d/s in some runs (worst run: %s):'
+                ' its receive loop runs inside a mod_watchdog callback that returns every 5 s'
+                ' to store its table, and nothing reads the socket until the watchdog calls it'
+                ' again, while the socket keeps the default receive buffer (ours reads in a'
+                ' thread of its own with a 4 MB buffer). This is the likely cause, not'
+                ' measured separately.'
+                % (low, ', '.join('%d of %d with %d senders' % (c['max_lost'], c['median_sent'],
+                                                              c['senders'])
+                                  for c in st_low if c['max_lost'])))
         st = cell.get(('stock-multicast', top, 10000))
         om = cell.get(('ours-multicast', top, 10000))
         if st and om:
