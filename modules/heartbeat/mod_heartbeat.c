@@ -331,8 +331,11 @@ static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *ar
  * old generation's slots linger while they finish, and stock-style counting of
  * them would report capacity that no longer accepts work. Processes that are
  * quiescing or not accepting are not ready either, whatever their slots say.
+ * Only quiescing means the server is going away: the event MPM stops
+ * accepting in a process whose workers are all taken, which is "full", not
+ * "stopping", and must not take the origin out of the balancer.
  */
-static void hb_count_workers(int *ready, int *busy, int *capacity, int *accepting_procs)
+static void hb_count_workers(int *ready, int *busy, int *capacity, int *live_procs)
 {
     int server_limit = 0, thread_limit = 0, max_daemons = 0, max_threads = 0;
     int i, j, gen, r = 0, b = 0, a = 0;
@@ -354,7 +357,7 @@ static void hb_count_workers(int *ready, int *busy, int *capacity, int *acceptin
             continue;
         }
         accepting = !ps->quiescing && !ps->not_accepting;
-        a += accepting;
+        a += !ps->quiescing;
         for (j = 0; j < thread_limit; j++) {
             worker_score *ws = ap_get_scoreboard_worker_from_indexes(i, j);
             switch (ws->status) {
@@ -374,7 +377,7 @@ static void hb_count_workers(int *ready, int *busy, int *capacity, int *acceptin
     }
     *ready = r;
     *busy = b;
-    *accepting_procs = a;
+    *live_procs = a;
     *capacity = (max_daemons > 0 ? max_daemons : 1) * (max_threads > 0 ? max_threads : 1);
 }
 
@@ -465,12 +468,12 @@ static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
     hb_packet_t pkt;
     char buf[HB_PACKET_MAX + 1];
     apr_size_t len;
-    int ready, busy, capacity, accepting;
+    int ready, busy, capacity, live;
     apr_port_t port;
 
     memset(&pkt, 0, sizeof(pkt));
-    hb_count_workers(&ready, &busy, &capacity, &accepting);
-    if (accepting == 0) {
+    hb_count_workers(&ready, &busy, &capacity, &live);
+    if (live == 0) {
         stopping = 1;
     }
     if (conf->ready_mode == HB_READY_SPARE) {

@@ -119,6 +119,30 @@ class SenderTest(hbtest.HbTestCase):
     def test_counts_follow_load_prefork(self):
         self.check_counts_follow_load('prefork', PREFORK_4, 4)
 
+    def test_full_origin_is_up_not_stopping(self):
+        # With every worker taken the event MPM stops accepting in that
+        # process; that is a full origin (ready=0), not one going away.
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)], allowed_errors=['AH00484']).start()
+        self.wait_fields(lst, lambda f: f['ready'] == '8' and f['busy'] == '0')
+        # A ninth connection makes the listener notice it has no idle
+        # worker left and stop accepting.
+        socks = hold_workers(origin.host, origin.port, 9)
+        try:
+            since = len(lst)
+            self.wait_fields(lst, lambda f: f['busy'] == '8', since=since)
+            # Several intervals at full load: each must say up.
+            hbtest.wait_until(lambda: len(lst) >= since + 10, timeout=10,
+                              message='ten packets at full load')
+            full = [fields(d) for d in lst.datagrams[since:] if fields(d)['busy'] == '8']
+            self.assertTrue(full)
+            for f in full:
+                self.assertEqual((f['state'], f['ready']), ('up', '0'), f)
+        finally:
+            release(socks)
+        since = len(lst)
+        self.wait_fields(lst, lambda f: f['ready'] == '8' and f['state'] == 'up', since=since)
+
     def test_graceful_restart_counts_only_current_generation(self):
         lst = self.listener()
         conf = EVENT_8.replace('ServerLimit 1', 'ServerLimit 2').replace(
