@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "hm_table.h"
@@ -246,9 +247,36 @@ void hm_key_to_string(const hm_key_t *key, char *buf)
 
 static void repair(hm_table_t *t);
 
+/* getpid() is a real system call in current glibc and the lock is taken
+ * once per accepted heartbeat; a fork hook keeps the cached value true. */
+static int32_t hm_my_pid;
+static pthread_once_t hm_pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+    hm_my_pid = 0;
+}
+
+static void pid_hook(void)
+{
+    pthread_atfork(NULL, NULL, pid_forget);
+}
+
+static int32_t my_pid(void)
+{
+    int32_t pid = __atomic_load_n(&hm_my_pid, __ATOMIC_RELAXED);
+
+    if (pid == 0) {
+        pthread_once(&hm_pid_once, pid_hook);
+        pid = (int32_t)getpid();
+        __atomic_store_n(&hm_my_pid, pid, __ATOMIC_RELAXED);
+    }
+    return pid;
+}
+
 static void lock_table(hm_table_t *t)
 {
-    int32_t me = (int32_t)getpid();
+    int32_t me = my_pid();
     unsigned int spins = 0;
 
     for (;;) {

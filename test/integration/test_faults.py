@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -102,7 +103,7 @@ class OriginFaultTest(FaultCase):
         a.start()
         hbtest.wait_until(lambda: 'a' in {proxy.get('/app/who').body.decode().strip()
                                           for _ in range(6)},
-                          timeout=15, message='a used again after its return')
+                          timeout=30, message='a used again after its return')
 
 
 class ProxyRestartTest(FaultCase):
@@ -261,16 +262,18 @@ class FloodTest(FaultCase):
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(('127.0.0.1', 0))
         self.addCleanup(sink.close)
+        # Alternate sink and monitor three times and compare medians: one
+        # wrk run's p99 on a shared 2-core machine swings by 2x on its own.
         results = []
-        for target in (sink.getsockname()[1], self.hb_port) * 2:
+        for target in (sink.getsockname()[1], self.hb_port) * 3:
             results.append(self.p99_while_flooding(proxy, target))
             servers = self.servers(proxy)
             for o in (a, b):
                 self.assertLess(servers[o.port]['age_ms'], 1000, servers)
                 self.assertLess(servers[o.port]['ready'], 1000, servers)
-        quiet = min(results[0][0], results[2][0])
-        loaded = min(results[1][0], results[3][0])
-        sent = results[1][1] + results[3][1]
+        quiet = statistics.median(r[0] for r in results[0::2])
+        loaded = statistics.median(r[0] for r in results[1::2])
+        sent = sum(r[1] for r in results[1::2])
         self.assertGreater(sent, 10000)
         self.assertGreater(self.status(proxy)['counters']['ratelimited'], sent // 2)
         print('p99: %.2f ms with the flood into a sink, %.2f ms into the monitor '
