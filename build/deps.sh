@@ -5,7 +5,8 @@
 set -e
 
 PKGS="$* apache2 apache2-dev libapr1-dev libaprutil1-dev check autoconf automake libtool
-pkg-config make gcc python3 iproute2 curl libssl-dev wrk clang libclang-rt-14-dev"
+pkg-config make gcc python3 iproute2 curl libssl-dev wrk clang libclang-rt-14-dev
+libpcre2-dev dpkg-dev"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,24 @@
+dnl Build inside an httpd 2.4 source tree: see docs/httpd-tree.md.
+dnl config5 so that it comes after modules/core (mod_watchdog), as the
+dnl stock modules/cluster/config5.m4 it replaces did.
+
+APACHE_MODPATH_INIT(heartmonitor)
+
+dnl The httpd-independent core is compiled here from ../common (Makefile.in
+dnl adds it to VPATH).
+heartmonitor_objects="mod_heartmonitor.lo hm_handlers.lo hb_auth.lo hb_config.lo hb_net.lo hb_packet.lo \
+hm_ratelimit.lo hm_storage.lo hm_table.lo lbhb_pick.lo"
+
+APACHE_MODULE(heartmonitor, [Collects heartbeats into a shared table (heartbeat suite)],
+              $heartmonitor_objects, , , [
+  APR_ADDTO(INCLUDES, [-I\$(top_srcdir)/modules/common])
+  AC_CHECK_LIB(crypto, HMAC, [
+    APR_ADDTO(MOD_HEARTMONITOR_LDADD, [-lcrypto])
+  ], [
+    AC_MSG_WARN([mod_heartmonitor needs libcrypto (Debian: libssl-dev)])
+    enable_heartmonitor=no
+  ])
+  APR_ADDTO(MOD_HEARTMONITOR_LDADD, [-export-symbols-regex heartmonitor_module])
+], watchdog)
+
+APACHE_MODPATH_FINISH
