@@ -377,6 +377,28 @@ static int32_t idx_load(const int32_t *idx, uint32_t pos)
     return __atomic_load_n(&idx[pos], __ATOMIC_RELAXED);
 }
 
+void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage)
+{
+    const int32_t *idx = index_of(t);
+    hm_key_t k;
+    uint32_t pos;
+    int32_t sn;
+
+    key_canon(&k, key);
+    pos = key_hash(&k) & (t->index_size - 1);
+    if (stage == 0) {
+        __builtin_prefetch(&idx[pos], 0, 3);
+        return;
+    }
+    sn = idx_load(idx, pos);
+    /* Range-checked like any reader's: the block is shared. */
+    if (sn >= 0 && (uint32_t)sn < t->capacity) {
+        const char *slot = (const char *)&slots_of(t)[sn];
+        __builtin_prefetch(slot, 1, 3);
+        __builtin_prefetch(slot + sizeof(hm_slot_t) - 1, 1, 3);
+    }
+}
+
 /* Writer-only lookup: returns the index position holding key, or -1. */
 static int64_t idx_find_pos(const hm_table_t *t, const hm_key_t *key)
 {

@@ -107,6 +107,15 @@ unsigned int hm_table_count(const hm_table_t *t);
 hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
                             int64_t stale_after, uint32_t entry_flags);
 
+/*
+ * Hints for a batch of updates: stage 0 asks the CPU for key's index
+ * position, stage 1 (later, once that has arrived) for the slot it names.
+ * Issuing them for a whole batch before applying it overlaps the cache
+ * misses of a large table instead of taking them one after another. They
+ * change nothing and may be skipped; any thread may call them.
+ */
+void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage);
+
 /* Remove entries last seen before now - max_age. Returns how many. */
 unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age);
 

@@ -394,20 +394,34 @@ static int hm_allowed(const hm_conf_t *conf, const apr_sockaddr_t *addr)
     return 0;
 }
 
+/* A heartbeat that passed every check, waiting for the table. */
+typedef struct {
+    hb_packet_t pkt;
+    hm_key_t key;
+    uint32_t flags;
+    apr_time_t now;
+    const apr_sockaddr_t *addr;
+    int via_http;
+} hm_pending_t;
+
 /* The receiver's per-source limiter; only its thread touches it. */
 static hm_ratelimit_t *hm_rl;
 
-int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
-             int via_http, server_rec *s)
+/*
+ * Everything before the table: address filter, rate cap, signature, parse.
+ * Returns HB_OK with *pd ready for hm_apply_commit(), or why the heartbeat
+ * was refused (counted and logged already).
+ */
+static int hm_apply_check(hm_conf_t *conf, const char *buf, apr_size_t len,
+                          const apr_sockaddr_t *addr, int via_http, server_rec *s, hm_pending_t *pd)
 {
-    hb_packet_t pkt;
     hb_status_e st;
-    hm_key_t key;
-    hm_update_e up;
-    uint32_t flags = 0;
-    apr_time_t now = apr_time_now();
     size_t plen = len;
 
+    pd->now = apr_time_now();
+    pd->flags = 0;
+    pd->addr = addr;
+    pd->via_http = via_http;
     /* Datagrams have no Require: the address filter and the rate cap stand
      * in for it, before any parsing. POSTs pass through httpd's access
      * control instead. */
@@ -416,8 +430,8 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
             hm_reject(conf, addr, via_http, HM_REASON_NOTALLOWED, s);
             return HM_REASON_NOTALLOWED;
         }
-        if (hm_rl && hm_key_from_sockaddr(&key, &addr->sa, 0) == 0 &&
-            !hm_ratelimit_allow(hm_rl, &key, now)) {
+        if (hm_rl && hm_key_from_sockaddr(&pd->key, &addr->sa, 0) == 0 &&
+            !hm_ratelimit_allow(hm_rl, &pd->key, pd->now)) {
             hm_reject(conf, addr, via_http, HM_REASON_RATE, s);
             return HM_REASON_RATE;
         }
@@ -426,9 +440,9 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
         size_t slen = 0;
         hb_auth_e a = hb_auth_verify(
             (const hb_key_t *)conf->keys->elts, (unsigned int)conf->keys->nelts, buf, len,
-            apr_time_as_msec(now), apr_time_as_msec(conf->auth_window), &slen, NULL);
+            apr_time_as_msec(pd->now), apr_time_as_msec(conf->auth_window), &slen, NULL);
         if (a == HB_AUTH_OK) {
-            flags |= HM_ENTRY_AUTH;
+            pd->flags |= HM_ENTRY_AUTH;
             plen = slen;
         } else if (!(a == HB_AUTH_UNSIGNED && conf->auth_migrate)) {
             int reason = a == HB_AUTH_UNSIGNED ? HM_REASON_UNSIGNED
@@ -438,36 +452,52 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
             return reason;
         }
     }
-    st = hb_packet_parse(buf, plen, &pkt);
-    if (st == HB_OK && (flags & HM_ENTRY_AUTH) && !(pkt.flags & HB_HAS_SEQ)) {
+    st = hb_packet_parse(buf, plen, &pd->pkt);
+    if (st == HB_OK && (pd->flags & HM_ENTRY_AUTH) && !(pd->pkt.flags & HB_HAS_SEQ)) {
         /* Without a sequence number a signed packet could be replayed. */
         st = HB_E_MISSING;
     }
     if (st == HB_OK &&
-        hm_key_from_sockaddr(&key, &addr->sa,
-                             (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
+        hm_key_from_sockaddr(&pd->key, &addr->sa,
+                             (pd->pkt.flags & HB_HAS_PORT) ? pd->pkt.port : HM_DEFAULT_PORT)) {
         st = HB_E_SYNTAX;
     }
     if (st != HB_OK) {
         hm_reject(conf, addr, via_http, st, s);
         return st;
     }
-    flags |= (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
+    pd->flags |= (pd->pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
     if (via_http) {
-        flags |= HM_ENTRY_VIA_HTTP;
+        pd->flags |= HM_ENTRY_VIA_HTTP;
     }
-    up = hm_table_update(conf->table, &key, &pkt, now, conf->stale_after, flags);
+    return HB_OK;
+}
+
+static int hm_apply_commit(hm_conf_t *conf, const hm_pending_t *pd, server_rec *s)
+{
+    hm_update_e up;
+
+    up = hm_table_update(conf->table, &pd->key, &pd->pkt, pd->now, conf->stale_after, pd->flags);
     if (up == HM_UPD_REPLAY || up == HM_UPD_DOWNGRADE) {
         int reason = up == HM_UPD_REPLAY ? HM_REASON_REPLAY : HM_REASON_DOWNGRADE;
-        hm_reject(conf, addr, via_http, reason, s);
+        hm_reject(conf, pd->addr, pd->via_http, reason, s);
         return reason;
     }
     if (up == HM_UPD_FULL) {
         char ip[HM_IP_MAX];
-        hm_key_to_string(&key, ip);
+        hm_key_to_string(&pd->key, ip);
         hm_log_full(s, ip);
     }
     return HB_OK;
+}
+
+int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
+             int via_http, server_rec *s)
+{
+    hm_pending_t pd;
+    int st = hm_apply_check(conf, buf, len, addr, via_http, s, &pd);
+
+    return st == HB_OK ? hm_apply_commit(conf, &pd, s) : st;
 }
 
 /* ------------------------------------------------------- shared memory */
@@ -639,6 +669,8 @@ typedef struct {
 #ifdef HM_HAVE_RECVMMSG
     struct iovec iov[HM_RECV_VEC];
     struct mmsghdr msg[HM_RECV_VEC];
+    hm_pending_t pend[HM_RECV_VEC];
+    int ok[HM_RECV_VEC];
 #endif
 } hm_rxbuf_t;
 
@@ -749,9 +781,25 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
             /* EAGAIN: drained. Anything else is transient on UDP. */
             return n;
         }
+        /* Check the whole batch, then let the table's cache misses for
+         * all of it overlap, then apply it in arrival order. */
         for (i = 0; i < got; i++) {
             hm_fix_from(&b->from[i]);
-            hm_apply(rx->conf, b->data[i], b->msg[i].msg_len, &b->from[i], 0, rx->s);
+            b->ok[i] = hm_apply_check(rx->conf, b->data[i], b->msg[i].msg_len, &b->from[i], 0,
+                                      rx->s, &b->pend[i]) == HB_OK;
+            if (b->ok[i]) {
+                hm_table_prefetch(rx->conf->table, &b->pend[i].key, 0);
+            }
+        }
+        for (i = 0; i < got; i++) {
+            if (b->ok[i]) {
+                hm_table_prefetch(rx->conf->table, &b->pend[i].key, 1);
+            }
+        }
+        for (i = 0; i < got; i++) {
+            if (b->ok[i]) {
+                hm_apply_commit(rx->conf, &b->pend[i], rx->s);
+            }
         }
         if (got < HM_RECV_VEC) {
             return n + got;
