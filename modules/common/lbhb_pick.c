@@ -80,7 +80,10 @@ int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
         }
     }
     if (total == 0) {
-        return -1;
+        /* Every member is full (or was at its last report): stock refused
+         * with 503 here. Queue at the least overcommitted one instead;
+         * rnd spreads the ties. */
+        return lbhb_pick_most(c, n, n ? (unsigned int)(rnd % n) : 0);
     }
     /* Half-open range [0, total): no member gets a slot more than it
      * reported (stock's inclusive range favoured the last one). */

@@ -36,9 +36,11 @@ typedef struct {
 int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor);
 
 /* Stock-compatible: a usable candidate at random, weighted by its reported
- * ready count (a candidate reporting 0 is never chosen); rnd is a uniform
- * random number. -1 if no usable candidate reports any ready slot. Unlike
- * stock, every slot has exactly the same chance. */
+ * ready count (a candidate reporting 0 is never chosen while another
+ * reports any); rnd is a uniform random number. Unlike stock, every slot
+ * has exactly the same chance, and when no usable candidate reports a
+ * ready slot the choice is lbhb_pick_most's (the least overcommitted)
+ * rather than none. -1 only if no candidate is usable. */
 int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd);
 
 /* Power of two choices: two distinct usable candidates drawn at random (from

@@ -186,7 +186,18 @@ START_TEST(test_weighted_none)
 {
     lbhb_cand_t zero[2] = {{1, 0, 0}, {1, 0, 0}};
     lbhb_cand_t unusable[1] = {{0, 5, 0}};
-    ck_assert_int_eq(lbhb_pick_weighted(zero, 2, 12345), -1);
+    /* All full: not a 503 but the least overcommitted member, ties spread
+     * by rnd; an unusable member is never chosen. */
+    lbhb_cand_t full[3] = {{1, 0, 4}, {0, 9, 0}, {1, 0, 1}};
+    unsigned int hits[2] = {0, 0};
+    for (uint64_t r = 0; r < 100; r++) {
+        ck_assert_int_eq(lbhb_pick_weighted(full, 3, r), 2);
+        int i = lbhb_pick_weighted(zero, 2, r);
+        ck_assert(i == 0 || i == 1);
+        hits[i]++;
+    }
+    ck_assert_uint_gt(hits[0], 0);
+    ck_assert_uint_gt(hits[1], 0);
     ck_assert_int_eq(lbhb_pick_weighted(unusable, 1, 0), -1);
     ck_assert_int_eq(lbhb_pick_weighted(NULL, 0, 0), -1);
     ck_assert_int_eq(lbhb_pick_weighted(zero, 0, 0), -1);
