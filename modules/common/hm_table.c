@@ -782,19 +782,33 @@ done:
 
 unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age)
 {
+    return hm_table_expire_ex(t, now, max_age, NULL);
+}
+
+unsigned int hm_table_expire_ex(hm_table_t *t, int64_t now, int64_t max_age, int64_t *oldest)
+{
     hm_slot_t *slots = slots_of(t);
     unsigned int n = 0;
+    int64_t left = INT64_MAX;
 
     lock_table(t);
     for (uint32_t i = 0; i < t->capacity; i++) {
-        if (slots[i].used && older_than(slots[i].e.seen, now, max_age)) {
+        if (!slots[i].used) {
+            continue;
+        }
+        if (older_than(slots[i].e.seen, now, max_age)) {
             /* One window per entry keeps readers from spinning through a
              * whole sweep. */
             gen_begin(t);
             remove_slot(t, (int32_t)i);
             gen_end(t);
             n++;
+        } else if (slots[i].e.seen < left) {
+            left = slots[i].e.seen;
         }
+    }
+    if (oldest != NULL) {
+        *oldest = left;
     }
     if (n > 0) {
         hm_table_counter_add(t, HM_CTR_EXPIRED, n);

@@ -119,6 +119,12 @@ void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage);
 /* Remove entries last seen before now - max_age. Returns how many. */
 unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age);
 
+/* The same, and *oldest (if not NULL) is the last-seen time of the oldest
+ * entry left, INT64_MAX if none: until oldest + max_age no entry can
+ * expire (updates only make entries newer), so a caller may skip the scan
+ * till then. */
+unsigned int hm_table_expire_ex(hm_table_t *t, int64_t now, int64_t max_age, int64_t *oldest);
+
 /* Consistent copy of slot i (0 <= i < capacity). Returns 1 if the slot holds
  * an entry, 0 if it is free. Never blocks on writers. */
 int hm_table_get(const hm_table_t *t, unsigned int slot, hm_entry_t *out);

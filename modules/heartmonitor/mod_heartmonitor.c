@@ -684,6 +684,7 @@ typedef struct {
     volatile int stop;
     apr_time_t last_write;
     apr_time_t last_expire;
+    apr_time_t expire_due; /* no entry can expire before this */
     uint64_t written_version;
     int write_failing;
 } hm_receiver_t;
@@ -702,16 +703,22 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
     int rv;
     apr_pool_t *tmp;
 
-    /* A scan reads every slot: a quarter of the expiry, at most once a
-     * second, is precise enough and keeps it cheap next to the packets. */
+    /* A scan reads every slot, so scan only when an entry may have
+     * expired (the oldest entry's time plus the expiry), at most once a
+     * second (a quarter of a shorter expiry), and at least once per
+     * expiry in case the clock jumped. */
     apr_time_t scan_every = conf->expiry / 4;
 
     if (scan_every > apr_time_from_sec(1)) {
         scan_every = apr_time_from_sec(1);
     }
-    if (now - rx->last_expire >= scan_every) {
-        hm_table_expire(conf->table, now, conf->expiry);
+    if (now - rx->last_expire >= scan_every &&
+        (now >= rx->expire_due || now - rx->last_expire >= conf->expiry)) {
+        int64_t oldest;
+        hm_table_expire_ex(conf->table, now, conf->expiry, &oldest);
         rx->last_expire = now;
+        /* Empty: a new entry is at least as new as now. */
+        rx->expire_due = (oldest == INT64_MAX ? now : oldest) + conf->expiry;
     }
     if (!conf->write_file || now - rx->last_write < conf->storage_interval) {
         return;
@@ -829,6 +836,17 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
 }
 #endif
 
+/* Read every listening socket once; returns the datagrams read. */
+static int hm_drain_all(hm_receiver_t *rx)
+{
+    int i, got = 0;
+
+    for (i = 0; i < rx->conf->listens->nelts; i++) {
+        got += hm_drain(rx, APR_ARRAY_IDX(rx->conf->listens, i, hm_listen_t).sock);
+    }
+    return got;
+}
+
 static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
 {
     hm_receiver_t *rx = data;
@@ -836,24 +854,27 @@ static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
     while (!rx->stop) {
         const apr_pollfd_t *fds = NULL;
         apr_int32_t nfds = 0, i;
-        apr_status_t rv;
-
         int got = 0;
 
-        rv = apr_pollset_poll(rx->pollset, HM_POLL_TIMEOUT, &nfds, &fds);
-        if (rv == APR_SUCCESS) {
+        if (apr_pollset_poll(rx->pollset, HM_POLL_TIMEOUT, &nfds, &fds) == APR_SUCCESS) {
             for (i = 0; i < nfds; i++) {
                 got += hm_drain(rx, fds[i].desc.s);
             }
         }
-        hm_maybe_write(rx, apr_time_now());
-        if (rv == APR_SUCCESS && got < HM_RECV_VEC) {
-            /* Light load: let datagrams queue up before the next wake-up,
-             * which costs as much as dozens of packets; a heartbeat applied
-             * a few milliseconds later changes nothing. Under heavy load
-             * each wake-up finds a full batch and does not wait. */
-            apr_sleep(HM_COALESCE);
+        /* While datagrams keep coming, read them without polling first: a
+         * wake-up costs as much as dozens of packets. After a light batch,
+         * let 5 ms of datagrams queue up (a heartbeat applied a few
+         * milliseconds later changes nothing); under heavy load every read
+         * finds a full batch and nothing waits. Back to poll when a read
+         * finds nothing. */
+        while (got > 0 && !rx->stop) {
+            hm_maybe_write(rx, apr_time_now());
+            if (got < HM_RECV_VEC) {
+                apr_sleep(HM_COALESCE);
+            }
+            got = hm_drain_all(rx);
         }
+        hm_maybe_write(rx, apr_time_now());
     }
     apr_thread_exit(thd, APR_SUCCESS);
     return NULL;

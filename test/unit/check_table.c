@@ -556,6 +556,30 @@ START_TEST(test_expire)
 }
 END_TEST
 
+START_TEST(test_expire_oldest_left)
+{
+    hm_table_t *t = new_table(8);
+    int64_t oldest = 0;
+
+    ck_assert_uint_eq(hm_table_expire_ex(t, 100 * SEC, 30 * SEC, &oldest), 0);
+    ck_assert(oldest == INT64_MAX); /* empty */
+    ck_assert_int_eq(upd(t, "10.0.0.1", 80, 1, 10 * SEC, SEC), HM_UPD_INSERTED);
+    ck_assert_int_eq(upd(t, "10.0.0.2", 80, 2, 25 * SEC, SEC), HM_UPD_INSERTED);
+    ck_assert_int_eq(upd(t, "10.0.0.3", 80, 3, 20 * SEC, SEC), HM_UPD_INSERTED);
+    /* Nothing removed: the oldest is .1 at 10 s. */
+    ck_assert_uint_eq(hm_table_expire_ex(t, 30 * SEC, 30 * SEC, &oldest), 0);
+    ck_assert_int_eq(oldest, 10 * SEC);
+    /* .1 goes; of those left, .3 is the oldest. */
+    ck_assert_uint_eq(hm_table_expire_ex(t, 45 * SEC, 30 * SEC, &oldest), 1);
+    ck_assert_int_eq(oldest, 20 * SEC);
+    /* An update makes it newer, and the bound follows. */
+    ck_assert_int_eq(upd(t, "10.0.0.3", 80, 3, 46 * SEC, SEC), HM_UPD_UPDATED);
+    ck_assert_uint_eq(hm_table_expire_ex(t, 46 * SEC, 30 * SEC, &oldest), 0);
+    ck_assert_int_eq(oldest, 25 * SEC);
+    ck_assert_uint_eq(hm_table_expire_ex(t, 100 * SEC, 30 * SEC, NULL), 2);
+}
+END_TEST
+
 /* ---- generation and counters ------------------------------------------ */
 
 START_TEST(test_generation)
@@ -965,6 +989,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, test_full_keeps_fresh);
     tcase_add_test(tc, test_extreme_times);
     tcase_add_test(tc, test_expire);
+    tcase_add_test(tc, test_expire_oldest_left);
     tcase_add_test(tc, test_generation);
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_model);
