@@ -751,6 +751,23 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
     rx->written_version = version;
 }
 
+static hm_rxbuf_t *hm_rxbuf_init(apr_pool_t *pool)
+{
+    hm_rxbuf_t *b = apr_pcalloc(pool, sizeof(*b));
+#ifdef HM_HAVE_RECVMMSG
+    int i;
+
+    for (i = 0; i < HM_RECV_VEC; i++) {
+        b->iov[i].iov_base = b->data[i];
+        b->iov[i].iov_len = sizeof(b->data[i]);
+        b->msg[i].msg_hdr.msg_name = &b->from[i].sa;
+        b->msg[i].msg_hdr.msg_iov = &b->iov[i];
+        b->msg[i].msg_hdr.msg_iovlen = 1;
+    }
+#endif
+    return b;
+}
+
 /* apr_socket_recvfrom and recvmmsg fill only the raw sockaddr; the family
  * and address pointer are what apr_sockaddr_ip_getbuf and
  * apr_ipsubnet_test need. */
@@ -773,15 +790,10 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
         return 0;
     }
     for (n = 0; n < HM_RECV_BATCH; n += got) {
+        /* The kernel shortens msg_namelen to what it wrote; the rest of
+         * the headers was set up once by hm_rxbuf_init. */
         for (i = 0; i < HM_RECV_VEC; i++) {
-            memset(&b->from[i], 0, sizeof(b->from[i]));
-            b->iov[i].iov_base = b->data[i];
-            b->iov[i].iov_len = sizeof(b->data[i]);
-            memset(&b->msg[i], 0, sizeof(b->msg[i]));
-            b->msg[i].msg_hdr.msg_name = &b->from[i].sa;
             b->msg[i].msg_hdr.msg_namelen = sizeof(b->from[i].sa);
-            b->msg[i].msg_hdr.msg_iov = &b->iov[i];
-            b->msg[i].msg_hdr.msg_iovlen = 1;
         }
         got = recvmmsg(fd, b->msg, HM_RECV_VEC, MSG_DONTWAIT, NULL);
         if (got <= 0) {
@@ -898,7 +910,7 @@ static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
     rx->s = s;
     rx->pool = pool;
     rx->written_version = (uint64_t)-1;
-    rx->bufs = apr_palloc(pool, sizeof(*rx->bufs));
+    rx->bufs = hm_rxbuf_init(pool);
     hm_rl = NULL;
     if (conf->rate_limit) {
         /* Burst of two seconds' worth: a sender restarting or a proxy
