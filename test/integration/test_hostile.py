@@ -416,6 +416,29 @@ class HostileCase(hbtest.HbTestCase):
 
 class UdpBarrageTest(HostileCase):
 
+    def paced_barrage(self, cases, source_for, valid_due):
+        """Send every malformed case (the i-th from source_for(i)), a valid
+        heartbeat after it when valid_due(i), and wait for the monitor to
+        count each small batch (the socket buffer is finite; big datagrams
+        go alone), checking the table after each; then one last valid one."""
+        batch = 0
+        for i, (name, p) in enumerate(cases):
+            if len(p) > 2048 and batch:
+                self.wait_counted()
+                batch = 0
+            hbtest.send_udp('127.0.0.1', self.hb_port, p, source=source_for(i))
+            self.sent_bad += 1
+            batch += 1
+            if valid_due(i):
+                self.send_valid_udp()
+                batch += 2
+            if batch >= 24 or len(p) > 2048:
+                self.wait_counted()
+                batch = 0
+                self.check_table()
+        self.send_valid_udp()
+        self.wait_counted()
+
     def test_malformed_datagrams(self):
         # Every datagram must reach the parser: HeartbeatRateLimit would
         # otherwise (rightly) drop most of a barrage from one address before
@@ -430,24 +453,9 @@ class UdpBarrageTest(HostileCase):
         # The longest barrage: datagrams are the cheapest input to send.
         cases = self.all_malformed(n_random=600, n_mutated=1000)
         t0 = time.monotonic()
-        batch = 0
-        for i, (name, p) in enumerate(cases):
-            if len(p) > 2048 and batch:
-                self.wait_counted()  # big ones alone: the socket buffer is finite
-                batch = 0
-            source = STRANGERS[i % len(STRANGERS)] if i % 4 == 3 else '127.0.0.1'
-            hbtest.send_udp('127.0.0.1', self.hb_port, p, source=source)
-            self.sent_bad += 1
-            batch += 1
-            if i % 10 == 9:
-                self.send_valid_udp()
-                batch += 2
-            if batch >= 24 or len(p) > 2048:
-                self.wait_counted()
-                batch = 0
-                self.check_table()
-        self.send_valid_udp()
-        self.wait_counted()
+        self.paced_barrage(
+            cases, lambda i: STRANGERS[i % len(STRANGERS)] if i % 4 == 3 else '127.0.0.1',
+            lambda i: i % 10 == 9)
         t1 = time.monotonic()
         client.close()
 
@@ -477,25 +485,16 @@ class UdpBarrageTest(HostileCase):
         self.addCleanup(client.close)
 
         cases = self.all_malformed()
-        t0 = last_valid = time.monotonic()
-        batch = 0
-        for i, (name, p) in enumerate(cases):
-            if len(p) > 2048 and batch:
-                self.wait_counted()
-                batch = 0
-            hbtest.send_udp('127.0.0.1', self.hb_port, p, source=STRANGERS[0])
-            self.sent_bad += 1
-            batch += 1
-            if time.monotonic() - last_valid >= 0.05:  # 40/s from 127.0.0.1
-                self.send_valid_udp()
-                last_valid = time.monotonic()
-                batch += 2
-            if batch >= 24 or len(p) > 2048:
-                self.wait_counted()
-                batch = 0
-                self.check_table()
-        self.send_valid_udp()
-        self.wait_counted()
+        t0 = time.monotonic()
+        last_valid = [t0]
+
+        def valid_due(i):  # at most 40/s from 127.0.0.1
+            if time.monotonic() - last_valid[0] < 0.05:
+                return False
+            last_valid[0] = time.monotonic()
+            return True
+
+        self.paced_barrage(cases, lambda i: STRANGERS[0], valid_due)
         t1 = time.monotonic()
         client.close()
 
