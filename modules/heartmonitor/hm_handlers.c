@@ -3,7 +3,8 @@
  *  - SetHandler heartbeat: an origin POSTs the same body as its UDP packet;
  *    access is controlled with the ordinary Require directives.
  *  - SetHandler heartbeat-status: the table for operators, as HTML, or as
- *    JSON (?json) or mod_status-like key: value lines (?auto) for scripts.
+ *    JSON (?json) or mod_status-like key: value lines (?auto) for scripts,
+ *    or only the counters (?counters) for frequent polling.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -190,6 +191,22 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
     ap_rputs("]}\n", r);
 }
 
+/* Counters only, read straight from the table: a monitoring system polling
+ * every few seconds should not copy and format thousands of entries. */
+static void hm_status_counters(request_rec *r, const hm_table_t *t)
+{
+    int c;
+
+    ap_set_content_type(r, "application/json");
+    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", hm_table_capacity(t),
+               hm_table_count(t));
+    for (c = 0; c < HM_CTR_COUNT; c++) {
+        ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, c ? "," : "", hm_counter_names[c],
+                   hm_table_counter(t, (hm_counter_e)c));
+    }
+    ap_rputs("}}\n", r);
+}
+
 static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *prefix)
 {
     int i, c;
@@ -305,6 +322,10 @@ static int hm_status_handler(request_rec *r)
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (r->header_only) {
+        return OK;
+    }
+    if (r->args && !strcmp(r->args, "counters")) {
+        hm_status_counters(r, conf->table);
         return OK;
     }
     sn = hm_snapshot(r->pool, conf->table);

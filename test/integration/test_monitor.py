@@ -290,6 +290,15 @@ class HttpTest(MonitorCase):
         self.assertIn('Count: 1\n', auto)
         self.assertRegex(auto, r'Server: 127\.0\.0\.5 7000 ready=4 busy=1 state=up age_ms=\d+')
         self.assertEqual(m.get('/hb-status?json').headers['content-type'], 'application/json')
+        # ?counters: the same counters as ?json, without the entries.
+        full = self.status(m)
+        r = m.get('/hb-status?counters')
+        self.assertEqual(r.headers['content-type'], 'application/json')
+        short = json.loads(r.body.decode())
+        self.assertEqual(set(short), {'capacity', 'count', 'counters'})
+        self.assertEqual((short['capacity'], short['count']), (full['capacity'], 1))
+        self.assertEqual(short['counters'], full['counters'])
+        self.assertEqual(short['counters']['accepted'], 1)
         # mod_status gets a section too.
         ss = m.get('/server-status').body.decode()
         self.assertIn('<h2>Heartbeat monitor</h2>', ss)
