@@ -11,51 +11,69 @@
  * length keeps the work per field bounded whatever a sender throws at us. */
 #define HB_U64_DIGITS_MAX 20
 
-static int key_byte_ok(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-}
+/* Byte classes for the query parser, one table lookup per byte. */
+enum { C_KEY = 1, C_VAL = 2, C_AMP = 4, C_EQ = 8 };
+
+#define C_KV (C_KEY | C_VAL)
+/* Printable ASCII 0x21..0x7e may appear in values, '&' only separates,
+ * keys are [A-Za-z0-9_.-]. Ranges in byte order, none overlapping. */
+static const unsigned char byte_class[256] = {
+    [0x21 ... 0x25] = C_VAL,
+    ['&'] = C_AMP,
+    [0x27 ... 0x2c] = C_VAL,
+    ['-'] = C_KV,
+    ['.'] = C_KV,
+    ['/'] = C_VAL,
+    ['0' ... '9'] = C_KV,
+    [0x3a ... 0x3c] = C_VAL,
+    ['='] = C_EQ | C_VAL,
+    [0x3e ... 0x40] = C_VAL,
+    ['A' ... 'Z'] = C_KV,
+    [0x5b ... 0x5e] = C_VAL,
+    ['_'] = C_KV,
+    ['`'] = C_VAL,
+    ['a' ... 'z'] = C_KV,
+    [0x7b ... 0x7e] = C_VAL,
+};
 
 int hb_query_next(const char **pos, const char *end, hb_kv_t *kv)
 {
-    const char *p = *pos;
-    const char *pair, *eq = NULL;
+    const unsigned char *p = (const unsigned char *)*pos;
+    const unsigned char *e = (const unsigned char *)end;
+    const unsigned char *pair, *eq;
+    unsigned bad = 0;
 
-    while (p < end && *p == '&') {
+    while (p < e && *p == '&') {
         p++;
     }
-    if (p >= end) {
+    if (p >= e) {
         *pos = end;
         return 0;
     }
+    /* One pass over the pair, checking each byte as it goes: this runs for
+     * every field of every packet. Keep going after a bad byte, to the end
+     * of the pair, so that *pos always advances past it. */
     pair = p;
-    while (p < end && *p != '&') {
-        if (*p == '=' && eq == NULL) {
-            eq = p;
-        }
+    while (p < e && !(byte_class[*p] & (C_AMP | C_EQ))) {
+        bad |= ~byte_class[*p] & C_KEY;
         p++;
     }
-    /* Advance even on error so a caller that wants to skip bad pairs can. */
-    *pos = p;
+    eq = p;
+    if (p < e && *p == '=') {
+        for (p++; p < e && !(byte_class[*p] & C_AMP); p++) {
+            bad |= ~byte_class[*p] & C_VAL;
+        }
+    } else {
+        bad = 1; /* no '=' */
+    }
+    *pos = (const char *)p;
 
-    if (eq == NULL || eq == pair || (size_t)(eq - pair) > HB_KEY_MAX) {
+    if (bad || eq == pair || (size_t)(eq - pair) > HB_KEY_MAX) {
         return -1;
     }
-    for (const char *k = pair; k < eq; k++) {
-        if (!key_byte_ok((unsigned char)*k)) {
-            return -1;
-        }
-    }
-    for (const char *v = eq + 1; v < p; v++) {
-        unsigned char c = (unsigned char)*v;
-        if (c < 0x21 || c > 0x7e) {
-            return -1;
-        }
-    }
-    kv->key = pair;
+    kv->key = (const char *)pair;
     kv->key_len = (size_t)(eq - pair);
-    kv->val = eq + 1;
+    kv->val = (const char *)eq + 1;
     kv->val_len = (size_t)(p - (eq + 1));
     return 1;
 }
@@ -63,36 +81,31 @@ int hb_query_next(const char **pos, const char *end, hb_kv_t *kv)
 hb_status_e hb_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
+    int overflow = 0;
 
     if (s == NULL || len == 0) {
         return HB_E_NUMBER;
     }
+    /* A non-digit anywhere is a syntax error even in a number too long or
+     * too big, so the range is judged only after the whole field. */
     for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
+        unsigned d = (unsigned)((unsigned char)s[i] - '0');
+        if (d > 9) {
             return HB_E_NUMBER;
         }
+        overflow |= __builtin_mul_overflow(v, 10, &v);
+        overflow |= __builtin_add_overflow(v, d, &v);
     }
     /* Well-formed but too long: too big for any field, so a range error. */
-    if (len > HB_U64_DIGITS_MAX) {
-        return HB_E_RANGE;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return HB_E_RANGE;
-        }
-        v = v * 10 + d;
-    }
-    if (v > max) {
+    if (overflow || len > HB_U64_DIGITS_MAX || v > max) {
         return HB_E_RANGE;
     }
     *out = v;
     return HB_OK;
 }
 
-static int key_is(const hb_kv_t *kv, const char *name)
+static int key_is(const hb_kv_t *kv, const char *name, size_t n)
 {
-    size_t n = strlen(name);
     return kv->key_len == n && memcmp(kv->key, name, n) == 0;
 }
 
@@ -132,21 +145,25 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
         if (r < 0) {
             return HB_E_SYNTAX;
         }
-        if (key_is(&kv, "v")) {
-            bit = F_V;
-        } else if (key_is(&kv, "ready")) {
-            bit = F_READY;
-        } else if (key_is(&kv, "busy")) {
-            bit = F_BUSY;
-        } else if (key_is(&kv, "port")) {
-            bit = F_PORT;
-        } else if (key_is(&kv, "seq")) {
-            bit = F_SEQ;
-        } else if (key_is(&kv, "int")) {
-            bit = F_INT;
-        } else if (key_is(&kv, "state")) {
-            bit = F_STATE;
-        } else {
+        /* By length first: one or two comparisons per field. */
+        switch (kv.key_len) {
+        case 1:
+            bit = kv.key[0] == 'v' ? F_V : 0;
+            break;
+        case 3:
+            bit = key_is(&kv, "seq", 3) ? F_SEQ : key_is(&kv, "int", 3) ? F_INT : 0;
+            break;
+        case 4:
+            bit = key_is(&kv, "busy", 4) ? F_BUSY : key_is(&kv, "port", 4) ? F_PORT : 0;
+            break;
+        case 5:
+            bit = key_is(&kv, "ready", 5) ? F_READY : key_is(&kv, "state", 5) ? F_STATE : 0;
+            break;
+        default:
+            bit = 0;
+            break;
+        }
+        if (!bit) {
             /* Unknown keys let future senders add fields without breaking us. */
             continue;
         }
