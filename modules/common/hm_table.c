@@ -19,10 +19,18 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 3u
+#define HM_LAYOUT_VERSION 4u
 
-/* Keeps slot numbers within int32 and the index size within uint32. */
+/* Keeps slot numbers within an index entry's 24 bits and the index size
+ * within uint32. */
 #define HM_CAPACITY_MAX (1u << 24)
+
+/* An index entry: -1 when empty, else the slot number in the low 24 bits
+ * and 7 bits of the key's hash above it, so that a probe past another key
+ * is told apart without reading that key's slot (a cache miss each in a
+ * large table) in all but 1 case in 128. */
+#define IDX_SLOT_BITS 24
+#define IDX_SLOT_MASK ((1u << IDX_SLOT_BITS) - 1u)
 
 /* A writer holds the lock for well under a microsecond; this many yields
  * means the holder is either descheduled for long or dead. */
@@ -367,6 +375,21 @@ static int slot_read(const hm_slot_t *s, hm_entry_t *out)
 
 /* ---- index (writer side) ---------------------------------------------- */
 
+static int32_t idx_entry(int32_t slot, uint32_t hash)
+{
+    return (int32_t)(((hash >> 25) << IDX_SLOT_BITS) | (uint32_t)slot);
+}
+
+static int32_t idx_slot(int32_t v)
+{
+    return (int32_t)((uint32_t)v & IDX_SLOT_MASK);
+}
+
+static int idx_tag_matches(int32_t v, uint32_t hash)
+{
+    return ((uint32_t)v >> IDX_SLOT_BITS) == (hash >> 25);
+}
+
 static void idx_store(int32_t *idx, uint32_t pos, int32_t v)
 {
     __atomic_store_n(&idx[pos], v, __ATOMIC_RELAXED);
@@ -381,21 +404,25 @@ void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage)
 {
     const int32_t *idx = index_of(t);
     hm_key_t k;
-    uint32_t pos;
+    uint32_t hash, pos;
     int32_t sn;
 
     key_canon(&k, key);
-    pos = key_hash(&k) & (t->index_size - 1);
+    hash = key_hash(&k);
+    pos = hash & (t->index_size - 1);
     if (stage == 0) {
         __builtin_prefetch(&idx[pos], 0, 3);
         return;
     }
     sn = idx_load(idx, pos);
     /* Range-checked like any reader's: the block is shared. */
-    if (sn >= 0 && (uint32_t)sn < t->capacity) {
-        const char *slot = (const char *)&slots_of(t)[sn];
-        __builtin_prefetch(slot, 1, 3);
-        __builtin_prefetch(slot + sizeof(hm_slot_t) - 1, 1, 3);
+    if (sn >= 0 && idx_tag_matches(sn, hash) && (uint32_t)idx_slot(sn) < t->capacity) {
+        /* Every cache line of the slot: an update rewrites all of it. */
+        const char *slot = (const char *)&slots_of(t)[idx_slot(sn)];
+        uintptr_t line = (uintptr_t)slot & ~(uintptr_t)63;
+        for (; line < (uintptr_t)slot + sizeof(hm_slot_t); line += 64) {
+            __builtin_prefetch((const void *)line, 1, 3);
+        }
     }
 }
 
@@ -405,14 +432,15 @@ static int64_t idx_find_pos(const hm_table_t *t, const hm_key_t *key)
     const int32_t *idx = index_of(t);
     const hm_slot_t *slots = slots_of(t);
     uint32_t mask = t->index_size - 1;
-    uint32_t pos = key_hash(key) & mask;
+    uint32_t hash = key_hash(key);
+    uint32_t pos = hash & mask;
 
     for (uint32_t n = 0; n < t->index_size; n++, pos = (pos + 1) & mask) {
-        int32_t sn = idx[pos];
-        if (sn < 0) {
+        int32_t v = idx[pos];
+        if (v < 0) {
             return -1;
         }
-        if (hm_key_equal(&slots[sn].e.key, key)) {
+        if (idx_tag_matches(v, hash) && hm_key_equal(&slots[idx_slot(v)].e.key, key)) {
             return pos;
         }
     }
@@ -423,13 +451,14 @@ static void idx_insert(hm_table_t *t, int32_t slot)
 {
     int32_t *idx = index_of(t);
     uint32_t mask = t->index_size - 1;
-    uint32_t pos = key_hash(&slots_of(t)[slot].e.key) & mask;
+    uint32_t hash = key_hash(&slots_of(t)[slot].e.key);
+    uint32_t pos = hash & mask;
 
     /* The index is at least twice the capacity, so a hole always exists. */
     while (idx[pos] >= 0) {
         pos = (pos + 1) & mask;
     }
-    idx_store(idx, pos, slot);
+    idx_store(idx, pos, idx_entry(slot, hash));
 }
 
 /* Backward-shift deletion: pull later members of the probe run into the
@@ -443,15 +472,15 @@ static void idx_delete_at(hm_table_t *t, uint32_t hole)
 
     for (;;) {
         j = (j + 1) & mask;
-        int32_t sn = idx[j];
-        if (sn < 0) {
+        int32_t v = idx[j];
+        if (v < 0) {
             break;
         }
-        uint32_t home = key_hash(&slots[sn].e.key) & mask;
-        /* Move sn unless its home lies cyclically in (hole, j]. */
+        uint32_t home = key_hash(&slots[idx_slot(v)].e.key) & mask;
+        /* Move v unless its home lies cyclically in (hole, j]. */
         int stays = (hole <= j) ? (hole < home && home <= j) : (hole < home || home <= j);
         if (!stays) {
-            idx_store(idx, hole, sn);
+            idx_store(idx, hole, v);
             hole = j;
         }
     }
@@ -715,7 +744,7 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
 
     pos = idx_find_pos(t, &k);
     if (pos >= 0) {
-        slot = index_of(t)[pos];
+        slot = idx_slot(index_of(t)[pos]);
         e = slots[slot].e;
         /* Once an origin has proved itself with a key, only signed packets
          * may speak for it, each with a newer sequence number; checked
@@ -835,7 +864,8 @@ int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out)
     hm_key_t k;
 
     key_canon(&k, key);
-    uint32_t home = key_hash(&k) & mask;
+    uint32_t hash = key_hash(&k);
+    uint32_t home = hash & mask;
 
     for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
         uint32_t g1 = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
@@ -847,10 +877,17 @@ int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out)
         hm_entry_t e;
         uint32_t pos = home;
         for (uint32_t n = 0; n < t->index_size; n++, pos = (pos + 1) & mask) {
-            int32_t sn = idx_load(idx, pos);
+            int32_t v = idx_load(idx, pos);
+            if (v < 0) {
+                break;
+            }
+            if (!idx_tag_matches(v, hash)) {
+                continue;
+            }
+            int32_t sn = idx_slot(v);
             /* Range-check: the block is shared with other processes and a
              * reader must not trust it enough to index out of bounds. */
-            if (sn < 0 || (uint32_t)sn >= t->capacity) {
+            if ((uint32_t)sn >= t->capacity) {
                 break;
             }
             if (slot_read(&slots[sn], &e) == 1 && hm_key_equal(&e.key, &k)) {
