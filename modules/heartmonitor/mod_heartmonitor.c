@@ -29,6 +29,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* One system call per batch instead of one per datagram: under a flood the
  * receiver's cost is almost all syscall entry. APR passes _GNU_SOURCE. */
@@ -56,11 +59,12 @@
 #define HM_DGRAM_BUDGET   2048 /* receive-buffer bytes one queued datagram may take */
 /* Datagrams per wait: 128 to 256 cost least per packet on the benchmark VM
  * (fewer wake-ups than 64, and 1024 was no cheaper). */
-#define HM_PACE_TARGET  256
-#define HM_RCVBUF       (4 * 1024 * 1024)
-#define HM_POLL_TIMEOUT apr_time_from_msec(100)
-#define HM_LOG_EVERY    apr_time_from_sec(60)
-#define HM_STORAGE_MAX  (16 * 1024 * 1024)
+#define HM_PACE_TARGET   256
+#define HM_RCVBUF        (4 * 1024 * 1024)
+#define HM_POLL_TIMEOUT  apr_time_from_sec(1)
+#define HM_REWRITE_EVERY apr_time_from_sec(5) /* storage rewritten unchanged */
+#define HM_LOG_EVERY     apr_time_from_sec(60)
+#define HM_STORAGE_MAX   (16 * 1024 * 1024)
 
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * hm_wd_get_instance;
 static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * hm_wd_register_callback;
@@ -734,7 +738,7 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
     version = hm_table_version(conf->table);
     /* Rewrite at least every few seconds even when nothing changed, so the
      * stock lastseen field keeps counting for stock readers. */
-    if (version == rx->written_version && now - rx->last_write < apr_time_from_sec(5)) {
+    if (version == rx->written_version && now - rx->last_write < HM_REWRITE_EVERY) {
         return;
     }
     apr_pool_create(&tmp, rx->pool);
@@ -757,6 +761,43 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
     }
     rx->write_failing = 0;
     rx->written_version = version;
+}
+
+/* How long poll may sleep: until hm_maybe_write has something to do (an
+ * expiry scan or a storage write), at most HM_POLL_TIMEOUT in case the
+ * clock jumps. hm_receiver_stop wakes the poll itself. */
+static apr_interval_time_t hm_poll_timeout(const hm_receiver_t *rx, apr_time_t now)
+{
+    const hm_conf_t *conf = rx->conf;
+    apr_interval_time_t scan_every = conf->expiry / 4;
+    apr_time_t due, scan;
+
+    if (scan_every > apr_time_from_sec(1)) {
+        scan_every = apr_time_from_sec(1);
+    }
+    scan = rx->expire_due < rx->last_expire + conf->expiry ? rx->expire_due
+                                                           : rx->last_expire + conf->expiry;
+    if (scan < rx->last_expire + scan_every) {
+        scan = rx->last_expire + scan_every;
+    }
+    due = scan;
+    if (conf->write_file) {
+        apr_time_t write = rx->last_write + conf->storage_interval;
+        if (hm_table_version(conf->table) == rx->written_version &&
+            write < rx->last_write + HM_REWRITE_EVERY) {
+            write = rx->last_write + HM_REWRITE_EVERY;
+        }
+        if (write < due) {
+            due = write;
+        }
+    }
+    if (due <= now) {
+        return 0;
+    }
+    /* Whole milliseconds, rounded up: epoll counts in those, and a
+     * timeout rounded down to 0 would spin until the time is due. */
+    due = (due - now + 999) / 1000 * 1000;
+    return due < HM_POLL_TIMEOUT ? due : HM_POLL_TIMEOUT;
 }
 
 static hm_rxbuf_t *hm_rxbuf_init(apr_pool_t *pool)
@@ -894,12 +935,17 @@ static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
 {
     hm_receiver_t *rx = data;
 
+#ifdef __linux__
+    /* So that top -H and ps -L show which thread this is. */
+    (void)prctl(PR_SET_NAME, "hm-receiver", 0, 0, 0);
+#endif
     while (!rx->stop) {
         const apr_pollfd_t *fds = NULL;
         apr_int32_t nfds = 0, i;
         int got = 0, waited = 0, gathered;
 
-        if (apr_pollset_poll(rx->pollset, HM_POLL_TIMEOUT, &nfds, &fds) == APR_SUCCESS) {
+        if (apr_pollset_poll(rx->pollset, hm_poll_timeout(rx, apr_time_now()), &nfds, &fds) ==
+            APR_SUCCESS) {
             for (i = 0; i < nfds; i++) {
                 got += hm_drain(rx, fds[i].desc.s);
             }
@@ -959,7 +1005,7 @@ static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
         hm_rl = hm_ratelimit_init(apr_palloc(pool, hm_ratelimit_size(4096)), 4096, conf->rate_limit,
                                   2 * conf->rate_limit);
     }
-    rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, 0);
+    rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, APR_POLLSET_WAKEABLE);
     for (i = 0; rv == APR_SUCCESS && i < conf->listens->nelts; i++) {
         hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
         apr_pollfd_t pfd;
@@ -991,6 +1037,7 @@ static void hm_receiver_stop(void)
         return;
     }
     hm_rx->stop = 1;
+    apr_pollset_wakeup(hm_rx->pollset);
     apr_thread_join(&trv, hm_rx->thread);
     /* One last write so the file is current when a restart takes over. */
     if (hm_rx->conf->write_file) {

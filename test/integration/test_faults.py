@@ -161,7 +161,9 @@ class StorageFaultTest(FaultCase):
         proxy = self.httpd('proxy', modules=PROXY)
         full = os.path.join(proxy.root, 'full')
         os.makedirs(full)
-        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', full],
+        # Room for the table's file (150 entries, 15 KB) beside the one
+        # written at start-up, which stays until the new one replaces it.
+        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', full],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, 'cannot mount a tmpfs: %s' % r.stderr)
         self.addCleanup(subprocess.run, ['umount', '-l', full])

@@ -323,6 +323,56 @@ class RestartTest(MonitorCase):
         self.wait_servers(m, lambda t: t[('127.0.0.1', 6000)]['ready'] == 42, 'update')
 
 
+class ReceiverThreadTest(MonitorCase):
+
+    @staticmethod
+    def receiver_threads(m):
+        """(pid, tid) of every thread named hm-receiver in the monitor."""
+        found = []
+        for pid in [m.pid] + m.children():
+            try:
+                tids = os.listdir('/proc/%d/task' % pid)
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open('/proc/%d/task/%s/comm' % (pid, tid)) as f:
+                        if f.read().strip() == 'hm-receiver':
+                            found.append((pid, int(tid)))
+                except OSError:
+                    pass
+        return found
+
+    @staticmethod
+    def wakeups(pid, tid):
+        with open('/proc/%d/task/%d/status' % (pid, tid)) as f:
+            for line in f:
+                if line.startswith('voluntary_ctxt_switches:'):
+                    return int(line.split()[1])
+        raise AssertionError('no voluntary_ctxt_switches for %d' % tid)
+
+    def test_idle_receiver_sleeps_until_due(self):
+        # One receiver, named for top -H; idle, it sleeps until its next
+        # expiry scan or storage write (at most a second), not 10 times a
+        # second, and still applies a packet at once.
+        m = self.monitor().start()
+        threads = hbtest.wait_until(lambda: self.receiver_threads(m), timeout=10,
+                                    message='a thread named hm-receiver')
+        self.assertEqual(len(threads), 1, threads)
+        pid, tid = threads[0]
+        self.send(packet(3, port=7100))
+        self.wait_servers(m, lambda t: ('127.0.0.1', 7100) in t, 'entry')
+        w0 = self.wakeups(pid, tid)
+        time.sleep(4)  # a measurement window, not a wait for a condition
+        woke = self.wakeups(pid, tid) - w0
+        # About once a second, plus the few short sleeps after the packet
+        # before it goes back to poll; every 100 ms would be 40.
+        self.assertLessEqual(woke, 12, 'idle receiver woke %d times in 4 s' % woke)
+        # Asleep in poll, a datagram still wakes it.
+        self.send(packet(5, port=7100))
+        self.wait_servers(m, lambda t: t[('127.0.0.1', 7100)]['ready'] == 5, 'update', timeout=2)
+
+
 class StockInteropTest(MonitorCase):
 
     def test_stock_sender(self):
