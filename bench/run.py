@@ -566,6 +566,53 @@ def perf_profile(mon, bins, rate, senders, seconds=2.0):
     return out
 
 
+def receiver_tid(httpd):
+    """The thread id of our monitor's receiver (named hm-receiver), or None."""
+    for pid in httpd_pids(httpd):
+        try:
+            for tid in os.listdir('/proc/%d/task' % pid):
+                with open('/proc/%d/task/%s/comm' % (pid, tid)) as f:
+                    if f.read().strip() == 'hm-receiver':
+                        return int(tid)
+        except OSError:
+            continue
+    return None
+
+
+class PinnedSender(Monitor):
+    """The same monitor, fed by a udpgen pinned to CPU 0."""
+
+    def __init__(self, mon):
+        self.__dict__.update(mon.__dict__)
+
+    def sender_cmd(self, bins, rate, senders, seconds):
+        return ['taskset', '-c', '0'] + Monitor.sender_cmd(self, bins, rate, senders, seconds)
+
+
+def placement_runs(httpd, mon, bins, cfg, rate=50000, senders=10):
+    """CPU per packet with the receiver on the sender's CPU and on the
+    other one (both pinned with taskset), alternating: how much of the
+    spread between runs is where the scheduler happens to put them."""
+    tid = receiver_tid(httpd)
+    if tid is None or (os.cpu_count() or 1) < 2 or not shutil.which('taskset'):
+        return None
+    log('ingest: receiver on the sender\'s CPU or the other, %d/s' % rate)
+    pinned = PinnedSender(mon)
+    out = {'rate': rate, 'senders': senders, 'same': [], 'other': []}
+    try:
+        for _ in range(cfg.rounds):
+            for where, cpu in (('same', '0'), ('other', '1')):
+                subprocess.run(['taskset', '-pc', cpu, str(tid)], check=True,
+                               capture_output=True)
+                out[where].append(ingest_run(pinned, bins, rate, senders, cfg))
+    finally:
+        subprocess.run(['taskset', '-pc', '0-%d' % (os.cpu_count() - 1), str(tid)],
+                       capture_output=True)
+    for where in ('same', 'other'):
+        out['median_' + where] = median([r['cpu_us_per_packet'] for r in out[where]])
+    return out
+
+
 def summarise_cell(name, rate, senders, rs):
     lost = [r['lost'] for r in rs if r['lost'] is not None]
     return {
@@ -665,6 +712,8 @@ def bench_ingest(sb, cfg, bins):
     for (name, rate, senders), rs in sorted(runs.items(), key=lambda kv: (order[kv[0][0]],
                                                                             kv[0][1], kv[0][2])):
         res['cells'].append(summarise_cell(name, rate, senders, rs))
+
+    res['placement'] = placement_runs(uni_h, unicast, bins, cfg)
 
     # The default per-address rate limit with 10 senders at the top rate:
     # what the excess costs when it is dropped on purpose.
@@ -1329,6 +1378,21 @@ def write_report(results, cfg, path):
                  fmt(c['median_cpu_stat_us_per_packet'], 2),
                  fmt(c['median_cpu_net_us_per_packet'], 2)))
         w('')
+        pl = ing.get('placement')
+        if pl:
+            w('Where the receiver runs matters more than anything in it: with udpgen pinned to'
+              ' CPU 0 (`taskset -c 0`) and the `hm-receiver` thread pinned to CPU 0 or CPU 1'
+              ' (`taskset -pc`), alternating, %d/s from %d senders: %s us per packet on the'
+              ' sender\'s CPU (runs %s), %s us on the other (runs %s). The datagrams are'
+              ' written by the sender\'s CPU; read from the other one, every copy misses the'
+              ' cache. Unpinned, as in the table above, the scheduler decides run by run;'
+              ' being woken by a datagram tends to move the receiver to the sender\'s CPU,'
+              ' which is why it polls again after a read that comes up empty.'
+              % (pl['rate'], pl['senders'], fmt(pl['median_same'], 2),
+                 ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['same']),
+                 fmt(pl['median_other'], 2),
+                 ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['other'])))
+            w('')
         rl = ing.get('ratelimited')
         if rl:
             w('With the default `HeartbeatRateLimit 100` (per address, bursts of 200), 10'
@@ -1546,13 +1610,18 @@ def analysis_notes(r, cfg):
                 ' thread: it reads up to 64 datagrams per `recvmmsg` and, after a light'
                 ' read, sleeps 1 to 20 ms (adapted to the rate) before the next, so a wake-up'
                 ' is shared by about 200 packets at 10k/s, and its fixed cost weighs most at'
-                ' the lowest rate.'
+                ' the lowest rate.%s'
                 % ('at every rate' if len(missed) == len(cfg.ingest_rates) else
                    'at %s' % ', '.join('%dk/s' % (x // 1000) for x in missed),
                    ', '.join('%s us at %dk/s' % (fmt(best[rate], 2), rate // 1000)
                              for rate in cfg.ingest_rates),
                    ' (the module itself has %s%% of the samples at the top rate)'
-                   % fmt(sum(mod_share), 0) if mod_share else ''))
+                   % fmt(sum(mod_share), 0) if mod_share else '',
+                   ' Where the scheduler puts the receiver weighs as much: %s us per packet on'
+                   ' the sender\'s CPU, %s us on the other (pinned, %dk/s; below the table).'
+                   % (fmt(ing['placement']['median_same'], 2),
+                      fmt(ing['placement']['median_other'], 2),
+                      ing['placement']['rate'] // 1000) if ing.get('placement') else ''))
         lost = [cell[('ours', top, s)]['median_loss_pct'] for s in (10, 10000)]
         if any(x for x in lost):
             cpu_top = cell[('ours', top, 10000)]['median_cpu_us_per_packet']
