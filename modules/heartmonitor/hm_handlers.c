@@ -148,17 +148,28 @@ static const char *hm_reason(uint32_t reason)
     return hm_reason_str((int)reason);
 }
 
-static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
+/* The JSON head both ?json and ?counters start with, up to the counters'
+ * closing brace. */
+static void hm_json_head(request_rec *r, unsigned int capacity, unsigned int count,
+                         const uint64_t *counters)
 {
-    int i, c;
+    int c;
 
     ap_set_content_type(r, "application/json");
-    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", sn->capacity, sn->count);
+    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", capacity, count);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, c ? "," : "", hm_counter_names[c],
-                   sn->counters[c]);
+                   counters[c]);
     }
-    ap_rputs("},\"servers\":[", r);
+    ap_rputs("}", r);
+}
+
+static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
+{
+    int i;
+
+    hm_json_head(r, sn->capacity, sn->count, sn->counters);
+    ap_rputs(",\"servers\":[", r);
     for (i = 0; i < sn->entries->nelts; i++) {
         const hm_entry_t *e = &APR_ARRAY_IDX(sn->entries, i, hm_entry_t);
         const hm_reject_t *last = hm_last_error(sn, e);
@@ -195,16 +206,14 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
  * every few seconds should not copy and format thousands of entries. */
 static void hm_status_counters(request_rec *r, const hm_table_t *t)
 {
+    uint64_t counters[HM_CTR_COUNT];
     int c;
 
-    ap_set_content_type(r, "application/json");
-    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", hm_table_capacity(t),
-               hm_table_count(t));
     for (c = 0; c < HM_CTR_COUNT; c++) {
-        ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, c ? "," : "", hm_counter_names[c],
-                   hm_table_counter(t, (hm_counter_e)c));
+        counters[c] = hm_table_counter(t, (hm_counter_e)c);
     }
-    ap_rputs("}}\n", r);
+    hm_json_head(r, hm_table_capacity(t), hm_table_count(t), counters);
+    ap_rputs("}\n", r);
 }
 
 static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *prefix)

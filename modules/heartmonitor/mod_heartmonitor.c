@@ -708,6 +708,39 @@ static uint64_t hm_table_version(const hm_table_t *t)
     return hm_table_counter(t, HM_CTR_ACCEPTED) + hm_table_counter(t, HM_CTR_EXPIRED);
 }
 
+/* When the next expiry scan is due. A scan reads every slot, so scan only
+ * when an entry may have expired (the oldest entry's time plus the
+ * expiry), at most once a second (a quarter of a shorter expiry), and at
+ * least once per expiry in case the clock jumped. */
+static apr_time_t hm_scan_due(const hm_receiver_t *rx)
+{
+    const hm_conf_t *conf = rx->conf;
+    apr_interval_time_t scan_every = conf->expiry / 4;
+    apr_time_t due = rx->expire_due < rx->last_expire + conf->expiry
+                         ? rx->expire_due
+                         : rx->last_expire + conf->expiry;
+
+    if (scan_every > apr_time_from_sec(1)) {
+        scan_every = apr_time_from_sec(1);
+    }
+    return due > rx->last_expire + scan_every ? due : rx->last_expire + scan_every;
+}
+
+/* When the storage file is next due, if it is written at all: after
+ * HeartbeatStorageInterval once the table changed, and every few seconds
+ * even when nothing changed, so the stock lastseen field keeps counting
+ * for stock readers. */
+static apr_time_t hm_write_due(const hm_receiver_t *rx)
+{
+    const hm_conf_t *conf = rx->conf;
+    apr_interval_time_t every = conf->storage_interval;
+
+    if (hm_table_version(conf->table) == rx->written_version && every < HM_REWRITE_EVERY) {
+        every = HM_REWRITE_EVERY;
+    }
+    return rx->last_write + every;
+}
+
 static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
 {
     hm_conf_t *conf = rx->conf;
@@ -715,32 +748,17 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
     int rv;
     apr_pool_t *tmp;
 
-    /* A scan reads every slot, so scan only when an entry may have
-     * expired (the oldest entry's time plus the expiry), at most once a
-     * second (a quarter of a shorter expiry), and at least once per
-     * expiry in case the clock jumped. */
-    apr_time_t scan_every = conf->expiry / 4;
-
-    if (scan_every > apr_time_from_sec(1)) {
-        scan_every = apr_time_from_sec(1);
-    }
-    if (now - rx->last_expire >= scan_every &&
-        (now >= rx->expire_due || now - rx->last_expire >= conf->expiry)) {
+    if (now >= hm_scan_due(rx)) {
         int64_t oldest;
         hm_table_expire_ex(conf->table, now, conf->expiry, &oldest);
         rx->last_expire = now;
         /* Empty: a new entry is at least as new as now. */
         rx->expire_due = (oldest == INT64_MAX ? now : oldest) + conf->expiry;
     }
-    if (!conf->write_file || now - rx->last_write < conf->storage_interval) {
+    if (!conf->write_file || now < hm_write_due(rx)) {
         return;
     }
     version = hm_table_version(conf->table);
-    /* Rewrite at least every few seconds even when nothing changed, so the
-     * stock lastseen field keeps counting for stock readers. */
-    if (version == rx->written_version && now - rx->last_write < HM_REWRITE_EVERY) {
-        return;
-    }
     apr_pool_create(&tmp, rx->pool);
     rv = hm_storage_write(conf->storage_path, conf->table, now, conf->expiry, tmp);
     apr_pool_destroy(tmp);
@@ -768,28 +786,10 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
  * clock jumps. hm_receiver_stop wakes the poll itself. */
 static apr_interval_time_t hm_poll_timeout(const hm_receiver_t *rx, apr_time_t now)
 {
-    const hm_conf_t *conf = rx->conf;
-    apr_interval_time_t scan_every = conf->expiry / 4;
-    apr_time_t due, scan;
+    apr_time_t due = hm_scan_due(rx);
 
-    if (scan_every > apr_time_from_sec(1)) {
-        scan_every = apr_time_from_sec(1);
-    }
-    scan = rx->expire_due < rx->last_expire + conf->expiry ? rx->expire_due
-                                                           : rx->last_expire + conf->expiry;
-    if (scan < rx->last_expire + scan_every) {
-        scan = rx->last_expire + scan_every;
-    }
-    due = scan;
-    if (conf->write_file) {
-        apr_time_t write = rx->last_write + conf->storage_interval;
-        if (hm_table_version(conf->table) == rx->written_version &&
-            write < rx->last_write + HM_REWRITE_EVERY) {
-            write = rx->last_write + HM_REWRITE_EVERY;
-        }
-        if (write < due) {
-            due = write;
-        }
+    if (rx->conf->write_file && hm_write_due(rx) < due) {
+        due = hm_write_due(rx);
     }
     if (due <= now) {
         return 0;
