@@ -1,12 +1,11 @@
 dnl Build inside an httpd 2.4 source tree: see docs/httpd-tree.md.
-dnl config5 so that it comes after modules/core (mod_watchdog), as the
-dnl stock modules/cluster/config5.m4 it replaces did.
+dnl config5, as the stock modules/cluster/config5.m4 it replaces.
 
 APACHE_MODPATH_INIT(heartmonitor)
 
 dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
-heartmonitor_objects="mod_heartmonitor.lo hm_handlers.lo hb_auth.lo hb_config.lo hb_net.lo hb_packet.lo \
+heartmonitor_objects="mod_heartmonitor.lo hm_handlers.lo hm_elect.lo hm_shm.lo hb_auth.lo hb_config.lo hb_net.lo hb_packet.lo \
 hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo lbhb_pick.lo"
 
 APACHE_MODULE(heartmonitor, [Collects heartbeats into a shared table (heartbeat suite)],
@@ -19,6 +18,6 @@ APACHE_MODULE(heartmonitor, [Collects heartbeats into a shared table (heartbeat 
     enable_heartmonitor=no
   ])
   APR_ADDTO(MOD_HEARTMONITOR_LDADD, [-export-symbols-regex heartmonitor_module])
-], watchdog)
+])
 
 APACHE_MODPATH_FINISH

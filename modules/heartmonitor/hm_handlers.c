@@ -153,10 +153,13 @@ static const char *hm_reason(uint32_t reason)
 static void hm_json_head(request_rec *r, unsigned int capacity, unsigned int count,
                          const uint64_t *counters)
 {
+    const hm_conf_t *conf = hm_conf(r->server);
     int c;
 
     ap_set_content_type(r, "application/json");
-    ap_rprintf(r, "{\"capacity\":%u,\"count\":%u,\"counters\":{", capacity, count);
+    ap_rprintf(r,
+               "{\"capacity\":%u,\"count\":%u,\"huge_page_kb\":%" APR_SIZE_T_FMT ",\"counters\":{",
+               capacity, count, conf->huge_page / 1024);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "%s\"%s\":%" APR_UINT64_T_FMT, c ? "," : "", hm_counter_names[c],
                    counters[c]);
@@ -220,7 +223,8 @@ static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *
 {
     int i, c;
 
-    ap_rprintf(r, "%sCapacity: %u\n%sCount: %u\n", prefix, sn->capacity, prefix, sn->count);
+    ap_rprintf(r, "%sCapacity: %u\n%sCount: %u\n%sHugePageKB: %" APR_SIZE_T_FMT "\n", prefix,
+               sn->capacity, prefix, sn->count, prefix, hm_conf(r->server)->huge_page / 1024);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "%sCounter%s: %" APR_UINT64_T_FMT "\n", prefix, hm_counter_names[c],
                    sn->counters[c]);

@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
     apr_array_header_t *listens; /* hm_listen_t */
     int max_servers;             /* -1 = unset (10) */
+    int huge;                    /* hm_huge_e, -1 = unset (try) */
     const char *storage;         /* as configured, NULL = default */
     const char *storage_path;    /* resolved at post_config */
     int write_file;              /* write storage_path */
@@ -41,6 +42,7 @@ typedef struct {
 
     /* run time */
     hm_table_t *table;
+    apr_size_t huge_page; /* the table's huge page size, 0 = normal pages */
     server_rec *s;
 } hm_conf_t;
 

@@ -8,8 +8,9 @@
  *  - the parent (root) binds the listening sockets and creates the shared
  *    table, and keeps both across graceful restarts, so a restart neither
  *    loses the table nor fails to rebind;
- *  - one child (mod_watchdog singleton, unprivileged) runs the receiver
- *    thread, which applies packets as they arrive and writes the file.
+ *  - one child (unprivileged, elected per generation: hm_elect.h) runs the
+ *    receiver thread, which applies packets as they arrive and writes the
+ *    file; a thread in every other child stands by to take over.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -17,15 +18,15 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
-#include "mod_watchdog.h"
 #include "unixd.h"
 
 #include "apr_lib.h"
 #include "apr_poll.h"
-#include "apr_shm.h"
 #include "apr_strings.h"
 #include "apr_time.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,13 +44,14 @@
 #include "hb_config.h"
 #include "hb_net.h"
 #include "hb_packet.h"
+#include "hm_elect.h"
 #include "hm_pace.h"
 #include "hm_ratelimit.h"
+#include "hm_shm.h"
 #include "hm_storage.h"
 #include "hm_private.h"
 #include "mod_heartmonitor.h"
 
-#define HM_WATCHDOG_NAME  "_heartmonitor_"
 #define HM_PROC_KEY_SHM   "mod_heartmonitor.shm"
 #define HM_PROC_KEY_SOCKS "mod_heartmonitor.sockets"
 #define HM_RECV_BATCH     1024
@@ -65,9 +67,7 @@
 #define HM_REWRITE_EVERY apr_time_from_sec(5) /* storage rewritten unchanged */
 #define HM_LOG_EVERY     apr_time_from_sec(60)
 #define HM_STORAGE_MAX   (16 * 1024 * 1024)
-
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * hm_wd_get_instance;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * hm_wd_register_callback;
+#define HM_RL_SOURCES    4096 /* addresses the rate limiter tracks at once */
 
 /* This generation's table and file, for the optional functions. */
 static hm_table_t *hm_exported_table;
@@ -83,6 +83,7 @@ static void *hm_create_server_config(apr_pool_t *p, server_rec *s)
     hm_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
     conf->listens = apr_array_make(p, 2, sizeof(hm_listen_t));
     conf->max_servers = -1;
+    conf->huge = -1;
     conf->storage_interval = HM_DEFAULT_STORAGE_EVERY;
     conf->expiry = HM_DEFAULT_EXPIRY;
     conf->stale_after = HM_DEFAULT_STALE;
@@ -150,6 +151,26 @@ static const char *hm_cmd_max_servers(cmd_parms *cmd, void *dconf, const char *a
                             cmd->cmd->name, arg);
     }
     conf->max_servers = (int)v;
+    return NULL;
+}
+
+static const char *hm_cmd_huge_pages(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "try")) {
+        conf->huge = HM_HUGE_TRY;
+    } else if (!strcasecmp(arg, "on")) {
+        conf->huge = HM_HUGE_ON;
+    } else if (!strcasecmp(arg, "off")) {
+        conf->huge = HM_HUGE_OFF;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be try, on or off", cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -516,34 +537,59 @@ int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockadd
 /*
  * The table lives in anonymous shared memory owned by the process pool, so
  * it outlives graceful restarts: children of the next generation inherit
- * the same mapping and nothing is lost. A new size gets a new block, filled
- * from the old one.
+ * the same mapping and nothing is lost. A new size, or a change between
+ * huge and normal pages, gets a new block, filled from the old one.
  */
-static hm_table_t *hm_get_table(server_rec *s, unsigned int capacity)
+static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int capacity)
 {
     apr_pool_t *pp = s->process->pool;
-    apr_shm_t *shm = NULL, *old = NULL;
+    hm_shm_t *shm = NULL, *old = NULL;
     hm_table_t *t, *ot = NULL;
     apr_size_t size = hm_table_size(capacity);
+    hm_huge_e huge = conf->huge < 0 ? HM_HUGE_TRY : (hm_huge_e)conf->huge;
+    const char *why = NULL;
     apr_status_t rv;
     unsigned int i;
 
+    /* A small table would leave most of a huge page unused. */
+    if (huge == HM_HUGE_TRY && size < HM_HUGE_MIN_TABLE) {
+        huge = HM_HUGE_OFF;
+    }
     apr_pool_userdata_get((void **)&old, HM_PROC_KEY_SHM, pp);
     if (old) {
-        ot = hm_table_attach(apr_shm_baseaddr_get(old), apr_shm_size_get(old));
-        if (ot && hm_table_capacity(ot) == capacity) {
+        ot = hm_table_attach(hm_shm_base(old), hm_shm_size(old));
+        if (ot && hm_table_capacity(ot) == capacity &&
+            (hm_shm_huge_page(old) != 0) == (huge != HM_HUGE_OFF)) {
+            conf->huge_page = hm_shm_huge_page(old);
             return ot;
         }
     }
-    rv = apr_shm_create(&shm, size, NULL, pp);
+    rv = hm_shm_create(&shm, size, huge, pp, &why);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "HM0204: cannot create %" APR_SIZE_T_FMT " bytes of shared memory for %u "
-                     "origins (HeartbeatMaxServers)",
-                     size, capacity);
+                     "origins (HeartbeatMaxServers)%s%s",
+                     size, capacity, why ? ": " : "", why ? why : "");
         return NULL;
     }
-    t = hm_table_create(apr_shm_baseaddr_get(shm), size, capacity);
+    if (why) {
+        /* Huge pages were asked for and not had: still a working table. */
+        if (ot && hm_table_capacity(ot) == capacity && hm_shm_huge_page(old) == 0) {
+            hm_shm_destroy(shm);
+            conf->huge_page = 0;
+            return ot;
+        }
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "HM0213: the table for %u origins (%" APR_SIZE_T_FMT
+                     " kB) is in normal pages: %s; see HeartbeatHugePages",
+                     capacity, size / 1024, why);
+    } else if (hm_shm_huge_page(shm)) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "HM0214: the table for %u origins is in %" APR_SIZE_T_FMT " kB of huge pages",
+                     capacity, hm_shm_size(shm) / 1024);
+    }
+    conf->huge_page = hm_shm_huge_page(shm);
+    t = hm_table_create(hm_shm_base(shm), hm_shm_size(shm), capacity);
     if (ot) {
         int64_t now = apr_time_now();
         for (i = 0; i < hm_table_capacity(ot); i++) {
@@ -563,8 +609,10 @@ static hm_table_t *hm_get_table(server_rec *s, unsigned int capacity)
             /* Keep the entry's own age: a copy must not look fresher. */
             hm_table_update(t, &e.key, &pkt, e.seen, now - e.seen + 1, e.flags);
         }
+    }
+    if (old) {
         /* Old children keep their own mapping until they exit. */
-        apr_shm_destroy(old);
+        hm_shm_destroy(old);
     }
     apr_pool_userdata_set(shm, HM_PROC_KEY_SHM, apr_pool_cleanup_null, pp);
     return t;
@@ -691,7 +739,6 @@ typedef struct {
     apr_pool_t *pool;
     apr_pollset_t *pollset;
     hm_rxbuf_t *bufs;
-    apr_thread_t *thread;
     volatile int stop;
     apr_time_t last_write;
     apr_time_t last_expire;
@@ -701,7 +748,14 @@ typedef struct {
     int write_failing;
 } hm_receiver_t;
 
+/* This child's part in the election, guarded by hm_rx_guard: the receiver
+ * while it runs, and whether the child is stopping. */
+static hm_elect_t *hm_election; /* this generation's, made by the parent */
+static pthread_mutex_t hm_rx_guard = PTHREAD_MUTEX_INITIALIZER;
 static hm_receiver_t *hm_rx;
+static int hm_child_stopping;
+static pthread_t hm_standby;
+static int hm_standby_started;
 
 static uint64_t hm_table_version(const hm_table_t *t)
 {
@@ -800,9 +854,14 @@ static apr_interval_time_t hm_poll_timeout(const hm_receiver_t *rx, apr_time_t n
     return due < HM_POLL_TIMEOUT ? due : HM_POLL_TIMEOUT;
 }
 
-static hm_rxbuf_t *hm_rxbuf_init(apr_pool_t *pool)
+/* The buffers and, after them, rl_size bytes for the rate limiter: every
+ * packet touches both, so they share one huge page (hm_shm.c). */
+static hm_rxbuf_t *hm_rxbuf_init(apr_pool_t *pool, apr_size_t rl_size, void **rl_mem)
 {
-    hm_rxbuf_t *b = apr_pcalloc(pool, sizeof(*b));
+    apr_size_t head = APR_ALIGN(sizeof(hm_rxbuf_t), 64);
+    hm_rxbuf_t *b = hm_private_huge(head + rl_size, pool);
+
+    *rl_mem = (char *)b + head;
 #ifdef HM_HAVE_RECVMMSG
     int i;
 
@@ -931,15 +990,12 @@ static long hm_min_rcvbuf(const hm_conf_t *conf)
     return min;
 }
 
-static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
+static void hm_receiver_run(hm_receiver_t *rx)
 {
-    hm_receiver_t *rx = data;
-
-#ifdef __linux__
-    /* So that top -H and ps -L show which thread this is. */
-    (void)prctl(PR_SET_NAME, "hm-receiver", 0, 0, 0);
-#endif
-    while (!rx->stop) {
+    /* Until the child exits, or a newer generation's receiver has taken
+     * over after a graceful restart (noticed at the next wake-up: at most
+     * a second when idle). */
+    while (!rx->stop && !hm_elect_superseded(hm_election)) {
         const apr_pollfd_t *fds = NULL;
         apr_int32_t nfds = 0, i;
         int got = 0, waited = 0, gathered;
@@ -958,7 +1014,7 @@ static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
          * VM). A heartbeat applied a few milliseconds later changes
          * nothing. Back to poll when a wait gathers nothing. */
         gathered = got;
-        while (got > 0 && !rx->stop) {
+        while (got > 0 && !rx->stop && !hm_elect_superseded(hm_election)) {
             hm_maybe_write(rx, apr_time_now());
             if (got < HM_RECV_VEC) {
                 if (waited) {
@@ -973,21 +1029,29 @@ static void *APR_THREAD_FUNC hm_receiver_main(apr_thread_t *thd, void *data)
         }
         hm_maybe_write(rx, apr_time_now());
     }
-    apr_thread_exit(thd, APR_SUCCESS);
-    return NULL;
+    /* One last write so the file is current when the next receiver takes
+     * over. */
+    if (rx->conf->write_file) {
+        rx->last_write = 0;
+        rx->written_version = (uint64_t)-1;
+        hm_maybe_write(rx, apr_time_now());
+    }
 }
 
-static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
+static hm_receiver_t *hm_receiver_init(server_rec *s, hm_conf_t *conf)
 {
     hm_receiver_t *rx;
     apr_pool_t *pool;
     apr_status_t rv;
+    void *rl_mem;
     int i;
 
-    /* A pool of its own: the thread outlives the watchdog's call pools. */
+    /* A pool of its own, not the child's: the receiver may still be
+     * finishing while the child's pool is cleaned up. */
     rv = apr_pool_create(&pool, NULL);
     if (rv != APR_SUCCESS) {
-        return rv;
+        pool = NULL;
+        goto fail;
     }
     apr_pool_tag(pool, "heartmonitor_receiver");
     rx = apr_pcalloc(pool, sizeof(*rx));
@@ -995,15 +1059,15 @@ static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
     rx->s = s;
     rx->pool = pool;
     rx->written_version = (uint64_t)-1;
-    rx->bufs = hm_rxbuf_init(pool);
+    rx->bufs =
+        hm_rxbuf_init(pool, conf->rate_limit ? hm_ratelimit_size(HM_RL_SOURCES) : 0, &rl_mem);
     hm_pace_init(&rx->pace, HM_COALESCE_MIN, HM_COALESCE_MAX,
                  hm_pace_target(hm_min_rcvbuf(conf), HM_DGRAM_BUDGET, HM_PACE_TARGET));
     hm_rl = NULL;
     if (conf->rate_limit) {
         /* Burst of two seconds' worth: a sender restarting or a proxy
          * catching up must not be cut off. */
-        hm_rl = hm_ratelimit_init(apr_palloc(pool, hm_ratelimit_size(4096)), 4096, conf->rate_limit,
-                                  2 * conf->rate_limit);
+        hm_rl = hm_ratelimit_init(rl_mem, HM_RL_SOURCES, conf->rate_limit, 2 * conf->rate_limit);
     }
     rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, APR_POLLSET_WAKEABLE);
     for (i = 0; rv == APR_SUCCESS && i < conf->listens->nelts; i++) {
@@ -1017,51 +1081,115 @@ static apr_status_t hm_receiver_start(server_rec *s, hm_conf_t *conf)
         rv = apr_pollset_add(rx->pollset, &pfd);
     }
     if (rv == APR_SUCCESS) {
-        rv = apr_thread_create(&rx->thread, NULL, hm_receiver_main, rx, pool);
+        return rx;
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "HM0209: cannot start the heartbeat receiver thread");
+fail:
+    ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "HM0209: cannot set up the heartbeat receiver");
+    if (pool) {
         apr_pool_destroy(pool);
-        return rv;
     }
-    hm_rx = rx;
-    return APR_SUCCESS;
+    return NULL;
 }
 
-static void hm_receiver_stop(void)
+static void hm_thread_name(const char *name)
 {
-    apr_status_t trv;
-
-    if (!hm_rx) {
-        return;
-    }
-    hm_rx->stop = 1;
-    apr_pollset_wakeup(hm_rx->pollset);
-    apr_thread_join(&trv, hm_rx->thread);
-    /* One last write so the file is current when a restart takes over. */
-    if (hm_rx->conf->write_file) {
-        hm_rx->last_write = 0;
-        hm_rx->written_version = (uint64_t)-1;
-        hm_maybe_write(hm_rx, apr_time_now());
-    }
-    apr_pool_destroy(hm_rx->pool);
-    hm_rx = NULL;
+#ifdef __linux__
+    /* So that top -H and ps -L show which thread this is. */
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+#else
+    (void)name;
+#endif
 }
 
-static apr_status_t hm_watchdog_cb(int state, void *data, apr_pool_t *pool)
+/* One per child: waits to be elected, then is the receiver until the
+ * child stops. */
+static void *hm_standby_main(void *data)
 {
     server_rec *s = data;
     hm_conf_t *conf = hm_conf(s);
+    hm_receiver_t *rx;
+    hm_elect_e won;
 
-    switch (state) {
-    case AP_WATCHDOG_STATE_STARTING:
-        return hm_receiver_start(s, conf);
-    case AP_WATCHDOG_STATE_STOPPING:
-        hm_receiver_stop();
-        break;
+    hm_thread_name("hm-standby");
+    won = hm_elect_wait(hm_election);
+    if (won == HM_ELECT_ERROR) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     "HM0210: cannot take part in the receiver election");
+        return NULL;
     }
+    if (won == HM_ELECT_WON_FROM_DEAD) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "HM0211: the child running the heartbeat receiver died; this one "
+                     "(pid %" APR_PID_T_FMT ") took over",
+                     getpid());
+    }
+    pthread_mutex_lock(&hm_rx_guard);
+    /* A child of an older generation that wins after its receiver left
+     * has nothing to do: the newer one receives. */
+    rx = hm_child_stopping || hm_elect_claim(hm_election) != 0 ? NULL : hm_receiver_init(s, conf);
+    hm_rx = rx;
+    pthread_mutex_unlock(&hm_rx_guard);
+    if (rx) {
+        hm_thread_name("hm-receiver");
+        hm_receiver_run(rx);
+        pthread_mutex_lock(&hm_rx_guard);
+        hm_rx = NULL;
+        pthread_mutex_unlock(&hm_rx_guard);
+        apr_pool_destroy(rx->pool);
+    }
+    /* Stopping, or this child cannot receive: the next waiter's turn. */
+    hm_elect_release(hm_election);
+    return NULL;
+}
+
+/* When the child exits: stop the receiver if this child runs it, so that
+ * another child's standby takes over. Not when it starts a graceful stop:
+ * it keeps receiving while it finishes its requests, and after a graceful
+ * restart until the new generation's receiver is up. */
+static void hm_receiver_stop(void)
+{
+    hm_receiver_t *rx;
+
+    pthread_mutex_lock(&hm_rx_guard);
+    hm_child_stopping = 1;
+    rx = hm_rx;
+    if (rx) {
+        rx->stop = 1;
+        apr_pollset_wakeup(rx->pollset);
+    }
+    pthread_mutex_unlock(&hm_rx_guard);
+    /* A standby still waiting is not joined: it can only wake to find the
+     * child stopping, and dies with the process. */
+    if (rx && hm_standby_started) {
+        pthread_join(hm_standby, NULL);
+        hm_standby_started = 0;
+    }
+}
+
+static apr_status_t hm_child_cleanup(void *data)
+{
+    (void)data;
+    hm_receiver_stop();
     return APR_SUCCESS;
+}
+
+static void hm_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    hm_conf_t *conf = hm_conf(s);
+    int rc;
+
+    if (!hm_election || conf->listens->nelts == 0) {
+        return;
+    }
+    hm_child_stopping = 0;
+    rc = pthread_create(&hm_standby, NULL, hm_standby_main, s);
+    if (rc != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rc, s,
+                     "HM0216: cannot start this child's heartbeat receiver thread");
+        return;
+    }
+    hm_standby_started = 1;
+    apr_pool_cleanup_register(pchild, NULL, hm_child_cleanup, apr_pool_cleanup_null);
 }
 
 /* --------------------------------------------------------------- hooks */
@@ -1109,13 +1237,13 @@ static int hm_check_storage(server_rec *s, hm_conf_t *conf, apr_pool_t *ptemp)
 static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     hm_conf_t *conf = hm_conf(s);
-    ap_watchdog_t *wd;
     unsigned int capacity;
     apr_status_t rv;
     int rc;
 
     hm_exported_table = NULL;
     hm_exported_path = NULL;
+    hm_election = NULL;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -1141,7 +1269,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     /* File mode still collects into shared memory first: the POST handler
      * runs in any child and must reach the same table as the receiver. */
     capacity = conf->max_servers > 0 ? (unsigned int)conf->max_servers : HM_FILE_MODE_CAPACITY;
-    conf->table = hm_get_table(s, capacity);
+    conf->table = hm_get_table(s, conf, capacity);
     if (!conf->table) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1161,21 +1289,11 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     if ((rc = hm_bind_all(s, conf)) != OK) {
         return rc;
     }
-    hm_wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    hm_wd_register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!hm_wd_get_instance || !hm_wd_register_callback) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "HM0210: HeartbeatListen needs mod_watchdog: add "
-                     "'LoadModule watchdog_module modules/mod_watchdog.so'");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = hm_wd_get_instance(&wd, HM_WATCHDOG_NAME, 0, 1, p);
-    if (rv == APR_SUCCESS) {
-        rv = hm_wd_register_callback(wd, apr_time_from_sec(1), s, hm_watchdog_cb);
-    }
+    /* A new election per generation, in this generation's pool. */
+    rv = hm_elect_create(&hm_election, p, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "HM0211: cannot start the heartbeat receiver (mod_watchdog)");
+                     "HM0215: cannot create shared memory for the receiver election");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -1194,8 +1312,8 @@ static const char *hm_storage_path(void)
 
 static void hm_register_hooks(apr_pool_t *p)
 {
-    static const char *const after[] = {"mod_watchdog.c", NULL};
-    ap_hook_post_config(hm_post_config, NULL, after, APR_HOOK_MIDDLE);
+    ap_hook_post_config(hm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(hm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(hm_handler, NULL, NULL, APR_HOOK_MIDDLE);
     hm_register_status_hook();
     APR_REGISTER_OPTIONAL_FN(hm_shared_table);
@@ -1209,6 +1327,9 @@ static const command_rec hm_cmds[] = {
     AP_INIT_TAKE1("HeartbeatMaxServers", hm_cmd_max_servers, NULL, RSRC_CONF,
                   "size of the shared-memory table (default 10); 0 keeps the table in "
                   "HeartbeatStorage only"),
+    AP_INIT_TAKE1("HeartbeatHugePages", hm_cmd_huge_pages, NULL, RSRC_CONF,
+                  "try (default: huge pages for a table of 1 MB or more, if the system has "
+                  "some free), on (always, or fail to start) or off"),
     AP_INIT_TAKE1("HeartbeatStorage", hm_cmd_storage, NULL, RSRC_CONF,
                   "path of the heartbeat table file (default hb.dat in DefaultRuntimeDir)"),
     AP_INIT_TAKE1("HeartbeatStorageInterval", hm_cmd_storage_interval, NULL, RSRC_CONF,

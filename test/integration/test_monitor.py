@@ -11,6 +11,7 @@ and interop with Debian's stock sender and stock lbmethod.
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -18,7 +19,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
 import hbtest  # noqa: E402
 
-MONITOR = ['watchdog', 'heartmonitor']
+# No mod_watchdog: the monitor elects its receiver itself (stock needed it).
+MONITOR = ['heartmonitor']
 
 STATUS = """
 <Location /hb-status>
@@ -287,7 +289,7 @@ class HttpTest(MonitorCase):
         self.assertRegex(html, r'<tr><td>127\.0\.0\.5</td><td>7000</td><td>4</td><td>1</td>'
                                r'<td>up</td>')
         auto = m.get('/hb-status?auto').body.decode()
-        self.assertIn('Count: 1\n', auto)
+        self.assertIn('Count: 1\nHugePageKB: 0\n', auto)
         self.assertRegex(auto, r'Server: 127\.0\.0\.5 7000 ready=4 busy=1 state=up age_ms=\d+')
         self.assertEqual(m.get('/hb-status?json').headers['content-type'], 'application/json')
         # ?counters: the same counters as ?json, without the entries.
@@ -295,7 +297,8 @@ class HttpTest(MonitorCase):
         r = m.get('/hb-status?counters')
         self.assertEqual(r.headers['content-type'], 'application/json')
         short = json.loads(r.body.decode())
-        self.assertEqual(set(short), {'capacity', 'count', 'counters'})
+        self.assertEqual(set(short), {'capacity', 'count', 'huge_page_kb', 'counters'})
+        self.assertEqual(short['huge_page_kb'], 0)  # 10 origins: normal pages
         self.assertEqual((short['capacity'], short['count']), (full['capacity'], 1))
         self.assertEqual(short['counters'], full['counters'])
         self.assertEqual(short['counters']['accepted'], 1)
@@ -321,6 +324,158 @@ class RestartTest(MonitorCase):
         # And the listener still works after the restart.
         self.send(packet(42, port=6000))
         self.wait_servers(m, lambda t: t[('127.0.0.1', 6000)]['ready'] == 42, 'update')
+
+
+class HugePagesTest(MonitorCase):
+    """HeartbeatHugePages: a large table goes to the hugetlb pool when it has
+    free pages (try, the default), must (on) or never does (off)."""
+
+    POOL = '/proc/sys/vm/nr_hugepages'
+
+    @staticmethod
+    def meminfo(key):
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+        raise AssertionError('no %s in /proc/meminfo' % key)
+
+    def setUp(self):
+        super().setUp()
+        # The test reserves pages for itself on top of whatever is there,
+        # and gives them back afterwards (pages still mapped then are freed
+        # by the kernel when the last mapping goes).
+        try:
+            with open(self.POOL) as f:
+                saved = int(f.read())
+            with open(self.POOL, 'w') as f:
+                f.write(str(saved + 2))
+        except OSError as exc:
+            self.fail('cannot reserve huge pages (%s): run as root' % exc)
+        self.addCleanup(self.set_pool, saved)
+        hbtest.wait_until(lambda: self.meminfo('HugePages_Free') >= 2, timeout=5,
+                          message='two free huge pages')
+        self.page_kb = self.meminfo('Hugepagesize')
+
+    def set_pool(self, n):
+        with open(self.POOL, 'w') as f:
+            f.write(str(n))
+
+    def hugetlb_kb(self, pid):
+        """kB of pid's mappings made of huge pages (hugetlb), faulted in or
+        not (a child maps the page on first touch)."""
+        total, size = 0, 0
+        with open('/proc/%d/smaps' % pid) as f:
+            for line in f:
+                if line.startswith('Size:'):
+                    size = int(line.split()[1])
+                elif line.startswith('KernelPageSize:') and int(line.split()[1]) == self.page_kb:
+                    total += size
+        return total
+
+    def test_large_table_in_huge_pages_and_back(self):
+        # 12000 origins: a 1.6 MB table, one 2 MB page.
+        m = self.monitor('HeartbeatMaxServers 12000\n').start()
+        self.assertEqual(self.status(m)['huge_page_kb'], self.page_kb)
+        self.assertGreaterEqual(self.hugetlb_kb(m.pid), self.page_kb)
+        for child in m.children():
+            self.assertGreaterEqual(self.hugetlb_kb(child), self.page_kb, 'child %d' % child)
+        for i in range(3):
+            self.send(packet(i + 1, port=6100 + i))
+        before = self.wait_servers(m, lambda t: len(t) == 3, 'three entries')
+        # off across a graceful restart: a new block of normal pages with
+        # the same entries, the huge page given back.
+        m.conf_body += 'HeartbeatHugePages off\n'
+        m.graceful_restart()
+        self.assertEqual(self.status(m)['huge_page_kb'], 0)
+        self.assertEqual({k: v['ready'] for k, v in self.servers(m).items()},
+                         {k: v['ready'] for k, v in before.items()})
+        self.assertEqual(self.hugetlb_kb(m.pid), 0)
+        self.send(packet(9, port=6100))
+        self.wait_servers(m, lambda t: t[('127.0.0.1', 6100)]['ready'] == 9, 'update')
+
+    def test_small_table_stays_in_normal_pages(self):
+        m = self.monitor('HeartbeatMaxServers 50\n').start()
+        self.assertEqual(self.status(m)['huge_page_kb'], 0)
+        self.assertEqual(self.hugetlb_kb(m.pid), 0)
+        # on: even a small table, in one page.
+        m.conf_body += 'HeartbeatHugePages on\n'
+        m.graceful_restart()
+        self.assertEqual(self.status(m)['huge_page_kb'], self.page_kb)
+
+    def test_not_enough_free_pages(self):
+        # 100000 origins need 14 MB: more than the two pages reserved.
+        m = self.monitor('HeartbeatMaxServers 100000\n').start()
+        self.assertEqual(self.status(m)['huge_page_kb'], 0)
+        self.assertRegex(m.error_log(), r'HM0213: the table for 100000 origins \(\d+ kB\) is in '
+                                        r'normal pages: not enough free huge pages')
+        self.send(packet(4, port=6200))
+        self.wait_servers(m, lambda t: ('127.0.0.1', 6200) in t, 'entry')
+        m2 = self.monitor('HeartbeatMaxServers 100000\nHeartbeatHugePages on\n')
+        m2.allowed_errors = [r'HM0204', r'AH00016|AH00020|Configuration Failed']
+        with self.assertRaisesRegex(hbtest.HttpdError, 'HM0204'):
+            m2.start()
+        self.assertRegex(m2.error_log(), r'HM0204: cannot create \d+ bytes of shared memory for '
+                                         r'100000 origins \(HeartbeatMaxServers\): not enough free '
+                                         r'huge pages')
+
+    def test_bad_value_is_a_config_error(self):
+        m = self.monitor('HeartbeatHugePages maybe\n')
+        m.allowed_errors = [r'AH00526|Syntax error']
+        with self.assertRaisesRegex(hbtest.HttpdError,
+                                    "HeartbeatHugePages: 'maybe' must be try, on or off"):
+            m.start()
+
+
+class HandoverTest(MonitorCase):
+
+    def test_old_receiver_keeps_receiving_until_the_new_one_is_up(self):
+        # One child at a time (ServerLimit 1): after a graceful restart the
+        # new generation's child can only start once the old one has
+        # finished its last request, here one that sends half a request
+        # and stalls (until Timeout). Heartbeats must keep reaching the
+        # table (seen here in the storage file) all that time; with a
+        # receiver that stops when its child begins to stop, nothing did.
+        m = self.monitor()
+        path = os.path.join(m.run_dir, 'hb.dat')
+        m.conf_body += ('HeartbeatStorage "%s"\nHeartbeatStorageInterval 100ms\n'
+                        'StartServers 1\nServerLimit 1\nThreadsPerChild 4\n'
+                        'MaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4\n'
+                        'Timeout 8\n' % path)
+        # That is the point of the set-up: the new child waits for the slot.
+        m.allowed_errors = [r'AH03490: scoreboard is full']
+        m.start()
+
+        def ready_in_file():
+            try:
+                with open(path) as f:
+                    found = re.search(r'&ready=(\d+)&', f.read())
+            except FileNotFoundError:
+                return None
+            return int(found.group(1)) if found else None
+
+        self.send(packet(1, port=7300))
+        hbtest.wait_until(lambda: ready_in_file() == 1, timeout=10, message='first entry in file')
+        old_children = set(m.children())
+        stall = socket.create_connection((m.host, m.port))
+        self.addCleanup(stall.close)
+        stall.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n')
+        m.graceful_restart(wait_old_generation=False)
+        # While the old child drains, with no new child yet, new values
+        # must show up in the file within a few storage intervals.
+        for ready in range(2, 7):
+            self.assertEqual(set(m.children()), old_children, 'the old child is still alone')
+            self.send(packet(ready, port=7300))
+            hbtest.wait_until(lambda: ready_in_file() == ready, timeout=1.5,
+                              message='ready=%d in the file while the old child drains' % ready)
+            time.sleep(0.3)  # spacing the updates over the drain, not waiting for one
+        self.assertEqual(set(m.children()), old_children, 'the old child was alone throughout')
+        stall.close()
+        # And the new generation's receiver takes over once its child runs.
+        hbtest.wait_until(lambda: set(m.children()) - old_children, timeout=15,
+                          message='a new-generation child')
+        self.send(packet(9, port=7300))
+        hbtest.wait_until(lambda: ready_in_file() == 9, timeout=5, message='ready=9 after')
 
 
 class ReceiverThreadTest(MonitorCase):
