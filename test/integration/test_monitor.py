@@ -5,12 +5,15 @@ The table (several senders, several ports on one address, IPv6, several
 listeners), expiry, the full-table policy, bad input, the storage file's
 format and atomicity, an unwritable storage path, the POST handler, the
 status pages and the mod_status section, graceful restart keeping the table,
-and interop with Debian's stock sender and stock lbmethod.
+the table in huge pages (HeartbeatHugePages), the receiver's hand-over (old
+generation until the new one is up, a killed receiver replaced), and
+interop with Debian's stock sender and stock lbmethod. No mod_watchdog.
 """
 
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -476,6 +479,29 @@ class HandoverTest(MonitorCase):
                           message='a new-generation child')
         self.send(packet(9, port=7300))
         hbtest.wait_until(lambda: ready_in_file() == 9, timeout=5, message='ready=9 after')
+
+
+    def test_crashed_receiver_is_replaced(self):
+        # SIGKILL the child that runs the receiver: a standby in another
+        # child (or in the child that replaces it) takes over, says so
+        # (HM0211), and heartbeats keep being applied.
+        m = self.monitor('StartServers 2\nMinSpareThreads 1\n').start()
+        self.send(packet(1, port=7400))
+        self.wait_servers(m, lambda t: ('127.0.0.1', 7400) in t, 'entry')
+        threads = hbtest.wait_until(lambda: ReceiverThreadTest.receiver_threads(m), timeout=10,
+                                    message='a thread named hm-receiver')
+        self.assertEqual(len(threads), 1, threads)
+        victim = threads[0][0]
+        os.kill(victim, signal.SIGKILL)
+        m.allowed_errors = [r'AH00052|exit signal Killed']
+        again = hbtest.wait_until(
+            lambda: [t for t in ReceiverThreadTest.receiver_threads(m) if t[0] != victim],
+            timeout=10, message='a new hm-receiver in another child')
+        self.assertEqual(len(again), 1, again)
+        m.wait_log(r'HM0211: the child running the heartbeat receiver died; this one '
+                   r'\(pid %d\) took over' % again[0][0])
+        self.send(packet(2, port=7400))
+        self.wait_servers(m, lambda t: t[('127.0.0.1', 7400)]['ready'] == 2, 'update after')
 
 
 class ReceiverThreadTest(MonitorCase):
