@@ -550,6 +550,7 @@ static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int cap
     const char *why = NULL;
     apr_status_t rv;
     unsigned int i;
+    int keep_old = 0;
 
     /* A small table would leave most of a huge page unused. */
     if (huge == HM_HUGE_TRY && size < HM_HUGE_MIN_TABLE) {
@@ -563,8 +564,15 @@ static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int cap
             conf->huge_page = hm_shm_huge_page(old);
             return ot;
         }
+        /* Normal pages of the right size already: only huge ones would be
+         * worth a move, so ask for them without a fallback. */
+        keep_old = ot && hm_table_capacity(ot) == capacity && huge == HM_HUGE_TRY;
     }
-    rv = hm_shm_create(&shm, size, huge, pp, &why);
+    rv = hm_shm_create(&shm, size, keep_old ? HM_HUGE_ON : huge, pp, &why);
+    if (rv != APR_SUCCESS && keep_old) {
+        conf->huge_page = 0;
+        return ot;
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "HM0204: cannot create %" APR_SIZE_T_FMT " bytes of shared memory for %u "
@@ -574,11 +582,6 @@ static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int cap
     }
     if (why) {
         /* Huge pages were asked for and not had: still a working table. */
-        if (ot && hm_table_capacity(ot) == capacity && hm_shm_huge_page(old) == 0) {
-            hm_shm_destroy(shm);
-            conf->huge_page = 0;
-            return ot;
-        }
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      "HM0213: the table for %u origins (%" APR_SIZE_T_FMT
                      " kB) is in normal pages: %s; see HeartbeatHugePages",

@@ -414,6 +414,12 @@ class HugePagesTest(MonitorCase):
                                         r'normal pages: not enough free huge pages')
         self.send(packet(4, port=6200))
         self.wait_servers(m, lambda t: ('127.0.0.1', 6200) in t, 'entry')
+        # Still too few across a graceful restart: the same block stays,
+        # with its entries, and no second notice.
+        m.graceful_restart()
+        self.assertEqual(self.status(m)['huge_page_kb'], 0)
+        self.assertIn(('127.0.0.1', 6200), self.servers(m))
+        self.assertEqual(len(re.findall(r'HM0213', m.error_log())), 1, m.error_log())
         m2 = self.monitor('HeartbeatMaxServers 100000\nHeartbeatHugePages on\n')
         m2.allowed_errors = [r'HM0204', r'AH00016|AH00020|Configuration Failed']
         with self.assertRaisesRegex(hbtest.HttpdError, 'HM0204'):
