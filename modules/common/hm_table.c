@@ -19,7 +19,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 4u
+#define HM_LAYOUT_VERSION 5u
 
 /* Keeps slot numbers within an index entry's 24 bits and the index size
  * within uint32. */
@@ -52,8 +52,9 @@ struct hm_table {
     uint32_t count;    /* entries in use */
     int32_t free_head; /* first free slot, -1 when none; writer-only */
     uint64_t counters[HM_CTR_COUNT];
-    uint32_t rej_seq;  /* seqlock over the ring below */
-    uint32_t rej_next; /* total rejections noted; ring position = rej_next % HM_REJECTS */
+    uint32_t conditions; /* HM_COND_* */
+    uint32_t rej_seq;    /* seqlock over the ring below */
+    uint32_t rej_next;   /* total rejections noted; ring position = rej_next % HM_REJECTS */
     hm_reject_t rejects[HM_REJECTS];
 };
 
@@ -635,6 +636,14 @@ void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n)
     }
 }
 
+int hm_table_condition(hm_table_t *t, uint32_t cond, int on)
+{
+    uint32_t before = on ? __atomic_fetch_or(&t->conditions, cond, __ATOMIC_ACQ_REL)
+                         : __atomic_fetch_and(&t->conditions, ~cond, __ATOMIC_ACQ_REL);
+
+    return (before & cond) != 0;
+}
+
 void hm_table_note_reject(hm_table_t *t, const hm_key_t *src, uint32_t reason, int64_t now)
 {
     hm_reject_t *r;
@@ -758,8 +767,12 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
             unlock_table(t);
             return HM_UPD_REPLAY;
         }
+        uint32_t was = e.state;
         apply_packet(&e, pkt, now, entry_flags);
         slot_write(&slots[slot], &e, 1);
+        if (e.state != was) {
+            hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);
+        }
         res = HM_UPD_UPDATED;
         goto done;
     }
@@ -773,6 +786,7 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
         __atomic_store_n(&t->count, t->count + 1, __ATOMIC_RELAXED);
         gen_end(t);
         hm_table_counter_add(t, HM_CTR_INSERTED, 1);
+        hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);
         res = HM_UPD_INSERTED;
         goto done;
     }
@@ -801,6 +815,7 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
     idx_insert(t, oldest);
     gen_end(t);
     hm_table_counter_add(t, HM_CTR_REPLACED, 1);
+    hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);
     res = HM_UPD_REPLACED;
 
 done:

@@ -53,19 +53,22 @@ typedef struct {
 
 /* Table-wide counters, readable by every process. */
 typedef enum {
-    HM_CTR_ACCEPTED = 0, /* updates applied */
-    HM_CTR_INSERTED,     /* new entries */
-    HM_CTR_REPLACED,     /* a stale entry was evicted for a new sender */
-    HM_CTR_FULL,         /* a new sender was dropped: table full of fresh entries */
-    HM_CTR_EXPIRED,      /* entries removed by age */
-    HM_CTR_MALFORMED,    /* bad packets/bodies (counted by the caller) */
-    HM_CTR_REJECTED,     /* refused for policy reasons, all reasons (counted by the caller) */
-    HM_CTR_UNSIGNED,     /* ... of which: unsigned where a signature is required */
-    HM_CTR_BADSIG,       /* ... bad or unknown-key signature, malformed auth fields */
-    HM_CTR_REPLAY,       /* ... sequence number not newer than the last accepted */
-    HM_CTR_CLOCK,        /* ... timestamp outside the window */
-    HM_CTR_NOTALLOWED,   /* ... source address outside HeartbeatAllow */
-    HM_CTR_RATELIMITED,  /* ... over the per-source rate */
+    HM_CTR_ACCEPTED = 0,   /* updates applied */
+    HM_CTR_INSERTED,       /* new entries */
+    HM_CTR_REPLACED,       /* a stale entry was evicted for a new sender */
+    HM_CTR_FULL,           /* a new sender was dropped: table full of fresh entries */
+    HM_CTR_EXPIRED,        /* entries removed by age */
+    HM_CTR_MALFORMED,      /* bad packets/bodies (counted by the caller) */
+    HM_CTR_REJECTED,       /* refused for policy reasons, all reasons (counted by the caller) */
+    HM_CTR_UNSIGNED,       /* ... of which: unsigned where a signature is required */
+    HM_CTR_BADSIG,         /* ... bad or unknown-key signature, malformed auth fields */
+    HM_CTR_REPLAY,         /* ... sequence number not newer than the last accepted */
+    HM_CTR_CLOCK,          /* ... timestamp outside the window */
+    HM_CTR_NOTALLOWED,     /* ... source address outside HeartbeatAllow */
+    HM_CTR_RATELIMITED,    /* ... over the per-source rate */
+    HM_CTR_STORAGE_WRITES, /* storage file written (counted by the caller) */
+    HM_CTR_STORAGE_ERRORS, /* storage file could not be written (counted by the caller) */
+    HM_CTR_STATE_CHANGES,  /* an origin appeared or its state (up, drain, ...) changed */
     HM_CTR_COUNT
 } hm_counter_e;
 
@@ -138,6 +141,15 @@ uint32_t hm_table_generation(const hm_table_t *t);
 
 void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n);
 uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c);
+
+/* Table-wide conditions, shared by every process and every generation
+ * that uses the table, so that a condition is reported once when it
+ * begins, not once per child that meets it. */
+#define HM_COND_STORAGE_FAILING 0x01u
+
+/* Set (on != 0) or clear the condition bits cond; returns 1 if any of
+ * them was set before. */
+int hm_table_condition(hm_table_t *t, uint32_t cond, int on);
 
 /* The last HM_REJECTS rejected heartbeats, for the status page. */
 #define HM_REJECTS 16

@@ -21,16 +21,56 @@ int64_t lbhb_effective(uint32_t ready, uint64_t started_since_report)
     return -(int64_t)over;
 }
 
+/* Weights as mod_proxy stores loadfactors fit easily; the clamp only
+ * keeps the products below in range for absurd values. */
+#define LBHB_WEIGHT_MAX 1000000u
+#define LBHB_EFF_CLAMP  ((int64_t)1 << 40)
+
+static int64_t weight_of(uint32_t w)
+{
+    return w == 0 ? 1 : w > LBHB_WEIGHT_MAX ? LBHB_WEIGHT_MAX : (int64_t)w;
+}
+
+static int64_t clamp_eff(int64_t e)
+{
+    return e > LBHB_EFF_CLAMP ? LBHB_EFF_CLAMP : e < -LBHB_EFF_CLAMP ? -LBHB_EFF_CLAMP : e;
+}
+
+/* <0, 0 or >0 as a ranks below, with or above b. */
+static int rank(int64_t ea, uint32_t wa, int64_t eb, uint32_t wb)
+{
+    int64_t x, y, ka = weight_of(wa), kb = weight_of(wb);
+
+    if (ka == kb || (ea >= 0) != (eb >= 0)) {
+        /* Equal weights, or one has room and the other has not: the
+         * plain counts decide, as without weights. */
+        return ea > eb ? 1 : ea < eb ? -1 : 0;
+    }
+    ea = clamp_eff(ea);
+    eb = clamp_eff(eb);
+    if (ea >= 0) {
+        x = ea * ka; /* free slots weigh more on a heavier member */
+        y = eb * kb;
+    } else {
+        x = ea * kb; /* ea / ka against eb / kb, without dividing */
+        y = eb * ka;
+    }
+    return x > y ? 1 : x < y ? -1 : 0;
+}
+
 int lbhb_better(const lbhb_score_t *cur, const lbhb_score_t *best)
 {
+    int r;
+
     if (cur == NULL) {
         return 0;
     }
     if (best == NULL) {
         return 1;
     }
-    if (cur->eff != best->eff) {
-        return cur->eff > best->eff;
+    r = rank(cur->eff, cur->weight, best->eff, best->weight);
+    if (r != 0) {
+        return r > 0;
     }
     return cur->order < best->order;
 }
@@ -46,7 +86,7 @@ uint32_t lbhb_order(unsigned int idx, unsigned int cursor, unsigned int n)
 
 int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor)
 {
-    lbhb_score_t best = {0, 0};
+    lbhb_score_t best = {0, 0, 0};
     int found = -1;
 
     if (c == NULL) {
@@ -59,6 +99,7 @@ int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor)
         }
         cur.eff = lbhb_effective(c[i].ready, c[i].started);
         cur.order = lbhb_order(i, cursor, n);
+        cur.weight = c[i].weight;
         if (lbhb_better(&cur, found < 0 ? NULL : &best)) {
             best = cur;
             found = (int)i;
@@ -70,13 +111,18 @@ int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor)
 int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
 {
     uint64_t total = 0, at;
+    int last = -1;
 
     if (c == NULL) {
         return -1;
     }
     for (unsigned int i = 0; i < n; i++) {
-        if (c[i].usable) {
-            total += c[i].ready;
+        /* Saturating: only absurd reports reach it, and then the draw
+         * the draw is merely uneven. */
+        if (c[i].usable &&
+            __builtin_add_overflow(total, (uint64_t)c[i].ready * (uint64_t)weight_of(c[i].weight),
+                                   &total)) {
+            total = UINT64_MAX;
         }
     }
     if (total == 0) {
@@ -89,15 +135,20 @@ int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
      * reported (stock's inclusive range favoured the last one). */
     at = rnd % total;
     for (unsigned int i = 0; i < n; i++) {
+        uint64_t slots;
+
         if (!c[i].usable) {
             continue;
         }
-        if (at < c[i].ready) {
+        slots = (uint64_t)c[i].ready * (uint64_t)weight_of(c[i].weight);
+        if (at < slots) {
             return (int)i;
         }
-        at -= c[i].ready;
+        at -= slots;
+        last = (int)i;
     }
-    return -1;
+    /* Only when the total saturated. */
+    return last;
 }
 
 /* The k-th usable candidate (0-based), or -1. */
@@ -137,7 +188,8 @@ int lbhb_pick_p2c(const lbhb_cand_t *c, unsigned int n, uint64_t rnd)
     }
     ia = nth_usable(c, n, a);
     ib = nth_usable(c, n, b);
-    return lbhb_effective(c[ib].ready, c[ib].started) > lbhb_effective(c[ia].ready, c[ia].started)
+    return rank(lbhb_effective(c[ib].ready, c[ib].started), c[ib].weight,
+                lbhb_effective(c[ia].ready, c[ia].started), c[ia].weight) > 0
                ? ib
                : ia;
 }

@@ -1,12 +1,12 @@
 dnl Build inside an httpd 2.4 source tree: see docs/httpd-tree.md.
-dnl config5 so that it comes after modules/core (mod_watchdog), as the
-dnl stock modules/cluster/config5.m4 it replaces did.
+dnl config5, as the stock modules/cluster/config5.m4 it replaces. Unlike the
+dnl stock module it needs no mod_watchdog: the sender is a thread of its own.
 
 APACHE_MODPATH_INIT(heartbeat)
 
 dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
-heartbeat_objects="mod_heartbeat.lo hb_auth.lo hb_config.lo hb_net.lo hb_packet.lo \
+heartbeat_objects="mod_heartbeat.lo hb_elect.lo hb_auth.lo hb_config.lo hb_net.lo hb_packet.lo \
 hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo lbhb_pick.lo"
 
 APACHE_MODULE(heartbeat, [Sends this server's capacity as heartbeats (heartbeat suite)],
@@ -19,6 +19,6 @@ APACHE_MODULE(heartbeat, [Sends this server's capacity as heartbeats (heartbeat 
     enable_heartbeat=no
   ])
   APR_ADDTO(MOD_HEARTBEAT_LDADD, [-export-symbols-regex heartbeat_module])
-], watchdog)
+])
 
 APACHE_MODPATH_FINISH

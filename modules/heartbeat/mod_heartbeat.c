@@ -4,9 +4,13 @@
  * "v=1&ready=N&busy=M&port=P&seq=S&int=I&state=X" by UDP to every
  * HeartbeatAddress.
  *
- * The periodic sender runs in one child (a mod_watchdog singleton; httpd
- * offers no parent-process watchdog to forked MPMs). Saying "stopping" is
- * split between the two sides of the fork:
+ * The periodic sender is a thread in one child, elected per generation
+ * (hb_elect.h): httpd offers no parent-process timer to forked MPMs, and
+ * mod_watchdog, which stock uses, wakes in 100 ms steps (a 250 ms interval
+ * became 300 ms) and leaves a gap of up to a second at each graceful
+ * restart. Ours sleeps until each beat is due on the monotonic clock, and
+ * the old generation's sender keeps going until the new one's is up.
+ * Saying "stopping" is split between the two sides of the fork:
  *  - the child reports state=stopping as soon as no process of the current
  *    generation accepts connections (a graceful stop quiesces them all),
  *    while the recycling of one child among several changes nothing;
@@ -21,22 +25,32 @@
 #include "ap_listen.h"
 #include "ap_mpm.h"
 #include "scoreboard.h"
-#include "mod_watchdog.h"
 
 #include "apr_file_io.h"
 #include "apr_network_io.h"
+#include "apr_shm.h"
 #include "apr_strings.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#endif
 
 #include "hb_auth.h"
 #include "hb_config.h"
+#include "hb_elect.h"
 #include "hb_net.h"
 #include "hb_packet.h"
 
 module AP_MODULE_DECLARE_DATA heartbeat_module;
 
-#define HB_WATCHDOG_NAME    "_heartbeat_sender_"
+#define HB_THREAD_STACK     (256 * 1024) /* one per child, parked in most of them */
 #define HB_DEFAULT_INTERVAL apr_time_from_sec(1)
 #define HB_MIN_INTERVAL     apr_time_from_msec(100)
 #define HB_MAX_INTERVAL     apr_time_from_sec(3600)
@@ -64,14 +78,24 @@ typedef struct {
     hb_key_t *key;          /* HeartbeatSecret: sign every packet (the last one given) */
     const char *state_file; /* HeartbeatStateFile: "drain" in it drains at run time */
 
-    /* run time, parent process only */
+    /* run time: the sender thread of the elected child, or the parent
+     * when it says "stopping" at the end */
     apr_pool_t *sock_pool;
-    uint64_t seq;
     apr_time_t last_error_log;
 } hb_conf_t;
 
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * hb_wd_get_instance;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * hb_wd_register_callback;
+/* This child's part in the election. hb_guard covers the flag and the
+ * wake-up pipe's use by hb_sender_stop. */
+static hb_elect_t *hb_election; /* this generation's, made by the parent */
+static pthread_mutex_t hb_guard = PTHREAD_MUTEX_INITIALIZER;
+static volatile int hb_stopping;
+static int hb_running; /* this child's thread is the sender */
+/* The last sequence number sent by any process of this server, in shared
+ * memory that outlives generations (see hb_next_seq). */
+static uint64_t *hb_seq;
+static int hb_wake_fd[2] = {-1, -1}; /* written to stop the sender at once */
+static pthread_t hb_thread;
+static int hb_thread_started;
 
 static void *hb_create_server_config(apr_pool_t *p, server_rec *s)
 {
@@ -277,9 +301,11 @@ static const char *hb_cmd_state_file(cmd_parms *cmd, void *dconf, const char *ar
 
 /*
  * An operator (or hbctl drain) can drain this origin without touching the
- * configuration: "drain" in the state file wins over HeartbeatState until
- * the file says "up" or is removed. Read once per interval; a missing or
- * unreadable file means the configured state.
+ * configuration: "drain" in the state file drains it whatever
+ * HeartbeatState says. Anything else ("up", written by hbctl undrain, or
+ * a missing or unreadable file) leaves HeartbeatState in force, so that
+ * undrain cannot undo a drain the configuration asks for. Read once per
+ * beat, and when the file changes.
  */
 static hb_state_e hb_current_state(const hb_conf_t *conf)
 {
@@ -293,12 +319,10 @@ static hb_state_e hb_current_state(const hb_conf_t *conf)
         return st;
     }
     if (apr_file_open(&f, conf->state_file, APR_FOPEN_READ, APR_OS_DEFAULT, p) == APR_SUCCESS) {
-        if (apr_file_read(f, buf, &n) == APR_SUCCESS || n > 0) {
+        if (apr_file_read(f, buf, &n) == APR_SUCCESS && n > 0) {
             buf[n] = '\0';
             if (!strncasecmp(buf, "drain", 5)) {
                 st = HB_STATE_DRAIN;
-            } else if (!strncasecmp(buf, "up", 2)) {
-                st = HB_STATE_UP;
             }
         }
         apr_file_close(f);
@@ -463,41 +487,78 @@ static apr_size_t hb_sign(hb_conf_t *conf, char *buf, apr_size_t len, apr_size_t
     return hb_auth_sign(conf->key, buf, len, cap, apr_time_as_msec(apr_time_now()));
 }
 
-static void hb_send(server_rec *s, hb_conf_t *conf, int stopping)
+/*
+ * Sequence numbers rise by one per packet, so a receiver can count what
+ * was lost, and start from the clock in ms (or one more than the last one
+ * sent, if the clock is behind that) whenever a sender starts, so they keep
+ * rising across full restarts without state kept on disk. The last one is
+ * shared by every process of this server: after a graceful restart the
+ * senders of two generations overlap for up to an interval, and the
+ * parent's last "stopping" packet must come after both. A receiver can so
+ * treat a lower number as a replay.
+ */
+static uint64_t hb_next_seq(int from_clock)
+{
+    uint64_t now = (uint64_t)apr_time_as_msec(apr_time_now());
+    uint64_t cur, want;
+
+    if (!hb_seq) {
+        return now;
+    }
+    cur = __atomic_load_n(hb_seq, __ATOMIC_ACQUIRE);
+    do {
+        want = from_clock && now > cur + 1 ? now : cur + 1;
+    } while (
+        !__atomic_compare_exchange_n(hb_seq, &cur, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+    return want;
+}
+
+/* The fields every packet of ours carries, with the given counts and
+ * state; returns the signed datagram's length in buf. */
+static apr_size_t hb_build(hb_conf_t *conf, uint64_t seq, uint32_t ready, uint32_t busy,
+                           hb_state_e state, char *buf, apr_size_t cap)
 {
     hb_packet_t pkt;
-    char buf[HB_PACKET_MAX + 1];
+    apr_port_t port = hb_advertised_port(conf);
     apr_size_t len;
-    int ready, busy, capacity, live;
-    apr_port_t port;
 
     memset(&pkt, 0, sizeof(pkt));
-    hb_count_workers(&ready, &busy, &capacity, &live);
-    if (live == 0) {
-        stopping = 1;
-    }
-    if (conf->ready_mode == HB_READY_SPARE) {
-        ready = capacity > busy ? capacity - busy : 0;
-    }
     pkt.version = 1;
-    pkt.ready = (uint32_t)ready;
-    pkt.busy = (uint32_t)busy;
-    pkt.seq = ++conf->seq;
+    pkt.ready = ready;
+    pkt.busy = busy;
+    pkt.seq = seq;
     pkt.interval_ms = (uint32_t)apr_time_as_msec(conf->interval);
-    pkt.state = hb_current_state(conf);
+    pkt.state = state;
     pkt.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE;
-    port = hb_advertised_port(conf);
     if (port) {
         pkt.port = port;
         pkt.flags |= HB_HAS_PORT;
     }
-    if (stopping) {
-        pkt.ready = 0;
-        pkt.state = HB_STATE_STOPPING;
+    len = hb_packet_format(&pkt, buf, cap);
+    return hb_sign(conf, buf, len, cap);
+}
+
+/* One beat from the sender thread (its first if `first`); returns the
+ * state it reported. */
+static hb_state_e hb_send(server_rec *s, hb_conf_t *conf, int first)
+{
+    char buf[HB_PACKET_MAX + 1];
+    int ready, busy, capacity, live;
+    hb_state_e state;
+
+    hb_count_workers(&ready, &busy, &capacity, &live);
+    if (conf->ready_mode == HB_READY_SPARE) {
+        ready = capacity > busy ? capacity - busy : 0;
     }
-    len = hb_packet_format(&pkt, buf, sizeof(buf));
-    len = hb_sign(conf, buf, len, sizeof(buf));
-    hb_send_buf(s, conf, buf, len);
+    state = hb_current_state(conf);
+    if (live == 0) {
+        ready = 0;
+        state = HB_STATE_STOPPING;
+    }
+    hb_send_buf(s, conf, buf,
+                hb_build(conf, hb_next_seq(first), (uint32_t)ready, (uint32_t)busy, state, buf,
+                         sizeof(buf)));
+    return state;
 }
 
 static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len)
@@ -528,38 +589,233 @@ static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_siz
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "HB0102: sent %.*s", (int)len, buf);
 }
 
-static apr_status_t hb_watchdog_cb(int state, void *data, apr_pool_t *pool)
+/* ------------------------------------------------------------- sender */
+
+static int64_t hb_mono_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Watch the state file's directory, so that "hbctl drain" takes effect at
+ * once instead of at the next beat: hbctl replaces the file by rename, so
+ * the file itself cannot be watched. -1 if there is nothing to watch
+ * (no HeartbeatStateFile, no inotify): the file is then read every beat.
+ */
+static int hb_watch_state_file(const hb_conf_t *conf, apr_pool_t *p)
+{
+#ifdef __linux__
+    char *dir;
+    int fd;
+
+    if (!conf->state_file) {
+        return -1;
+    }
+    dir = ap_make_dirstr_parent(p, conf->state_file);
+    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0 &&
+        inotify_add_watch(
+            fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+#else
+    (void)conf;
+    (void)p;
+    return -1;
+#endif
+}
+
+/* Sleep until the monotonic time `until`, or less: returns 1 if the state
+ * file's directory changed, 0 otherwise (time up, or woken to stop). */
+static int hb_sleep_until(int64_t until, int watch_fd)
+{
+    struct pollfd fds[2];
+    nfds_t n = 0;
+    int64_t left = until - hb_mono_usec();
+    int changed = 0;
+
+    if (left <= 0) {
+        return 0;
+    }
+    fds[n].fd = hb_wake_fd[0];
+    fds[n].events = POLLIN;
+    n++;
+    if (watch_fd >= 0) {
+        fds[n].fd = watch_fd;
+        fds[n].events = POLLIN;
+        n++;
+    }
+#ifdef __linux__
+    {
+        /* ppoll for microseconds: poll's whole milliseconds would make a
+         * 250 ms interval drift by up to a millisecond each beat. */
+        struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
+        if (ppoll(fds, n, &ts, NULL) <= 0) {
+            return 0;
+        }
+    }
+#else
+    if (poll(fds, n, (int)((left + 999) / 1000)) <= 0) {
+        return 0;
+    }
+#endif
+    if (n > 1 && (fds[1].revents & POLLIN)) {
+        char drain[4096];
+        while (read(watch_fd, drain, sizeof(drain)) > 0) {
+        }
+        changed = 1;
+    }
+    return changed;
+}
+
+/*
+ * The elected child's sender: a beat at start, then one every interval on
+ * a fixed schedule (next = previous + interval, so sending time and
+ * wake-up latency do not add up into drift), until the child exits or a
+ * newer generation's sender has taken over. A change of the state file is
+ * sent at once, between beats.
+ */
+static void hb_sender_run(server_rec *s, hb_conf_t *conf)
+{
+    apr_interval_time_t every = conf->interval;
+    int64_t next;
+    hb_state_e sent = HB_STATE_UP;
+    int watch_fd, first = 1;
+
+    if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
+        return;
+    }
+    apr_pool_tag(conf->sock_pool, "heartbeat_sockets");
+    watch_fd = hb_watch_state_file(conf, conf->sock_pool);
+    next = hb_mono_usec();
+    while (!hb_stopping && !hb_elect_superseded(hb_election)) {
+        int64_t now = hb_mono_usec();
+
+        if (now >= next) {
+            sent = hb_send(s, conf, first);
+            first = 0;
+            next += every;
+            if (next <= now) {
+                /* Far behind (the machine was suspended, or the thread not
+                 * scheduled for a whole interval): start afresh, no burst. */
+                next = now + every;
+            }
+        }
+        if (hb_sleep_until(next, watch_fd) && !hb_stopping && hb_current_state(conf) != sent) {
+            sent = hb_send(s, conf, 0); /* an extra beat; the schedule stays */
+        }
+    }
+    if (watch_fd >= 0) {
+        close(watch_fd);
+    }
+    /* One child leaving says nothing about the server: the parent speaks
+     * for a real stop or restart (hb_parent_cleanup). */
+    hb_close_all(conf);
+    apr_pool_destroy(conf->sock_pool);
+    conf->sock_pool = NULL;
+}
+
+static void hb_thread_name(const char *name)
+{
+#ifdef __linux__
+    /* So that top -H and ps -L show which thread this is. */
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+#else
+    (void)name;
+#endif
+}
+
+/* One per child: waits to be elected, then sends until the child stops. */
+static void *hb_standby_main(void *data)
 {
     server_rec *s = data;
-    hb_conf_t *conf = hb_conf(s);
+    hb_elect_e won;
+    int run;
 
-    switch (state) {
-    case AP_WATCHDOG_STATE_STARTING:
-        /* Sequence numbers start from the clock, in ms, so they keep rising
-         * across restarts and across the children that take turns as the
-         * sender, without any state kept on disk: receivers can treat a
-         * lower number as a replay or a reordering. */
-        conf->seq = (uint64_t)apr_time_as_msec(apr_time_now());
-        if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
-            return APR_ENOMEM;
-        }
-        apr_pool_tag(conf->sock_pool, "heartbeat_sockets");
-        hb_send(s, conf, 0);
-        break;
-    case AP_WATCHDOG_STATE_RUNNING:
-        hb_send(s, conf, 0);
-        break;
-    case AP_WATCHDOG_STATE_STOPPING:
-        /* One child leaving says nothing about the server: the parent
-         * speaks for a real stop or restart (hb_parent_cleanup). */
-        hb_close_all(conf);
-        if (conf->sock_pool) {
-            apr_pool_destroy(conf->sock_pool);
-            conf->sock_pool = NULL;
-        }
-        break;
+    hb_thread_name("hb-standby");
+    won = hb_elect_wait(hb_election);
+    if (won == HB_ELECT_ERROR) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     "HB0111: cannot take part in the heartbeat sender election");
+        return NULL;
     }
+    if (won == HB_ELECT_WON_FROM_DEAD) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "HB0110: the child sending heartbeats died; this one "
+                     "(pid %" APR_PID_T_FMT ") took over",
+                     getpid());
+    }
+    pthread_mutex_lock(&hb_guard);
+    /* A child of an older generation that wins after its sender left has
+     * nothing to do: the newer one sends. */
+    run = !hb_stopping && hb_elect_claim(hb_election) == 0;
+    hb_running = run;
+    pthread_mutex_unlock(&hb_guard);
+    if (run) {
+        hb_thread_name("hb-sender");
+        hb_sender_run(s, hb_conf(s));
+    }
+    hb_elect_release(hb_election);
+    return NULL;
+}
+
+/* When the child exits (not when it starts a graceful stop: it keeps
+ * sending while it finishes its requests, and after a graceful restart
+ * until the new generation's sender is up). A standby still waiting is not
+ * joined: it can only wake to find the child stopping, and dies with the
+ * process. */
+static apr_status_t hb_child_cleanup(void *data)
+{
+    int running;
+
+    pthread_mutex_lock(&hb_guard);
+    hb_stopping = 1;
+    running = hb_running;
+    if (hb_wake_fd[1] >= 0) {
+        (void)!write(hb_wake_fd[1], "x", 1);
+    }
+    pthread_mutex_unlock(&hb_guard);
+    /* Joined only if it runs the sender: then it has left the election
+     * wait and sees hb_stopping at once. */
+    if (running && hb_thread_started) {
+        pthread_join(hb_thread, NULL);
+    }
+    hb_thread_started = 0;
     return APR_SUCCESS;
+}
+
+static void hb_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    hb_conf_t *conf = hb_conf(s);
+    pthread_attr_t attr;
+    int rc;
+
+    if (!hb_election || conf->dests->nelts == 0) {
+        return;
+    }
+    hb_stopping = 0;
+    if (pipe(hb_wake_fd) != 0) {
+        hb_wake_fd[0] = hb_wake_fd[1] = -1;
+    } else {
+        (void)fcntl(hb_wake_fd[0], F_SETFD, FD_CLOEXEC);
+        (void)fcntl(hb_wake_fd[1], F_SETFD, FD_CLOEXEC);
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, HB_THREAD_STACK);
+    rc = pthread_create(&hb_thread, &attr, hb_standby_main, s);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rc, s,
+                     "HB0109: cannot start this child's heartbeat sender thread");
+        return;
+    }
+    hb_thread_started = 1;
+    apr_pool_cleanup_register(pchild, NULL, hb_child_cleanup, apr_pool_cleanup_null);
 }
 
 typedef struct {
@@ -577,10 +833,7 @@ static apr_status_t hb_parent_cleanup(void *data)
 {
     hb_parent_t *pc = data;
     hb_conf_t *conf = hb_conf(pc->s);
-    hb_packet_t pkt;
     char buf[HB_PACKET_MAX + 1];
-    apr_size_t len;
-    apr_port_t port;
     int i;
 
     if (getpid() != pc->parent) {
@@ -592,35 +845,41 @@ static apr_status_t hb_parent_cleanup(void *data)
     for (i = 0; i < conf->dests->nelts; i++) {
         APR_ARRAY_IDX(conf->dests, i, hb_dest_t).sock = NULL;
     }
-    memset(&pkt, 0, sizeof(pkt));
-    pkt.version = 1;
-    /* Later than anything a child has sent: children count up by one per
-     * interval (>= 100ms) from their start time in ms. */
-    pkt.seq = (uint64_t)apr_time_as_msec(apr_time_now());
-    pkt.interval_ms = (uint32_t)apr_time_as_msec(conf->interval);
-    pkt.state = HB_STATE_STOPPING;
-    pkt.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE;
-    port = hb_advertised_port(conf);
-    if (port) {
-        pkt.port = port;
-        pkt.flags |= HB_HAS_PORT;
-    }
-    len = hb_packet_format(&pkt, buf, sizeof(buf));
-    len = hb_sign(conf, buf, len, sizeof(buf));
-    hb_send_buf(pc->s, conf, buf, len);
+    hb_send_buf(pc->s, conf, buf,
+                hb_build(conf, hb_next_seq(1), 0, 0, HB_STATE_STOPPING, buf, sizeof(buf)));
     hb_close_all(conf);
     apr_pool_destroy(conf->sock_pool);
     conf->sock_pool = NULL;
     return APR_SUCCESS;
 }
 
+/* The shared sequence word, made once per server process lifetime. */
+static apr_status_t hb_seq_init(apr_pool_t *pproc)
+{
+    static const char key[] = "mod_heartbeat.seq";
+    apr_shm_t *shm = NULL;
+    apr_status_t rv;
+
+    apr_pool_userdata_get((void **)&shm, key, pproc);
+    if (!shm) {
+        rv = apr_shm_create(&shm, sizeof(uint64_t), NULL, pproc);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        apr_pool_userdata_set(shm, key, apr_pool_cleanup_null, pproc);
+        *(uint64_t *)apr_shm_baseaddr_get(shm) = 0;
+    }
+    hb_seq = apr_shm_baseaddr_get(shm);
+    return APR_SUCCESS;
+}
+
 static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     hb_conf_t *conf = hb_conf(s);
-    ap_watchdog_t *wd;
     apr_status_t rv;
     int i;
 
+    hb_election = NULL;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -645,22 +904,13 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
             }
         }
     }
-
-    hb_wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    hb_wd_register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!hb_wd_get_instance || !hb_wd_register_callback) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "HB0105: mod_heartbeat needs mod_watchdog: add "
-                     "'LoadModule watchdog_module modules/mod_watchdog.so'");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = hb_wd_get_instance(&wd, HB_WATCHDOG_NAME, 0, 1, p);
-    if (rv == APR_SUCCESS) {
-        rv = hb_wd_register_callback(wd, conf->interval, s, hb_watchdog_cb);
+    if ((rv = hb_seq_init(s->process->pool)) == APR_SUCCESS) {
+        /* A new election per generation, in this generation's pool. */
+        rv = hb_elect_create(&hb_election, "mod_heartbeat", p, s->process->pool);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "HB0106: cannot start the heartbeat sender (mod_watchdog)");
+                     "HB0108: cannot create shared memory for the heartbeat sender");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     {
@@ -677,8 +927,8 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
 
 static void hb_register_hooks(apr_pool_t *p)
 {
-    static const char *const after[] = {"mod_watchdog.c", NULL};
-    ap_hook_post_config(hb_post_config, NULL, after, APR_HOOK_MIDDLE);
+    ap_hook_post_config(hb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(hb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 static const command_rec hb_cmds[] = {

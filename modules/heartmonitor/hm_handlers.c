@@ -87,8 +87,9 @@ static int hm_post_handler(request_rec *r)
 }
 
 static const char *hm_counter_names[] = {
-    "accepted", "inserted", "replaced", "full",       "expired",    "malformed",  "rejected",
-    "unsigned", "badsig",   "replay",   "clock_skew", "notallowed", "ratelimited"};
+    "accepted",    "inserted",       "replaced",       "full",         "expired",    "malformed",
+    "rejected",    "unsigned",       "badsig",         "replay",       "clock_skew", "notallowed",
+    "ratelimited", "storage_writes", "storage_errors", "state_changes"};
 /* A counter added to hm_table.h without a name here fails the build. */
 typedef char hm_counter_names_complete
     [sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) == HM_CTR_COUNT ? 1 : -1];

@@ -18,6 +18,7 @@ typedef struct {
     const char *text; /* as configured */
     apr_sockaddr_t *sa;
     apr_socket_t *sock; /* bound by the parent, kept across graceful restarts */
+    int shared;         /* "shared": other servers may bind the same group and port */
 } hm_listen_t;
 
 typedef struct {

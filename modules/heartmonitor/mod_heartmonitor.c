@@ -8,7 +8,7 @@
  *  - the parent (root) binds the listening sockets and creates the shared
  *    table, and keeps both across graceful restarts, so a restart neither
  *    loses the table nor fails to rebind;
- *  - one child (unprivileged, elected per generation: hm_elect.h) runs the
+ *  - one child (unprivileged, elected per generation: hb_elect.h) runs the
  *    receiver thread, which applies packets as they arrive and writes the
  *    file; a thread in every other child stands by to take over.
  */
@@ -42,9 +42,9 @@
 
 #include "hb_auth.h"
 #include "hb_config.h"
+#include "hb_elect.h"
 #include "hb_net.h"
 #include "hb_packet.h"
-#include "hm_elect.h"
 #include "hm_pace.h"
 #include "hm_ratelimit.h"
 #include "hm_shm.h"
@@ -65,9 +65,12 @@
 #define HM_RCVBUF        (4 * 1024 * 1024)
 #define HM_POLL_TIMEOUT  apr_time_from_sec(1)
 #define HM_REWRITE_EVERY apr_time_from_sec(5) /* storage rewritten unchanged */
-#define HM_LOG_EVERY     apr_time_from_sec(60)
-#define HM_STORAGE_MAX   (16 * 1024 * 1024)
-#define HM_RL_SOURCES    4096 /* addresses the rate limiter tracks at once */
+/* Writes for state changes, at most this often: a flapping origin must not
+ * make the receiver rewrite a large file for every packet. */
+#define HM_STATE_WRITE_GAP apr_time_from_msec(20)
+#define HM_LOG_EVERY       apr_time_from_sec(60)
+#define HM_STORAGE_MAX     (16 * 1024 * 1024)
+#define HM_RL_SOURCES      4096 /* addresses the rate limiter tracks at once */
 
 /* This generation's table and file, for the optional functions. */
 static hm_table_t *hm_exported_table;
@@ -96,7 +99,7 @@ static void *hm_create_server_config(apr_pool_t *p, server_rec *s)
 
 /* ---------------------------------------------------------------- config */
 
-static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg)
+static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg, const char *opt)
 {
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -123,6 +126,19 @@ static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg)
     if (rv != APR_SUCCESS) {
         return apr_psprintf(cmd->pool, "%s: cannot resolve '%s'", cmd->cmd->name, host);
     }
+    if (opt && strcasecmp(opt, "shared")) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an option (the only one is 'shared')",
+                            cmd->cmd->name, opt);
+    }
+    /* Two sockets on one unicast port split the datagrams between them,
+     * so the first server would silently starve: only a multicast group
+     * gives every member its own copy. */
+    if (opt && !hb_is_multicast(&sa->sa)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: %s shared: only a multicast group can be shared by several "
+                            "servers (on a unicast port each datagram reaches only one of them)",
+                            cmd->cmd->name, arg);
+    }
     for (i = 0; i < conf->listens->nelts; i++) {
         hm_listen_t *o = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
         if (apr_sockaddr_equal(o->sa, sa) && o->sa->port == sa->port) {
@@ -133,6 +149,7 @@ static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg)
     l->text = apr_pstrdup(cmd->pool, arg);
     l->sa = sa;
     l->sock = NULL;
+    l->shared = opt != NULL;
     return NULL;
 }
 
@@ -632,7 +649,12 @@ static apr_status_t hm_open_socket(server_rec *s, hm_listen_t *l, apr_pool_t *pp
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
+    /* Only on request: without it a second server given the same port
+     * fails to start (HM0206) instead of taking the datagrams away from
+     * the first. A graceful restart needs no reuse: the socket is kept. */
+    if (l->shared) {
+        apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
+    }
     /* Bursts from many origins arrive together; let the kernel hold them.
      * The parent is root here, so it may go past net.core.rmem_max. */
     apr_socket_opt_set(sock, APR_SO_RCVBUF, HM_RCVBUF);
@@ -678,6 +700,7 @@ static int hm_bind_all(server_rec *s, hm_conf_t *conf)
     apr_hash_t *socks = NULL;
     apr_hash_t *used;
     apr_hash_index_t *hi;
+    const char **keys;
     int i;
 
     apr_pool_userdata_get((void **)&socks, HM_PROC_KEY_SOCKS, pp);
@@ -686,29 +709,18 @@ static int hm_bind_all(server_rec *s, hm_conf_t *conf)
         apr_pool_userdata_set(socks, HM_PROC_KEY_SOCKS, apr_pool_cleanup_null, pp);
     }
     used = apr_hash_make(s->process->pconf);
+    keys = apr_palloc(s->process->pconf, sizeof(*keys) * (apr_size_t)conf->listens->nelts);
     for (i = 0; i < conf->listens->nelts; i++) {
         hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
         char ip[HM_IP_MAX];
-        const char *key;
-        apr_socket_t *sock;
-        apr_status_t rv;
 
         apr_sockaddr_ip_getbuf(ip, sizeof(ip), l->sa);
-        key = apr_psprintf(pp, "%s|%u", ip, (unsigned)l->sa->port);
-        sock = apr_hash_get(socks, key, APR_HASH_KEY_STRING);
-        if (sock) {
-            l->sock = sock;
-        } else {
-            rv = hm_open_socket(s, l, pp);
-            if (rv != APR_SUCCESS) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                             "HM0206: HeartbeatListen %s: cannot listen for heartbeats", l->text);
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
-            apr_hash_set(socks, key, APR_HASH_KEY_STRING, l->sock);
-        }
-        apr_hash_set(used, key, APR_HASH_KEY_STRING, l->sock);
+        keys[i] = apr_psprintf(s->process->pconf, "%s|%u|%d", ip, (unsigned)l->sa->port, l->shared);
+        apr_hash_set(used, keys[i], APR_HASH_KEY_STRING, l);
     }
+    /* Let go of what the new configuration no longer listens on first:
+     * without SO_REUSEADDR, a port moved from one local address to another
+     * could not be bound while the old socket holds it. */
     for (hi = apr_hash_first(s->process->pconf, socks); hi; hi = apr_hash_next(hi)) {
         const void *key;
         void *sock;
@@ -717,6 +729,29 @@ static int hm_bind_all(server_rec *s, hm_conf_t *conf)
             apr_socket_close(sock);
             apr_hash_set(socks, key, APR_HASH_KEY_STRING, NULL);
         }
+    }
+    for (i = 0; i < conf->listens->nelts; i++) {
+        hm_listen_t *l = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
+        apr_socket_t *sock = apr_hash_get(socks, keys[i], APR_HASH_KEY_STRING);
+        apr_status_t rv;
+
+        if (sock) {
+            l->sock = sock;
+            continue;
+        }
+        rv = hm_open_socket(s, l, pp);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "HM0206: HeartbeatListen %s: cannot listen for heartbeats%s", l->text,
+                         rv == APR_FROM_OS_ERROR(EADDRINUSE)
+                             ? " (another server on this host has the port; several monitors "
+                               "can share a multicast group with 'HeartbeatListen group:port "
+                               "shared' in each)"
+                             : "");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        /* The key outlives this generation, as the socket does. */
+        apr_hash_set(socks, apr_pstrdup(pp, keys[i]), APR_HASH_KEY_STRING, l->sock);
     }
     return OK;
 }
@@ -748,12 +783,12 @@ typedef struct {
     apr_time_t expire_due; /* no entry can expire before this */
     hm_pace_t pace;        /* how long to let datagrams queue up between reads */
     uint64_t written_version;
-    int write_failing;
+    uint64_t written_changes; /* HM_CTR_STATE_CHANGES in the file last written */
 } hm_receiver_t;
 
 /* This child's part in the election, guarded by hm_rx_guard: the receiver
  * while it runs, and whether the child is stopping. */
-static hm_elect_t *hm_election; /* this generation's, made by the parent */
+static hb_elect_t *hb_election; /* this generation's, made by the parent */
 static pthread_mutex_t hm_rx_guard = PTHREAD_MUTEX_INITIALIZER;
 static hm_receiver_t *hm_rx;
 static int hm_child_stopping;
@@ -783,14 +818,21 @@ static apr_time_t hm_scan_due(const hm_receiver_t *rx)
     return due > rx->last_expire + scan_every ? due : rx->last_expire + scan_every;
 }
 
-/* When the storage file is next due, if it is written at all: after
- * HeartbeatStorageInterval once the table changed, and every few seconds
- * even when nothing changed, so the stock lastseen field keeps counting
- * for stock readers. */
+/* When the storage file is next due, if it is written at all: at once
+ * (HM_STATE_WRITE_GAP after the last write at the most) when an origin
+ * appeared or changed state, since a drain must not wait for the next
+ * interval; after HeartbeatStorageInterval once the counts changed; and
+ * every few seconds even when nothing changed, so the stock lastseen field
+ * keeps counting for stock readers. */
 static apr_time_t hm_write_due(const hm_receiver_t *rx)
 {
     const hm_conf_t *conf = rx->conf;
     apr_interval_time_t every = conf->storage_interval;
+
+    if (hm_table_counter(conf->table, HM_CTR_STATE_CHANGES) != rx->written_changes &&
+        every > HM_STATE_WRITE_GAP) {
+        every = HM_STATE_WRITE_GAP;
+    }
 
     if (hm_table_version(conf->table) == rx->written_version && every < HM_REWRITE_EVERY) {
         every = HM_REWRITE_EVERY;
@@ -801,7 +843,7 @@ static apr_time_t hm_write_due(const hm_receiver_t *rx)
 static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
 {
     hm_conf_t *conf = rx->conf;
-    uint64_t version;
+    uint64_t version, changes;
     int rv;
     apr_pool_t *tmp;
 
@@ -816,25 +858,32 @@ static void hm_maybe_write(hm_receiver_t *rx, apr_time_t now)
         return;
     }
     version = hm_table_version(conf->table);
+    changes = hm_table_counter(conf->table, HM_CTR_STATE_CHANGES);
     apr_pool_create(&tmp, rx->pool);
     rv = hm_storage_write(conf->storage_path, conf->table, now, conf->expiry, tmp);
     apr_pool_destroy(tmp);
     rx->last_write = now;
+    /* Also on failure: the retry then waits for HeartbeatStorageInterval. */
+    rx->written_changes = changes;
+    /* Whether the file was failing lives in the table, which every child
+     * and generation shares: the receiver moves between children, the
+     * report should not repeat with it. */
     if (rv != 0) {
-        if (!rx->write_failing) {
+        hm_table_counter_add(conf->table, HM_CTR_STORAGE_ERRORS, 1);
+        if (!hm_table_condition(conf->table, HM_COND_STORAGE_FAILING, 1)) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, rx->s,
                          "HM0207: cannot write HeartbeatStorage %s; the shared table keeps "
-                         "working, retrying every HeartbeatStorageInterval",
+                         "working, retrying every HeartbeatStorageInterval (failures are "
+                         "counted as storage_errors on the status page)",
                          conf->storage_path);
         }
-        rx->write_failing = 1;
         return;
     }
-    if (rx->write_failing) {
+    hm_table_counter_add(conf->table, HM_CTR_STORAGE_WRITES, 1);
+    if (hm_table_condition(conf->table, HM_COND_STORAGE_FAILING, 0)) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rx->s,
                      "HM0208: HeartbeatStorage %s is written again", conf->storage_path);
     }
-    rx->write_failing = 0;
     rx->written_version = version;
 }
 
@@ -998,7 +1047,7 @@ static void hm_receiver_run(hm_receiver_t *rx)
     /* Until the child exits, or a newer generation's receiver has taken
      * over after a graceful restart (noticed at the next wake-up: at most
      * a second when idle). */
-    while (!rx->stop && !hm_elect_superseded(hm_election)) {
+    while (!rx->stop && !hb_elect_superseded(hb_election)) {
         const apr_pollfd_t *fds = NULL;
         apr_int32_t nfds = 0, i;
         int got = 0, waited = 0, gathered;
@@ -1017,7 +1066,7 @@ static void hm_receiver_run(hm_receiver_t *rx)
          * VM). A heartbeat applied a few milliseconds later changes
          * nothing. Back to poll when a wait gathers nothing. */
         gathered = got;
-        while (got > 0 && !rx->stop && !hm_elect_superseded(hm_election)) {
+        while (got > 0 && !rx->stop && !hb_elect_superseded(hb_election)) {
             hm_maybe_write(rx, apr_time_now());
             if (got < HM_RECV_VEC) {
                 if (waited) {
@@ -1111,16 +1160,16 @@ static void *hm_standby_main(void *data)
     server_rec *s = data;
     hm_conf_t *conf = hm_conf(s);
     hm_receiver_t *rx;
-    hm_elect_e won;
+    hb_elect_e won;
 
     hm_thread_name("hm-standby");
-    won = hm_elect_wait(hm_election);
-    if (won == HM_ELECT_ERROR) {
+    won = hb_elect_wait(hb_election);
+    if (won == HB_ELECT_ERROR) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      "HM0210: cannot take part in the receiver election");
         return NULL;
     }
-    if (won == HM_ELECT_WON_FROM_DEAD) {
+    if (won == HB_ELECT_WON_FROM_DEAD) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      "HM0211: the child running the heartbeat receiver died; this one "
                      "(pid %" APR_PID_T_FMT ") took over",
@@ -1129,7 +1178,7 @@ static void *hm_standby_main(void *data)
     pthread_mutex_lock(&hm_rx_guard);
     /* A child of an older generation that wins after its receiver left
      * has nothing to do: the newer one receives. */
-    rx = hm_child_stopping || hm_elect_claim(hm_election) != 0 ? NULL : hm_receiver_init(s, conf);
+    rx = hm_child_stopping || hb_elect_claim(hb_election) != 0 ? NULL : hm_receiver_init(s, conf);
     hm_rx = rx;
     pthread_mutex_unlock(&hm_rx_guard);
     if (rx) {
@@ -1141,7 +1190,7 @@ static void *hm_standby_main(void *data)
         apr_pool_destroy(rx->pool);
     }
     /* Stopping, or this child cannot receive: the next waiter's turn. */
-    hm_elect_release(hm_election);
+    hb_elect_release(hb_election);
     return NULL;
 }
 
@@ -1181,7 +1230,7 @@ static void hm_child_init(apr_pool_t *pchild, server_rec *s)
     hm_conf_t *conf = hm_conf(s);
     int rc;
 
-    if (!hm_election || conf->listens->nelts == 0) {
+    if (!hb_election || conf->listens->nelts == 0) {
         return;
     }
     hm_child_stopping = 0;
@@ -1199,42 +1248,67 @@ static void hm_child_init(apr_pool_t *pchild, server_rec *s)
 
 /*
  * The file is written by an unprivileged child, so a directory only root
- * may write would fail every time, silently in stock. Say so at start-up;
- * refuse to start when the file is the only way to the balancer.
+ * may write would fail every time, silently in stock. The default
+ * directory is ours: the parent (root) makes it and gives it to User. Any
+ * other is the administrator's, and only checked. Runs for configtest
+ * too, so `apachectl -t` reports an unwritable path; refuses to start
+ * when the file is the only way to the balancer.
  */
-static int hm_check_storage(server_rec *s, hm_conf_t *conf, apr_pool_t *ptemp)
+static int hm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    char *dir = ap_make_dirstr_parent(ptemp, conf->storage_path);
-    const char *why = NULL;
+    hm_conf_t *conf = hm_conf(s);
+    int file_only = conf->max_servers == 0;
+    int testing = ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
+    const char *path, *dir, *why = NULL;
+    uid_t uid = ap_unixd_config.user_id;
+    gid_t gid = ap_unixd_config.group_id;
     struct stat st;
-    int writable;
 
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        why = "its directory does not exist";
-    } else {
+    if (!conf->storage && !file_only) {
+        return OK; /* no file is written */
+    }
+    path = ap_runtime_dir_relative(ptemp, conf->storage ? conf->storage : HB_STORAGE_DEFAULT);
+    dir = ap_make_dirstr_parent(ptemp, path);
+    if (!conf->storage && stat(dir, &st) != 0 && geteuid() == 0) {
+        if (testing) {
+            /* Made at start-up; its parent must be there for that. */
+            dir = ap_make_dirstr_parent(ptemp, apr_pstrndup(ptemp, dir, strlen(dir) - 1));
+        } else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            why = apr_psprintf(ptemp, "cannot create %s: %s", dir, strerror(errno));
+        }
+    }
+    if (!why && !conf->storage && !testing && geteuid() == 0 && stat(dir, &st) == 0 &&
+        (st.st_uid != uid || st.st_gid != gid) && chown(dir, uid, gid) != 0) {
+        why = apr_psprintf(ptemp, "cannot give %s to User: %s", dir, strerror(errno));
+    }
+    if (!why && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        why = apr_psprintf(ptemp, "directory %s does not exist", dir);
+    } else if (!why) {
+        int writable;
         if (geteuid() == 0) {
-            uid_t uid = ap_unixd_config.user_id;
-            gid_t gid = ap_unixd_config.group_id;
             writable = uid == 0 || (st.st_uid == uid && (st.st_mode & S_IWUSR)) ||
-                       (st.st_gid == gid && (st.st_mode & S_IWGRP)) || (st.st_mode & S_IWOTH);
+                       (st.st_gid == gid && (st.st_mode & S_IWGRP)) || (st.st_mode & S_IWOTH) ||
+                       (!conf->storage && testing); /* ours: given to User at start-up */
         } else {
             writable = access(dir, W_OK) == 0;
         }
         if (!writable) {
-            why = apr_psprintf(ptemp, "its directory is not writable by user %s (User)",
-                               ap_unixd_config.user_name ? ap_unixd_config.user_name : "?");
+            why = apr_psprintf(ptemp,
+                               "directory %s is not writable by user %s (User); give it to "
+                               "that user, or leave HeartbeatStorage unset to use %s",
+                               dir, ap_unixd_config.user_name ? ap_unixd_config.user_name : "?",
+                               ap_runtime_dir_relative(ptemp, HB_STORAGE_DEFAULT));
         }
     }
     if (!why) {
         return OK;
     }
-    ap_log_error(APLOG_MARK, conf->max_servers == 0 ? APLOG_EMERG : APLOG_ERR, 0, s,
-                 "HM0212: HeartbeatStorage %s cannot be written: %s%s", conf->storage_path, why,
-                 conf->max_servers == 0
-                     ? "; with HeartbeatMaxServers 0 the file is the only table, so the "
-                       "server does not start"
-                     : "; the shared-memory table works, the file will not be written");
-    return conf->max_servers == 0 ? HTTP_INTERNAL_SERVER_ERROR : OK;
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | (file_only ? APLOG_EMERG : APLOG_WARNING), 0, s,
+                 "HM0212: HeartbeatStorage %s cannot be written: %s%s", path, why,
+                 file_only ? "; with HeartbeatMaxServers 0 the file is the only table, so the "
+                             "server does not start"
+                           : "; the shared-memory table works, the file will not be written");
+    return file_only ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
 static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -1246,7 +1320,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
 
     hm_exported_table = NULL;
     hm_exported_path = NULL;
-    hm_election = NULL;
+    hb_election = NULL;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -1266,7 +1340,8 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     }
     /* Resolved now, not when the directive was read, so DefaultRuntimeDir
      * applies wherever it stands in the configuration. */
-    conf->storage_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
+    conf->storage_path =
+        ap_runtime_dir_relative(p, conf->storage ? conf->storage : HB_STORAGE_DEFAULT);
     conf->write_file = conf->storage != NULL || conf->max_servers == 0;
 
     /* File mode still collects into shared memory first: the POST handler
@@ -1279,9 +1354,6 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     if (conf->max_servers > 0) {
         hm_exported_table = conf->table;
     }
-    if (conf->write_file && (rc = hm_check_storage(s, conf, ptemp)) != OK) {
-        return rc;
-    }
     if (conf->write_file) {
         hm_exported_path = conf->storage_path;
     }
@@ -1293,7 +1365,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
         return rc;
     }
     /* A new election per generation, in this generation's pool. */
-    rv = hm_elect_create(&hm_election, p, s->process->pool);
+    rv = hb_elect_create(&hb_election, "mod_heartmonitor", p, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "HM0215: cannot create shared memory for the receiver election");
@@ -1315,6 +1387,7 @@ static const char *hm_storage_path(void)
 
 static void hm_register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(hm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(hm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(hm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(hm_handler, NULL, NULL, APR_HOOK_MIDDLE);
@@ -1324,9 +1397,10 @@ static void hm_register_hooks(apr_pool_t *p)
 }
 
 static const command_rec hm_cmds[] = {
-    AP_INIT_TAKE1("HeartbeatListen", hm_cmd_listen, NULL, RSRC_CONF,
-                  "address:port to receive heartbeats on (unicast or multicast, IPv4 or "
-                  "[IPv6]); may be repeated"),
+    AP_INIT_TAKE12("HeartbeatListen", hm_cmd_listen, NULL, RSRC_CONF,
+                   "address:port to receive heartbeats on (unicast or multicast, IPv4 or "
+                   "[IPv6]), and 'shared' to let other servers on this host join the same "
+                   "multicast group and port; may be repeated"),
     AP_INIT_TAKE1("HeartbeatMaxServers", hm_cmd_max_servers, NULL, RSRC_CONF,
                   "size of the shared-memory table (default 10); 0 keeps the table in "
                   "HeartbeatStorage only"),
@@ -1334,7 +1408,8 @@ static const command_rec hm_cmds[] = {
                   "try (default: huge pages for a table of 1 MB or more, if the system has "
                   "some free), on (always, or fail to start) or off"),
     AP_INIT_TAKE1("HeartbeatStorage", hm_cmd_storage, NULL, RSRC_CONF,
-                  "path of the heartbeat table file (default hb.dat in DefaultRuntimeDir)"),
+                  "path of the heartbeat table file (default heartbeat/hb.dat in "
+                  "DefaultRuntimeDir, a directory made for User)"),
     AP_INIT_TAKE1("HeartbeatStorageInterval", hm_cmd_storage_interval, NULL, RSRC_CONF,
                   "how often the storage file may be rewritten (default 1s)"),
     AP_INIT_TAKE12("HeartbeatSecret", hm_cmd_secret, NULL, RSRC_CONF,

@@ -136,6 +136,11 @@ static apr_status_t lbhb_file_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+const char *lbhb_file_path(void)
+{
+    return lbhb_path;
+}
+
 void lbhb_file_child_init(apr_pool_t *p, const char *path)
 {
     lbhb_path = path;

@@ -71,5 +71,7 @@ apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b);
 const hm_table_t *lbhb_file_acquire(server_rec *s, apr_time_t now);
 void lbhb_file_release(void);
 void lbhb_file_child_init(apr_pool_t *p, const char *path);
+/* The file this child reads, or NULL. */
+const char *lbhb_file_path(void);
 
 #endif

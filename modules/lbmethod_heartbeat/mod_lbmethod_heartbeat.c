@@ -25,6 +25,7 @@
 #include "mod_proxy.h"
 
 #include "apr_atomic.h"
+#include "apr_file_info.h"
 #include "apr_strings.h"
 
 #include "hb_config.h"
@@ -118,11 +119,42 @@ static const char *lbhb_cmd_resolve(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
+/*
+ * The pick settings reach a balancer from the main server configuration or
+ * from its own <Proxy balancer://...> section; anywhere else (a
+ * <Location>, a <VirtualHost> outside such a section) they would be read
+ * by no balancer, so say where they belong instead of ignoring them.
+ */
+static const char *lbhb_where(cmd_parms *cmd)
+{
+    /* Directives at the top of a <VirtualHost> have it as their parent. */
+    const ap_directive_t *parent = cmd->directive ? cmd->directive->parent : NULL;
+    const char *args, *end;
+
+    if (!parent || ((!strcasecmp(parent->directive, "<Proxy") ||
+                     !strcasecmp(parent->directive, "<ProxyMatch")) &&
+                    cmd->path && !strncasecmp(cmd->path, "balancer://", 11))) {
+        return NULL;
+    }
+    /* A section's args keep their closing '>'. */
+    args = parent->args ? parent->args : "";
+    end = *args && args[strlen(args) - 1] == '>' ? "" : ">";
+    return apr_psprintf(cmd->pool,
+                        "%s is not allowed in %s %s%s: it belongs in the main server "
+                        "configuration (every balancer) or in a <Proxy balancer://name> section "
+                        "(that balancer)",
+                        cmd->cmd->name, parent->directive, args, end);
+}
+
 static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg)
 {
     lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
     apr_interval_time_t t;
 
+    if (err) {
+        return err;
+    }
     if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_msec(100) ||
         t > apr_time_from_sec(3600)) {
         return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 100ms to 3600s",
@@ -135,7 +167,11 @@ static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg
 static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
 
+    if (err) {
+        return err;
+    }
     if (!strcasecmp(arg, "most")) {
         d->mode = LBHB_MODE_MOST;
     } else if (!strcasecmp(arg, "weighted")) {
@@ -152,7 +188,11 @@ static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *arg)
 {
     lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
 
+    if (err) {
+        return err;
+    }
     if (!strcasecmp(arg, "none")) {
         d->fallback = LBHB_FB_NONE;
     } else if (!strcasecmp(arg, "roundrobin")) {
@@ -196,6 +236,11 @@ typedef struct {
     lbhb_found_t *found;
     unsigned int nfound, cap;
     unsigned int with_entry; /* members offered that have any entry */
+    /* Why nothing was found, for LB0304: of the members with an entry,
+     * how many had fresh data but were not up, and the newest stale one. */
+    unsigned int not_up;
+    apr_time_t stale_seen;
+    apr_interval_time_t stale_max_age;
     apr_uint32_t cursor;
     unsigned int n;
     lbhb_score_t best; /* round-robin fallback */
@@ -279,7 +324,15 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         return 0;
     }
     b->with_entry++;
-    if (b->now - e.seen > lbhb_entry_max_age(b, &e) || e.state != HB_STATE_UP) {
+    if (b->now - e.seen > lbhb_entry_max_age(b, &e)) {
+        if (e.seen > b->stale_seen) {
+            b->stale_seen = e.seen;
+            b->stale_max_age = lbhb_entry_max_age(b, &e);
+        }
+        return 0;
+    }
+    if (e.state != HB_STATE_UP) {
+        b->not_up++;
         return 0;
     }
     busy_now = current->s->busy;
@@ -308,6 +361,9 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     f->cand.usable = 1;
     f->cand.ready = e.ready;
     f->cand.started = started;
+    /* loadfactor: mod_proxy keeps it at least 1 (some versions scaled by
+     * 100); only the ratio between members matters. */
+    f->cand.weight = current->s->lbfactor > 0 ? (uint32_t)current->s->lbfactor : 1;
     /* Accepting the first one makes the walk settle on this tier (lbset or
      * standby set); the choice among the collected members is ours. */
     return b->nfound == 1;
@@ -328,19 +384,44 @@ static int lbhb_rotate(proxy_worker *current, proxy_worker *prev_best, void *dat
     return 1;
 }
 
-static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fallback)
+/* Says which of the reasons it is: they have different fixes, and "no
+ * fresh data" alone sends people checking firewalls for a member that is
+ * merely draining. */
+static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fallback,
+                              const hm_table_t *t, const lbhb_baton_t *b)
 {
     static apr_time_t last;
     apr_time_t now = apr_time_now();
+    const char *why;
 
     if (now - last < LBHB_WARN_EVERY) {
         return;
     }
     last = now;
+    if (!t) {
+        why = apr_psprintf(r->pool,
+                           "there is no heartbeat data to read: mod_heartmonitor does not "
+                           "keep a table in this server and HeartbeatStorage %s has not been "
+                           "read (load mod_heartmonitor with HeartbeatListen here, or point "
+                           "HeartbeatStorage at the file a monitor writes)",
+                           lbhb_file_path() ? lbhb_file_path() : "(none)");
+    } else if (b->with_entry == 0) {
+        why = "no member has ever been heard from (no heartbeat entry: check HeartbeatAddress "
+              "on the origins and HeartbeatListen, HeartbeatAllow and firewalls here)";
+    } else if (b->stale_seen == 0) {
+        why = apr_psprintf(r->pool, "every member with heartbeat data (%u) is draining or stopping",
+                           b->not_up);
+    } else {
+        why = apr_psprintf(r->pool,
+                           "the newest heartbeat data is %.1f s old, older than its max age of "
+                           "%.1f s (HeartbeatMaxAge); %u more member(s) draining or stopping",
+                           (double)(b->now - b->stale_seen) / APR_USEC_PER_SEC,
+                           (double)b->stale_max_age / APR_USEC_PER_SEC, b->not_up);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                  "LB0304: no member of %s has fresh heartbeat data; %s (HeartbeatFallback; "
-                  "logged at most once a minute)",
-                  balancer->s->name,
+                  "LB0304: no member of %s can be picked: %s; %s (HeartbeatFallback; logged at "
+                  "most once a minute)",
+                  balancer->s->name, why,
                   fallback ? "rotating over the usable members" : "refusing with 503");
 }
 
@@ -395,7 +476,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
             return b.found[pick].worker;
         }
     }
-    lbhb_warn_no_data(r, balancer, set->fallback == LBHB_FB_ROUNDROBIN);
+    lbhb_warn_no_data(r, balancer, set->fallback == LBHB_FB_ROUNDROBIN, t, &b);
     if (set->fallback == LBHB_FB_ROUNDROBIN) {
         return lbhb_get_best_worker(balancer, r, lbhb_rotate, &b);
     }
@@ -433,9 +514,43 @@ static const proxy_balancer_method lbhb_method = {"heartbeat", &lbhb_finder, NUL
 
 /* --------------------------------------------------------------- hooks */
 
+/* Whether any balancer of any virtual host uses lbmethod=heartbeat. */
+static const char *lbhb_first_user(server_rec *s)
+{
+    module *proxy = ap_find_linked_module("mod_proxy.c");
+
+    for (; proxy && s; s = s->next) {
+        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
+        proxy_balancer *b = psf && psf->balancers ? (proxy_balancer *)psf->balancers->elts : NULL;
+        int i;
+
+        for (i = 0; b && i < psf->balancers->nelts; i++) {
+            if (b[i].lbmethod && b[i].lbmethod->name && !strcmp(b[i].lbmethod->name, "heartbeat")) {
+                return b[i].s->name;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The file to read when there is no shared table: our HeartbeatStorage,
+ * else where a stock monitor loaded here writes by default, else ours. */
+static const char *lbhb_default_path(apr_pool_t *p, const lbhb_sconf_t *conf)
+{
+    int stock_monitor =
+        ap_find_linked_module("mod_heartmonitor.c") && !APR_RETRIEVE_OPTIONAL_FN(hm_storage_path);
+
+    if (conf->storage) {
+        return ap_runtime_dir_relative(p, conf->storage);
+    }
+    return ap_runtime_dir_relative(p, stock_monitor ? HB_STORAGE_STOCK : HB_STORAGE_DEFAULT);
+}
+
 static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     lbhb_sconf_t *conf = lbhb_sconf(s);
+    const char *user;
+    apr_finfo_t fi;
 
     lbhb_shared = NULL;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -448,9 +563,24 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Resolved now, so DefaultRuntimeDir counts wherever it stands. */
-    lbhb_own_path = ap_runtime_dir_relative(p, conf->storage ? conf->storage : "hb.dat");
+    lbhb_own_path = lbhb_default_path(p, conf);
     lbhb_own_path_set = conf->storage != NULL;
     lbhb_inflight_init(p, s);
+
+    /* Without a monitor in this server the balancer reads a file that
+     * something else must write; if there is none, every request to a
+     * heartbeat balancer would fail with only LB0304 to go by. */
+    user = lbhb_first_user(s);
+    if (user && !ap_find_linked_module("mod_heartmonitor.c") &&
+        apr_stat(&fi, lbhb_own_path, APR_FINFO_TYPE, ptemp) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "LB0308: %s uses lbmethod=heartbeat, but this server has no heartbeat "
+                     "data: mod_heartmonitor is not loaded and HeartbeatStorage %s does not "
+                     "exist. Load mod_heartmonitor (with HeartbeatListen) in this server, or "
+                     "set HeartbeatStorage to the file a monitor on this host writes; until "
+                     "then its requests get 503 (or rotate, with HeartbeatFallback roundrobin)",
+                     user, lbhb_own_path);
+    }
     return OK;
 }
 
@@ -468,7 +598,7 @@ static void lbhb_child_init(apr_pool_t *p, server_rec *s)
     lbhb_shared = table_fn ? table_fn() : NULL;
     if (!lbhb_shared) {
         /* Our own HeartbeatStorage, else the file the monitor writes, else
-         * the stock default. */
+         * the default. */
         path = (!lbhb_own_path_set && path_fn && path_fn()) ? path_fn() : lbhb_own_path;
     }
     lbhb_file_child_init(p, path);
@@ -485,7 +615,7 @@ static void lbhb_register_hooks(apr_pool_t *p)
 static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatStorage", lbhb_cmd_storage, NULL, RSRC_CONF,
                   "path of the heartbeat table file, when mod_heartmonitor does not run in "
-                  "this server (default hb.dat in DefaultRuntimeDir)"),
+                  "this server (default heartbeat/hb.dat in DefaultRuntimeDir)"),
     AP_INIT_TAKE1("HeartbeatMaxAge", lbhb_cmd_max_age, NULL, RSRC_CONF | ACCESS_CONF,
                   "ignore heartbeat data older than this (default: 3 sender intervals + "
                   "500ms, between 1s and 10s; 10s when the sender does not say)"),

@@ -11,6 +11,7 @@ import collections
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -190,8 +191,8 @@ class FreshnessTest(BalancerCase):
         proxy.start()
         # No heartbeat at all: stock-like 503 by default.
         self.assertEqual(self.who(proxy, 2), [503, 503])
-        proxy.wait_log(r'LB0304: no member of balancer://b has fresh heartbeat data; '
-                       r'refusing with 503')
+        proxy.wait_log(r'LB0304: no member of balancer://b can be picked: no member has ever '
+                       r'been heard from .*; refusing with 503')
         # Rate-limited: once a minute per child, not once per request.
         self.assertLessEqual(proxy.error_log().count('LB0304'), 2)
 
@@ -457,7 +458,7 @@ ProxyPass /app balancer://b
         f.set(b.port, 8)
         hbtest.wait_until(lambda: self.who(proxy, 1) == ['b'], timeout=5,
                           message='routing from the monitor file')
-        self.assertTrue(os.path.exists(os.path.join(proxy.run_dir, 'hb.dat')))
+        self.assertTrue(os.path.exists(os.path.join(proxy.run_dir, 'heartbeat', 'hb.dat')))
 
     def test_reads_stock_monitor_file(self):
         lab = self.sandbox.netlab(['origin', 'proxy'])
@@ -489,6 +490,123 @@ ProxyPass /app balancer://b
         with open(path) as f:
             self.assertRegex(f.read(), r'(?m)^%s &ready=\d+&busy=\d+&lastseen=\d+&port=80$'
                              % re.escape(lab['origin'].ip))
+
+
+class LoadFactorTest(BalancerCase):
+    """loadfactor weighs a member's effective ready slots in every pick
+    mode (stock and our earlier versions ignored it: 500/500)."""
+
+    def split(self, mode):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d loadfactor=1' % a.port,
+                            'http://127.0.0.1:%d loadfactor=50' % b.port],
+                           section='    HeartbeatPickMode %s\n' % mode)
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 10)
+        f.set(b.port, 10)
+        f.wait_rounds()
+        return collections.Counter(self.who(proxy, 100))
+
+    def test_most(self):
+        got = self.split('most')
+        self.assertGreaterEqual(got['b'], 95, got)
+
+    def test_weighted(self):
+        # 10 x 50 : 10 x 1 slots: b about 98 of 100.
+        got = self.split('weighted')
+        self.assertGreaterEqual(got['b'], 88, got)
+        self.assertEqual(got['a'] + got['b'], 100, got)
+
+    def test_p2c(self):
+        got = self.split('p2c')
+        self.assertGreaterEqual(got['b'], 95, got)
+
+    def test_equal_loadfactors_change_nothing(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d loadfactor=7' % a.port,
+                            'http://127.0.0.1:%d loadfactor=7' % b.port],
+                           section='    HeartbeatPickMode weighted\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 1)
+        f.set(b.port, 3)
+        f.wait_rounds()
+        got = collections.Counter(self.who(proxy, 200))
+        self.assertTrue(25 <= got['a'] <= 80, got)
+
+
+class DrainFileModeTest(BalancerCase):
+    """A state change reaches the storage file at once, not at the next
+    HeartbeatStorageInterval, so a drain takes effect within one heartbeat
+    interval in file-only mode too."""
+
+    def test_state_change_written_at_once(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port],
+                           extra='HeartbeatMaxServers 0\nHeartbeatStorageInterval 2s\n')
+        proxy.conf_body = proxy.conf_body.replace('HeartbeatMaxServers 50\n', '')
+        proxy.start()
+        path = os.path.join(proxy.run_dir, 'heartbeat', 'hb.dat')
+        f = self.feeder()
+        f.set(a.port, 5)
+        f.set(b.port, 5)
+
+        def state_in_file():
+            try:
+                with open(path) as fh:
+                    for line in fh:
+                        if '&port=%d&' % a.port in line:
+                            return re.search(r'&state=(\w+)', line).group(1)
+            except OSError:
+                pass
+            return None
+        hbtest.wait_until(lambda: state_in_file() == 'up', timeout=5, message='a in the file')
+        for state in ('drain', 'up', 'drain'):
+            t0 = time.monotonic()
+            f.set(a.port, 5, state=state)
+            hbtest.wait_until(lambda: state_in_file() == state, timeout=5,
+                              message='%s in the file' % state)
+            # The feeder sends every 100 ms; the file follows within ms
+            # (it used to wait for the 2 s HeartbeatStorageInterval).
+            self.assertLess(time.monotonic() - t0, 0.4, '%s took %.3f s to reach the file'
+                            % (state, time.monotonic() - t0))
+        hbtest.wait_until(lambda: set(self.who(proxy, 6)) == {'b'}, timeout=2,
+                          message='drained member gets no requests')
+
+    def test_drain_within_one_interval(self):
+        # Real origins with 1 s heartbeats, hbctl drain, file-only proxy.
+        hb_port = hbtest.free_port(kind='udp')
+        state_dir = self.sandbox.new_dir('state')
+        origins = []
+        for name in ('a', 'b'):
+            statefile = os.path.join(state_dir, name + '.state')
+            o = self.httpd(name, 'HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 1s\n'
+                           'HeartbeatStateFile "%s"\n' % (hb_port, statefile),
+                           modules=['watchdog', 'heartbeat'])
+            o.add_file('who', name + '\n')
+            o.start()
+            origins.append((o, statefile))
+        (a, a_state), (b, _) = origins
+        self.hb_port = hb_port
+        members = ['http://127.0.0.1:%d' % o.port for o, _ in origins]
+        lines = ''.join('    BalancerMember %s\n' % m for m in members)
+        proxy = self.httpd('proxy', 'HeartbeatListen 127.0.0.1:%d\nHeartbeatMaxServers 0\n'
+                           '<Proxy balancer://b>\n%s    ProxySet lbmethod=heartbeat\n</Proxy>\n'
+                           'ProxyPass /app balancer://b\n' % (hb_port, lines), modules=PROXY)
+        proxy.allowed_errors = [r'AH01170']
+        proxy.start()
+        hbtest.wait_until(lambda: set(self.who(proxy, 6)) == {'a', 'b'}, timeout=5,
+                          message='both members used')
+        hbctl = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tools',
+                             'hbctl')
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, hbctl, 'drain', a_state], check=True,
+                       capture_output=True)
+        hbtest.wait_until(lambda: set(self.who(proxy, 4)) == {'b'}, timeout=3, interval=0.02,
+                          message='a drained')
+        took = time.monotonic() - t0
+        self.assertLess(took, 1.0, 'drain took %.3f s with 1 s heartbeats' % took)
 
 
 if __name__ == '__main__':

@@ -249,6 +249,115 @@ MaxSpareServers 1
         self.assertEqual(d.addr[0], '127.0.0.7')
 
 
+class ScheduleTest(SenderTest):
+    """The sender keeps the configured interval exactly (mod_watchdog, which
+    stock and our earlier sender used, steps in 100 ms: 250 ms became
+    300 ms), and keeps sending across a graceful restart."""
+
+    def test_intervals_are_exact(self):
+        runs = []
+        for ms in (250, 150, 1250):
+            lst = self.listener()
+            self.origin([(lst.host, lst.port)], extra='HeartbeatInterval %dms\n' % ms).start()
+            runs.append((ms, lst))
+        # At least 5 s of beats of every origin.
+        hbtest.wait_until(lambda: all(len(lst) >= 5000 // ms + 2 for ms, lst in runs),
+                          timeout=15, message='5 s of heartbeats')
+        for ms, lst in runs:
+            d = lst.datagrams[1:]  # the first may come as the child starts
+            mean = (d[-1].time - d[0].time) / (len(d) - 1)
+            gaps = [b.time - a.time for a, b in zip(d, d[1:])]
+            self.assertLess(abs(mean - ms / 1000.0), 0.003,
+                            '%d ms interval: mean gap %.4f s over %d beats' % (ms, mean, len(d)))
+            self.assertLess(max(gaps), ms / 1000.0 + 0.03,
+                            '%d ms interval: a gap of %.4f s' % (ms, max(gaps)))
+
+    def test_no_gap_across_graceful_restart(self):
+        lst = self.listener()
+        origin = self.origin([(lst.host, lst.port)]).start()
+        hbtest.wait_until(lambda: len(lst) >= 5, timeout=5)
+        since = len(lst)
+        for _ in range(3):
+            origin.graceful_restart()
+        t_end = lst.datagrams[-1].time + 1.5
+        hbtest.wait_until(lambda: lst.datagrams[-1].time >= t_end, timeout=10)
+        d = lst.datagrams[since - 1:]
+        gaps = [b.time - a.time for a, b in zip(d, d[1:])]
+        # 100 ms beats; the old generation's sender keeps going until the
+        # new one's is up (mod_watchdog's left gaps of up to a second).
+        self.assertLess(max(gaps), 0.25, 'largest gap %.3f s' % max(gaps))
+        seqs = [int(fields(x)['seq']) for x in d]
+        self.assertEqual(seqs, sorted(set(seqs)), 'seq strictly rising across generations')
+
+
+class NoWatchdogTest(SenderTest):
+
+    def test_sends_without_mod_watchdog(self):
+        lst = self.listener()
+        conf = 'HeartbeatAddress %s\nHeartbeatInterval 100ms\n' % hbtest.hostport(lst.host,
+                                                                                  lst.port)
+        self.httpd('origin', conf + EVENT_8, modules=['heartbeat']).start()
+        hbtest.wait_until(lambda: len(lst) >= 3, timeout=5, message='heartbeats')
+        self.assertEqual(fields(lst.datagrams[-1])['ready'], '8')
+
+
+class StateFileTest(SenderTest):
+    """HeartbeatStateFile: "drain" drains whatever HeartbeatState says;
+    anything else leaves HeartbeatState in force; a change is sent at
+    once, not at the next beat."""
+
+    def state_origin(self, lst, extra='', interval='100ms'):
+        statefile = os.path.join(self.sandbox.new_dir('state'), 'heartbeat.state')
+        origin = self.origin([(lst.host, lst.port)],
+                             extra='HeartbeatStateFile "%s"\nHeartbeatInterval %s\n%s'
+                             % (statefile, interval, extra))
+        return origin, statefile
+
+    def write(self, path, text):
+        # As hbctl does: a new file renamed into place.
+        with open(path + '.tmp', 'w') as f:
+            f.write(text)
+        os.replace(path + '.tmp', path)
+
+    def test_up_in_file_keeps_configured_drain(self):
+        lst = self.listener()
+        origin, statefile = self.state_origin(lst, extra='HeartbeatState drain\n')
+        self.write(statefile, 'up\n')
+        origin.start()
+        hbtest.wait_until(lambda: len(lst) >= 4, timeout=5)
+        self.assertEqual({fields(d)['state'] for d in lst.datagrams}, {'drain'})
+        # "drain" in the file agrees; removing the file changes nothing.
+        os.unlink(statefile)
+        since = len(lst)
+        hbtest.wait_until(lambda: len(lst) >= since + 3, timeout=5)
+        self.assertEqual({fields(d)['state'] for d in lst.datagrams[since:]}, {'drain'})
+
+    def test_file_drains_configured_up(self):
+        lst = self.listener()
+        origin, statefile = self.state_origin(lst)
+        self.write(statefile, 'drain\n')
+        origin.start()
+        self.assertEqual(self.wait_fields(lst, lambda f: True)['state'], 'drain')
+        self.write(statefile, 'up\n')
+        self.wait_fields(lst, lambda f: f['state'] == 'up', since=len(lst), timeout=3)
+
+    def test_change_is_sent_at_once(self):
+        lst = self.listener()
+        # Beats 3 s apart: a change must not wait for the next one.
+        origin, statefile = self.state_origin(lst, interval='3s')
+        origin.start()
+        self.wait_fields(lst, lambda f: f['state'] == 'up')
+        for state in ('drain', 'up', 'drain'):
+            since = len(lst)
+            t0 = time.monotonic()
+            self.write(statefile, state + '\n')
+            d = lst.wait_for(lambda x: fields(x)['state'] == state, since=since, timeout=5)
+            self.assertLess(d.time - t0, 0.5, '%s sent %.3f s after the change'
+                            % (state, d.time - t0))
+        seqs = [int(fields(x)['seq']) for x in lst.datagrams]
+        self.assertEqual(seqs, sorted(set(seqs)))
+
+
 class StockInteropTest(hbtest.HbTestCase):
     """Debian's stock mod_heartmonitor receives our packets (multicast, as it
     only joins groups) and lists this origin with its real counts."""

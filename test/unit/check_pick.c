@@ -149,6 +149,7 @@ START_TEST(test_spreads_load)
         c[i].usable = 1;
         c[i].ready = 100;
         c[i].started = 0;
+        c[i].weight = 0;
     }
     for (unsigned r = 0; r < REQ; r++) {
         int w = lbhb_pick_most(c, N, r);
@@ -244,6 +245,67 @@ START_TEST(test_p2c_small)
 }
 END_TEST
 
+START_TEST(test_weight_scores)
+{
+    /* Room counts weight times: 3 free slots of weight 4 beat 10 of
+     * weight 1, 2 of weight 4 do not. */
+    lbhb_score_t a = {10, 0, 1}, b = {3, 1, 4}, c = {2, 1, 4};
+    ck_assert(lbhb_better(&b, &a));
+    ck_assert(!lbhb_better(&c, &a));
+    /* Overcommitment counts 1/weight: 3 over on weight 4 is better than 1
+     * over on weight 1; 5 over on weight 4 is worse. */
+    lbhb_score_t o1 = {-1, 0, 1}, o3 = {-3, 1, 4}, o5 = {-5, 1, 4};
+    ck_assert(lbhb_better(&o3, &o1));
+    ck_assert(!lbhb_better(&o5, &o1));
+    /* Room always beats none, whatever the weights. */
+    lbhb_score_t room = {1, 1, 1}, full = {0, 0, 100}, over = {-1, 0, 100};
+    ck_assert(lbhb_better(&room, &full));
+    ck_assert(lbhb_better(&full, &over));
+    /* Weight 0 is weight 1: the unweighted order. */
+    lbhb_score_t z = {5, 0, 0}, one = {5, 1, 1};
+    ck_assert(!lbhb_better(&one, &z));
+    ck_assert(lbhb_better(&z, &one));
+    /* Extremes neither overflow nor flip. */
+    lbhb_score_t lo = {INT64_MIN, 0, 7}, hi = {INT64_MAX, 1, 1000000}, hi2 = {INT64_MAX, 0, 1};
+    ck_assert(lbhb_better(&hi, &lo));
+    ck_assert(!lbhb_better(&lo, &hi));
+    ck_assert(lbhb_better(&hi, &hi2));
+}
+END_TEST
+
+START_TEST(test_weight_modes)
+{
+    /* Equal reports, loadfactor 1 and 3. */
+    lbhb_cand_t c[2] = {{1, 10, 0, 1}, {1, 10, 0, 3}};
+    unsigned int hits[2] = {0, 0};
+    uint64_t r;
+
+    /* most: the heavier member while it has at least a third of the
+     * other's room. */
+    ck_assert_int_eq(lbhb_pick_most(c, 2, 0), 1);
+    c[1].started = 7; /* 3 x 3 = 9 < 10 */
+    ck_assert_int_eq(lbhb_pick_most(c, 2, 1), 0);
+    c[1].started = 6; /* 4 x 3 = 12 > 10 */
+    ck_assert_int_eq(lbhb_pick_most(c, 2, 0), 1);
+    c[1].started = 0;
+    /* weighted: exactly 1:3 over every residue of the total. */
+    for (r = 0; r < 40 * 100; r++) {
+        hits[lbhb_pick_weighted(c, 2, r)]++;
+    }
+    ck_assert_uint_eq(hits[0], 1000);
+    ck_assert_uint_eq(hits[1], 3000);
+    /* p2c: of two, the heavier wins every draw. */
+    for (r = 0; r < 100; r++) {
+        ck_assert_int_eq(lbhb_pick_p2c(c, 2, lbhb_mix64(r)), 1);
+    }
+    /* Saturating total: absurd reports still give an answer. */
+    lbhb_cand_t big[3] = {{1, UINT32_MAX, 0, 4000000000u},
+                          {1, UINT32_MAX, 0, 4000000000u},
+                          {1, UINT32_MAX, 0, 4000000000u}};
+    ck_assert_int_ge(lbhb_pick_weighted(big, 3, UINT64_MAX - 1), 0);
+}
+END_TEST
+
 START_TEST(test_mix64)
 {
     /* Consecutive counters give values differing in about half the bits. */
@@ -279,6 +341,8 @@ static Suite *pick_suite(void)
     tcase_add_test(tc, test_p2c);
     tcase_add_test(tc, test_p2c_small);
     tcase_add_test(tc, test_mix64);
+    tcase_add_test(tc, test_weight_scores);
+    tcase_add_test(tc, test_weight_modes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,56 +1,59 @@
 /*
- * hm_elect.c: one receiver per generation (see hm_elect.h). Needs robust
- * process-shared mutexes (POSIX.1-2008: Linux, the BSDs).
+ * hb_elect.c: one singleton thread per generation (see hb_elect.h). Needs
+ * robust process-shared mutexes (POSIX.1-2008: Linux, the BSDs).
  */
 #include "apr_shm.h"
+#include "apr_strings.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
-#include "hm_elect.h"
-
-#define HM_ELECT_KEY "mod_heartmonitor.elect"
+#include "hb_elect.h"
 
 /* Shared by every generation: counts generations, names the receiving one. */
 typedef struct {
     uint32_t generations;
     uint32_t receiving;
-} hm_elect_word_t;
+} hb_elect_word_t;
 
-struct hm_elect {
+struct hb_elect {
     pthread_mutex_t mutex; /* in this generation's shared memory */
-    hm_elect_word_t *word;
+    hb_elect_word_t *word;
     uint32_t generation;
 };
 
-static apr_status_t hm_elect_word(hm_elect_word_t **out, apr_pool_t *pproc)
+static apr_status_t hb_elect_word(hb_elect_word_t **out, const char *name, apr_pool_t *pproc)
 {
+    char key[96];
     apr_shm_t *shm = NULL;
     apr_status_t rv;
 
-    apr_pool_userdata_get((void **)&shm, HM_ELECT_KEY, pproc);
+    apr_snprintf(key, sizeof(key), "hb_elect.%s", name);
+    apr_pool_userdata_get((void **)&shm, key, pproc);
     if (!shm) {
-        rv = apr_shm_create(&shm, sizeof(hm_elect_word_t), NULL, pproc);
+        rv = apr_shm_create(&shm, sizeof(hb_elect_word_t), NULL, pproc);
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        apr_pool_userdata_set(shm, HM_ELECT_KEY, apr_pool_cleanup_null, pproc);
+        /* Once per name: the key must live as long as pproc. */
+        apr_pool_userdata_set(shm, apr_pstrdup(pproc, key), apr_pool_cleanup_null, pproc);
     }
     *out = apr_shm_baseaddr_get(shm);
     return APR_SUCCESS;
 }
 
-apr_status_t hm_elect_create(hm_elect_t **out, apr_pool_t *pconf, apr_pool_t *pproc)
+apr_status_t hb_elect_create(hb_elect_t **out, const char *name, apr_pool_t *pconf,
+                             apr_pool_t *pproc)
 {
     pthread_mutexattr_t attr;
-    hm_elect_word_t *word;
+    hb_elect_word_t *word;
     apr_shm_t *shm;
-    hm_elect_t *e;
+    hb_elect_t *e;
     apr_status_t rv;
     int rc;
 
-    if ((rv = hm_elect_word(&word, pproc)) != APR_SUCCESS) {
+    if ((rv = hb_elect_word(&word, name, pproc)) != APR_SUCCESS) {
         return rv;
     }
     rv = apr_shm_create(&shm, sizeof(*e), NULL, pconf);
@@ -59,7 +62,7 @@ apr_status_t hm_elect_create(hm_elect_t **out, apr_pool_t *pconf, apr_pool_t *pp
     }
     e = apr_shm_baseaddr_get(shm);
     if ((rc = pthread_mutexattr_init(&attr)) != 0) {
-        return rc;
+        return APR_FROM_OS_ERROR(rc);
     }
     rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     if (rc == 0) {
@@ -70,7 +73,7 @@ apr_status_t hm_elect_create(hm_elect_t **out, apr_pool_t *pconf, apr_pool_t *pp
     }
     pthread_mutexattr_destroy(&attr);
     if (rc != 0) {
-        return rc;
+        return APR_FROM_OS_ERROR(rc);
     }
     e->word = word;
     /* Only the parent writes this, between generations. */
@@ -79,24 +82,24 @@ apr_status_t hm_elect_create(hm_elect_t **out, apr_pool_t *pconf, apr_pool_t *pp
     return APR_SUCCESS;
 }
 
-hm_elect_e hm_elect_wait(hm_elect_t *e)
+hb_elect_e hb_elect_wait(hb_elect_t *e)
 {
     int rc = pthread_mutex_lock(&e->mutex);
 
     if (rc == 0) {
-        return HM_ELECT_WON;
+        return HB_ELECT_WON;
     }
     if (rc == EOWNERDEAD) {
         /* The mutex guards no data, only the right to run the receiver:
          * nothing can be half-done. */
         pthread_mutex_consistent(&e->mutex);
-        return HM_ELECT_WON_FROM_DEAD;
+        return HB_ELECT_WON_FROM_DEAD;
     }
     errno = rc;
-    return HM_ELECT_ERROR;
+    return HB_ELECT_ERROR;
 }
 
-int hm_elect_claim(hm_elect_t *e)
+int hb_elect_claim(hb_elect_t *e)
 {
     uint32_t cur = __atomic_load_n(&e->word->receiving, __ATOMIC_ACQUIRE);
 
@@ -111,14 +114,14 @@ int hm_elect_claim(hm_elect_t *e)
     return -1;
 }
 
-int hm_elect_superseded(const hm_elect_t *e)
+int hb_elect_superseded(const hb_elect_t *e)
 {
     uint32_t cur = __atomic_load_n(&e->word->receiving, __ATOMIC_ACQUIRE);
 
     return (int32_t)(cur - e->generation) > 0;
 }
 
-void hm_elect_release(hm_elect_t *e)
+void hb_elect_release(hb_elect_t *e)
 {
     pthread_mutex_unlock(&e->mutex);
 }

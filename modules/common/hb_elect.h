@@ -1,0 +1,51 @@
+/*
+ * hb_elect.h: which child runs a server-wide singleton thread (the
+ * monitor's receiver, the origin's sender). One thread per child waits on
+ * a process-shared mutex; the holder runs the singleton until its child
+ * exits, and a waiter in another child takes over at once. The owner dying
+ * with it (a crash) hands it on too (a robust mutex).
+ *
+ * Each generation has its own mutex, and a word that outlives generations
+ * says which generation's singleton runs. After a graceful restart the new
+ * generation's one starts as soon as one of its children is up and claims
+ * the word; the old one sees that at its next wake-up and stops. Until
+ * then the old one keeps running: children of the new generation may take
+ * a second or more to start, and with mod_watchdog's singleton (which this
+ * replaces) nothing ran in between, so balancers with short heartbeat
+ * intervals saw every member go stale.
+ */
+#ifndef HB_ELECT_H
+#define HB_ELECT_H
+
+#include "apr_pools.h"
+
+typedef struct hb_elect hb_elect_t;
+
+/* In the parent, once per generation before its children fork: a new
+ * election in shared memory that lives as long as pconf (children keep
+ * their own mapping after the parent lets it go); the word shared by all
+ * generations is made once, in pproc, under the name `name` (one per
+ * singleton: elections of different names are independent). */
+apr_status_t hb_elect_create(hb_elect_t **out, const char *name, apr_pool_t *pconf,
+                             apr_pool_t *pproc);
+
+typedef enum {
+    HB_ELECT_WON = 0,
+    HB_ELECT_WON_FROM_DEAD, /* the previous holder died holding it */
+    HB_ELECT_ERROR          /* errno says why */
+} hb_elect_e;
+
+/* Block until the calling thread holds the election. */
+hb_elect_e hb_elect_wait(hb_elect_t *e);
+
+/* After winning: 0 if this generation is (now) the one that runs,
+ * -1 if a newer one already does (then release and stop). */
+int hb_elect_claim(hb_elect_t *e);
+
+/* 1 once a newer generation's singleton has claimed the word. */
+int hb_elect_superseded(const hb_elect_t *e);
+
+/* Let go (only the thread that won may). */
+void hb_elect_release(hb_elect_t *e);
+
+#endif
