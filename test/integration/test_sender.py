@@ -290,17 +290,6 @@ class ScheduleTest(SenderTest):
         self.assertEqual(seqs, sorted(set(seqs)), 'seq strictly rising across generations')
 
 
-class NoWatchdogTest(SenderTest):
-
-    def test_sends_without_mod_watchdog(self):
-        lst = self.listener()
-        conf = 'HeartbeatAddress %s\nHeartbeatInterval 100ms\n' % hbtest.hostport(lst.host,
-                                                                                  lst.port)
-        self.httpd('origin', conf + EVENT_8, modules=['heartbeat']).start()
-        hbtest.wait_until(lambda: len(lst) >= 3, timeout=5, message='heartbeats')
-        self.assertEqual(fields(lst.datagrams[-1])['ready'], '8')
-
-
 class StateFileTest(SenderTest):
     """HeartbeatStateFile: "drain" drains whatever HeartbeatState says;
     anything else leaves HeartbeatState in force; a change is sent at
