@@ -274,7 +274,11 @@ class ScheduleTest(SenderTest):
 
     def test_no_gap_across_graceful_restart(self):
         lst = self.listener()
-        origin = self.origin([(lst.host, lst.port)]).start()
+        # Room for the new generation's first child beside the old one
+        # (with ServerLimit 1 it can only start once the old child, and so
+        # its sender, has gone: about a second without heartbeats).
+        origin = self.origin([(lst.host, lst.port)],
+                             mpm_conf=EVENT_8.replace('ServerLimit 1', 'ServerLimit 2')).start()
         hbtest.wait_until(lambda: len(lst) >= 5, timeout=5)
         since = len(lst)
         for _ in range(3):
