@@ -1,10 +1,15 @@
 /*
- * hb_config.h: strict parsing of directive values shared by the modules.
+ * hb_config.h: strict parsing of directive values shared by the modules, and
+ * the directive helpers that turn a bad value into a message naming the
+ * directive, so that the three modules say it the same way.
  */
 #ifndef HB_CONFIG_H
 #define HB_CONFIG_H
 
 #include <stdint.h>
+
+#include "apr_network_io.h"
+#include "apr_pools.h"
 
 /*
  * Where HeartbeatStorage goes when not given, relative to DefaultRuntimeDir.
@@ -27,5 +32,23 @@
  * Returns 0 and sets *usec, or -1.
  */
 int hb_parse_duration(const char *s, int64_t *usec);
+
+/* ---- directive helpers: NULL, or an error message (allocated from p)
+ * that starts with the directive's name, as httpd prints it. ---- */
+
+/* arg is one of words (a NULL-terminated list, compared without case):
+ * *index gets its position. Else "NAME: 'arg' must be a, b or c". */
+const char *hb_config_choice(apr_pool_t *p, const char *name, const char *arg,
+                             const char *const *words, int *index);
+
+/* A time (hb_parse_duration) from min to max microseconds. */
+const char *hb_config_time(apr_pool_t *p, const char *name, const char *arg, int64_t min,
+                           int64_t max, int64_t *usec);
+
+/* "host:port" (need_port) or "host" (no port allowed): an address or a
+ * name, bracketed IPv6 with a port; scoped IPv6 addresses are refused.
+ * Resolved now; *sa gets the first address. */
+const char *hb_config_addr(apr_pool_t *p, const char *name, const char *arg, int need_port,
+                           apr_sockaddr_t **sa);
 
 #endif

@@ -201,3 +201,65 @@ uint64_t lbhb_mix64(uint64_t x)
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
 }
+
+int64_t lbhb_max_age(int64_t configured, uint32_t interval_ms)
+{
+    int64_t t;
+
+    if (configured || !interval_ms) {
+        return configured ? configured : LBHB_FRESH_MAX;
+    }
+    /* A few sender intervals, never stricter than 1 s (a late packet or
+     * two) nor laxer than stock's 10 s. */
+    t = 3 * (int64_t)interval_ms * 1000 + 500000;
+    if (t < 1000000) {
+        t = 1000000;
+    }
+    return t < LBHB_FRESH_MAX ? t : LBHB_FRESH_MAX;
+}
+
+int lbhb_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
+{
+    hm_key_t k;
+
+    if (hm_table_find(t, key, e) >= 0) {
+        return 1;
+    }
+    if (key->port == HM_DEFAULT_PORT) {
+        return 0;
+    }
+    k = *key;
+    k.port = HM_DEFAULT_PORT;
+    return hm_table_find(t, &k, e) >= 0 && !(e->flags & HM_ENTRY_PORT_KNOWN);
+}
+
+int lbhb_find_any(const hm_table_t *t, const hm_key_t *keys, unsigned int n, hm_entry_t *e)
+{
+    int found = 0;
+
+    for (unsigned int i = 0; i < n; i++) {
+        hm_entry_t cur;
+        if (lbhb_find(t, &keys[i], &cur) && (!found || cur.seen > e->seen)) {
+            *e = cur;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now)
+{
+    uint64_t tag = (uint32_t)report_seen, busy = (uint32_t)busy_now, base;
+    uint64_t word = __atomic_load_n(baseline, __ATOMIC_ACQUIRE);
+
+    while ((word & 0xffffffffu) != tag) {
+        uint64_t mine = (busy << 32) | tag;
+        if (__atomic_compare_exchange_n(baseline, &word, mine, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            word = mine;
+        }
+        /* else word holds what another process stored: check it */
+    }
+    base = word >> 32;
+    return busy > base ? busy - base : 0;
+}

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "hm_table.h"
+
 typedef struct {
     int64_t eff;     /* effective ready slots; may be negative when overcommitted */
     uint32_t order;  /* distance from the round-robin cursor: lower wins a tie */
@@ -53,6 +55,36 @@ int lbhb_pick_weighted(const lbhb_cand_t *c, unsigned int n, uint64_t rnd);
  * lbhb_better (the first drawn on a tie). With one usable candidate, that one; -1 with none. Robust
  * when several proxies share origins: they do not all pile onto the same best. */
 int lbhb_pick_p2c(const lbhb_cand_t *c, unsigned int n, uint64_t rnd);
+
+/* ---- which data counts, and how much of it is used up ---- */
+
+/* The longest data counts as fresh, whatever the sender's interval: stock's
+ * 10 s. The monitor gives a silent origin's slot away after the same. */
+#define LBHB_FRESH_MAX ((int64_t)10 * 1000000)
+
+/* How old (microseconds) an entry may be and still count: `configured`
+ * (HeartbeatMaxAge) if not 0; else three of the sender's intervals plus
+ * 500 ms, between 1 s and LBHB_FRESH_MAX; LBHB_FRESH_MAX when the sender
+ * did not state its interval (interval_ms 0). */
+int64_t lbhb_max_age(int64_t configured, uint32_t interval_ms);
+
+/* The entry for one address of a member: by address and port, else (stock
+ * senders name no port) the entry of that address whose port was never
+ * stated. Returns 1 and fills *e, or 0. */
+int lbhb_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e);
+
+/* The freshest entry among a member's n addresses; 1 and *e, or 0. */
+int lbhb_find_any(const hm_table_t *t, const hm_key_t *keys, unsigned int n, hm_entry_t *e);
+
+/*
+ * Requests started on a member since its report of time report_seen, from
+ * the member's in-flight count now. *baseline holds (in-flight count at
+ * the first look after that report) << 32 | (low 32 bits of report_seen):
+ * the first caller after a new report sets it with one compare-and-swap,
+ * so every process sharing the word counts from the same baseline; others
+ * see it. The word may be process-local too.
+ */
+uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now);
 
 /* A well-mixed 64-bit value from a counter (splitmix64), so that callers can
  * draw random numbers from one atomic increment without shared state. */

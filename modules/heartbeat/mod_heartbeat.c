@@ -47,6 +47,7 @@
 #include "hb_elect.h"
 #include "hb_net.h"
 #include "hb_packet.h"
+#include "hb_throttle.h"
 
 module AP_MODULE_DECLARE_DATA heartbeat_module;
 
@@ -54,7 +55,6 @@ module AP_MODULE_DECLARE_DATA heartbeat_module;
 #define HB_DEFAULT_INTERVAL apr_time_from_sec(1)
 #define HB_MIN_INTERVAL     apr_time_from_msec(100)
 #define HB_MAX_INTERVAL     apr_time_from_sec(3600)
-#define HB_ERROR_LOG_EVERY  apr_time_from_sec(60)
 
 typedef enum { HB_READY_IDLE = 0, HB_READY_SPARE } hb_ready_mode_e;
 
@@ -81,7 +81,7 @@ typedef struct {
     /* run time: the sender thread of the elected child, or the parent
      * when it says "stopping" at the end */
     apr_pool_t *sock_pool;
-    apr_time_t last_error_log;
+    hb_throttle_t send_errors;
 } hb_conf_t;
 
 /* This child's part in the election. hb_guard covers the flag and the
@@ -119,38 +119,6 @@ static const char *hb_global_only(cmd_parms *cmd)
     return ap_check_cmd_context(cmd, GLOBAL_ONLY);
 }
 
-static const char *hb_resolve(cmd_parms *cmd, const char *arg, int need_port, apr_sockaddr_t **sa)
-{
-    char *host = NULL, *scope = NULL;
-    apr_port_t port = 0;
-    apr_status_t rv;
-
-    rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
-    if (rv != APR_SUCCESS || host == NULL) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an address%s", cmd->cmd->name, arg,
-                            need_port ? " of the form host:port or [ipv6]:port" : "");
-    }
-    if (need_port && port == 0) {
-        return apr_psprintf(cmd->pool, "%s: '%s' has no port (host:port or [ipv6]:port)",
-                            cmd->cmd->name, arg);
-    }
-    if (!need_port && port != 0) {
-        return apr_psprintf(cmd->pool, "%s: '%s' takes an address without a port", cmd->cmd->name,
-                            arg);
-    }
-    if (scope) {
-        return apr_psprintf(cmd->pool, "%s: '%s': scoped IPv6 addresses are not supported",
-                            cmd->cmd->name, arg);
-    }
-    rv = apr_sockaddr_info_get(sa, host, APR_UNSPEC, port, 0, cmd->pool);
-    if (rv != APR_SUCCESS) {
-        char err[128];
-        return apr_psprintf(cmd->pool, "%s: cannot resolve '%s': %s", cmd->cmd->name, host,
-                            apr_strerror(rv, err, sizeof(err)));
-    }
-    return NULL;
-}
-
 static const char *hb_cmd_address(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hb_conf_t *conf = hb_conf(cmd->server);
@@ -162,7 +130,7 @@ static const char *hb_cmd_address(cmd_parms *cmd, void *dconf, const char *arg)
     if (err) {
         return err;
     }
-    if ((err = hb_resolve(cmd, arg, 1, &sa)) != NULL) {
+    if ((err = hb_config_addr(cmd->pool, cmd->cmd->name, arg, 1, &sa)) != NULL) {
         return err;
     }
     for (i = 0; i < conf->dests->nelts; i++) {
@@ -182,22 +150,13 @@ static const char *hb_cmd_interval(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hb_conf_t *conf = hb_conf(cmd->server);
     const char *err = hb_global_only(cmd);
-    apr_interval_time_t t;
 
-    if (err) {
-        return err;
+    if (!err) {
+        err = hb_config_time(cmd->pool, cmd->cmd->name, arg, HB_MIN_INTERVAL, HB_MAX_INTERVAL,
+                             &conf->interval);
     }
-    if (hb_parse_duration(arg, &t) != 0) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a time (e.g. 1, 2s, 250ms)", cmd->cmd->name,
-                            arg);
-    }
-    if (t < HB_MIN_INTERVAL || t > HB_MAX_INTERVAL) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is out of range (100ms to 3600s)", cmd->cmd->name,
-                            arg);
-    }
-    conf->interval = t;
-    conf->interval_set = 1;
-    return NULL;
+    conf->interval_set = !err;
+    return err;
 }
 
 static const char *hb_cmd_ttl(cmd_parms *cmd, void *dconf, const char *arg)
@@ -227,7 +186,7 @@ static const char *hb_cmd_source(cmd_parms *cmd, void *dconf, const char *arg)
         return err;
     }
     conf->source_text = arg;
-    return hb_resolve(cmd, arg, 0, &conf->source);
+    return hb_config_addr(cmd->pool, cmd->cmd->name, arg, 0, &conf->source);
 }
 
 static const char *hb_cmd_port(cmd_parms *cmd, void *dconf, const char *arg)
@@ -250,21 +209,17 @@ static const char *hb_cmd_port(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *hb_cmd_state(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    static const char *const words[] = {"up", "drain", NULL};
+    static const hb_state_e states[] = {HB_STATE_UP, HB_STATE_DRAIN};
     hb_conf_t *conf = hb_conf(cmd->server);
     const char *err = hb_global_only(cmd);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        conf->state = states[i];
+        conf->state_set = 1;
     }
-    if (!strcasecmp(arg, "up")) {
-        conf->state = HB_STATE_UP;
-    } else if (!strcasecmp(arg, "drain")) {
-        conf->state = HB_STATE_DRAIN;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be 'up' or 'drain'", cmd->cmd->name, arg);
-    }
-    conf->state_set = 1;
-    return NULL;
+    return err;
 }
 
 static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, const char *id)
@@ -333,21 +288,17 @@ static hb_state_e hb_current_state(const hb_conf_t *conf)
 
 static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    /* In hb_ready_mode_e order. */
+    static const char *const words[] = {"idle", "spare", NULL};
     hb_conf_t *conf = hb_conf(cmd->server);
     const char *err = hb_global_only(cmd);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        conf->ready_mode = (hb_ready_mode_e)i;
+        conf->ready_mode_set = 1;
     }
-    if (!strcasecmp(arg, "idle")) {
-        conf->ready_mode = HB_READY_IDLE;
-    } else if (!strcasecmp(arg, "spare")) {
-        conf->ready_mode = HB_READY_SPARE;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be 'idle' or 'spare'", cmd->cmd->name, arg);
-    }
-    conf->ready_mode_set = 1;
-    return NULL;
+    return err;
 }
 
 /*
@@ -418,17 +369,13 @@ static apr_port_t hb_advertised_port(const hb_conf_t *conf)
 
 static void hb_log_send_error(server_rec *s, hb_conf_t *conf, const hb_dest_t *d, apr_status_t rv)
 {
-    apr_time_t now = apr_time_now();
-
     /* An unreachable proxy fails every interval; once a minute is plenty. */
-    if (now - conf->last_error_log < HB_ERROR_LOG_EVERY) {
-        return;
+    if (hb_throttle(&conf->send_errors, apr_time_now(), HB_REPORT_EVERY, NULL)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "HB0101: cannot send heartbeat to %s (HeartbeatAddress); "
+                     "will retry every interval, next report of this error in 60s",
+                     d->text);
     }
-    conf->last_error_log = now;
-    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                 "HB0101: cannot send heartbeat to %s (HeartbeatAddress); "
-                 "will retry every interval, next report of this error in 60s",
-                 d->text);
 }
 
 static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)

@@ -11,6 +11,7 @@
 #include "apr_thread_proc.h"
 
 #include "hm_table.h"
+#include "lbhb_pick.h"
 
 extern module AP_MODULE_DECLARE_DATA heartmonitor_module;
 
@@ -80,7 +81,7 @@ void hm_register_status_hook(void);
 #define HM_FILE_MODE_CAPACITY    1024
 #define HM_DEFAULT_STORAGE_EVERY apr_time_from_sec(1)
 #define HM_DEFAULT_EXPIRY        apr_time_from_sec(30)
-#define HM_DEFAULT_STALE         apr_time_from_sec(10)
+#define HM_DEFAULT_STALE         LBHB_FRESH_MAX /* what the balancer calls fresh at most */
 #define HM_DEFAULT_AUTH_WINDOW   apr_time_from_sec(30)
 #define HM_DEFAULT_RATE_LIMIT    100
 

@@ -45,6 +45,7 @@
 #include "hb_elect.h"
 #include "hb_net.h"
 #include "hb_packet.h"
+#include "hb_throttle.h"
 #include "hm_pace.h"
 #include "hm_ratelimit.h"
 #include "hm_shm.h"
@@ -68,7 +69,6 @@
 /* Writes for state changes, at most this often: a flapping origin must not
  * make the receiver rewrite a large file for every packet. */
 #define HM_STATE_WRITE_GAP apr_time_from_msec(20)
-#define HM_LOG_EVERY       apr_time_from_sec(60)
 #define HM_STORAGE_MAX     (16 * 1024 * 1024)
 #define HM_RL_SOURCES      4096 /* addresses the rate limiter tracks at once */
 
@@ -103,28 +103,12 @@ static const char *hm_cmd_listen(cmd_parms *cmd, void *dconf, const char *arg, c
 {
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *host = NULL, *scope = NULL;
-    apr_port_t port = 0;
     apr_sockaddr_t *sa;
     hm_listen_t *l;
-    apr_status_t rv;
     int i;
 
-    if (err) {
+    if (err || (err = hb_config_addr(cmd->pool, cmd->cmd->name, arg, 1, &sa)) != NULL) {
         return err;
-    }
-    rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
-    if (rv != APR_SUCCESS || !host || !port) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not of the form address:port or [ipv6]:port",
-                            cmd->cmd->name, arg);
-    }
-    if (scope) {
-        return apr_psprintf(cmd->pool, "%s: '%s': scoped IPv6 addresses are not supported",
-                            cmd->cmd->name, arg);
-    }
-    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, port, 0, cmd->pool);
-    if (rv != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "%s: cannot resolve '%s'", cmd->cmd->name, host);
     }
     if (opt && strcasecmp(opt, "shared")) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not an option (the only one is 'shared')",
@@ -173,22 +157,16 @@ static const char *hm_cmd_max_servers(cmd_parms *cmd, void *dconf, const char *a
 
 static const char *hm_cmd_huge_pages(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    static const char *const words[] = {"try", "on", "off", NULL};
+    static const hm_huge_e modes[] = {HM_HUGE_TRY, HM_HUGE_ON, HM_HUGE_OFF};
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        conf->huge = modes[i];
     }
-    if (!strcasecmp(arg, "try")) {
-        conf->huge = HM_HUGE_TRY;
-    } else if (!strcasecmp(arg, "on")) {
-        conf->huge = HM_HUGE_ON;
-    } else if (!strcasecmp(arg, "off")) {
-        conf->huge = HM_HUGE_OFF;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be try, on or off", cmd->cmd->name, arg);
-    }
-    return NULL;
+    return err;
 }
 
 static const char *hm_cmd_storage(cmd_parms *cmd, void *dconf, const char *arg)
@@ -213,19 +191,8 @@ static const char *hm_cmd_time(cmd_parms *cmd, const char *arg, apr_interval_tim
                                apr_interval_time_t max, apr_interval_time_t *out)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_interval_time_t t;
 
-    if (err) {
-        return err;
-    }
-    if (hb_parse_duration(arg, &t) != 0 || t < min || t > max) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' must be a time from %" APR_TIME_T_FMT "ms to %" APR_TIME_T_FMT
-                            "s (e.g. 2s or 500ms)",
-                            cmd->cmd->name, arg, apr_time_as_msec(min), apr_time_sec(max));
-    }
-    *out = t;
-    return NULL;
+    return err ? err : hb_config_time(cmd->pool, cmd->cmd->name, arg, min, max, out);
 }
 
 static const char *hm_cmd_storage_interval(cmd_parms *cmd, void *dconf, const char *arg)
@@ -270,21 +237,16 @@ static const char *hm_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
 
 static const char *hm_cmd_auth_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    static const char *const words[] = {"required", "migrate", NULL};
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        conf->auth_migrate = i == 1;
+        conf->auth_mode_set = 1;
     }
-    if (!strcasecmp(arg, "required")) {
-        conf->auth_migrate = 0;
-    } else if (!strcasecmp(arg, "migrate")) {
-        conf->auth_migrate = 1;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be required or migrate", cmd->cmd->name, arg);
-    }
-    conf->auth_mode_set = 1;
-    return NULL;
+    return err;
 }
 
 static const char *hm_cmd_auth_window(cmd_parms *cmd, void *dconf, const char *arg)
@@ -344,37 +306,29 @@ static const char *hm_cmd_rate_limit(cmd_parms *cmd, void *dconf, const char *ar
  * one line a minute. */
 static void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why)
 {
-    static apr_time_t last;
-    static unsigned long suppressed;
-    apr_time_t now = apr_time_now();
+    static hb_throttle_t throttle;
+    uint64_t held;
 
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "HM0201: rejected %s from %s: %s", what, from, why);
-    /* Races between request threads only blur the count; never the table. */
-    if (now - last < HM_LOG_EVERY) {
-        suppressed++;
-        return;
+    if (hb_throttle(&throttle, apr_time_now(), HB_REPORT_EVERY, &held)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "HM0202: rejected %s from %s: %s (%" APR_UINT64_T_FMT
+                     " more rejected since the last report; next report in 60s at the earliest, "
+                     "all at LogLevel debug)",
+                     what, from, why, held);
     }
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                 "HM0202: rejected %s from %s: %s (%lu more rejected since the last report; "
-                 "next report in 60s at the earliest, all at LogLevel debug)",
-                 what, from, why, suppressed);
-    last = now;
-    suppressed = 0;
 }
 
 static void hm_log_full(server_rec *s, const char *from)
 {
-    static apr_time_t last;
-    apr_time_t now = apr_time_now();
+    static hb_throttle_t throttle;
 
-    if (now - last < HM_LOG_EVERY) {
-        return;
+    if (hb_throttle(&throttle, apr_time_now(), HB_REPORT_EVERY, NULL)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "HM0203: table full, heartbeat from new origin %s dropped: raise "
+                     "HeartbeatMaxServers (further drops are counted on the status page)",
+                     from);
     }
-    last = now;
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                 "HM0203: table full, heartbeat from new origin %s dropped: raise "
-                 "HeartbeatMaxServers (further drops are counted on the status page)",
-                 from);
 }
 
 void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason, server_rec *s)

@@ -16,6 +16,8 @@
 
 #include "apr_shm.h"
 
+#include "lbhb_pick.h"
+
 #define LBHB_INFLIGHT_SLOTS 4096 /* power of two */
 #define LBHB_INFLIGHT_PROBE 32
 
@@ -85,22 +87,11 @@ static lbhb_inflight_t *lbhb_slot_for(uint64_t key)
 int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now)
 {
     lbhb_inflight_t *sl;
-    uint64_t word, tag = (uint32_t)report_seen, base;
 
     if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
         return -1;
     }
-    word = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
-    while ((word & 0xffffffffu) != tag) {
-        uint64_t mine = ((uint64_t)(uint32_t)busy_now << 32) | tag;
-        if (__atomic_compare_exchange_n(&sl->word, &word, mine, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
-            word = mine;
-        }
-        /* else word holds what another child stored: loop to check it */
-    }
-    base = word >> 32;
-    return busy_now > base ? (int64_t)(busy_now - base) : 0;
+    return (int64_t)lbhb_started_since(&sl->word, report_seen, busy_now);
 }
 
 apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b)

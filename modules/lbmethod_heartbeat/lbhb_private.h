@@ -27,10 +27,9 @@ typedef struct {
     unsigned int nkeys;
     hm_key_t keys[LBHB_MAX_ADDRS];
     volatile apr_uint32_t warned;
-    /* The proxy's in-flight count when the current report was first seen:
-     * requests started after a report are not in it. */
-    volatile apr_int64_t report_seen;
-    volatile apr_size_t busy_at_report;
+    /* This process's in-flight baseline, when there is no shared one
+     * (lbhb_started_since). */
+    uint64_t baseline;
 } lbhb_member_t;
 
 /* Set up this child's member cache, resolve every member of a heartbeat

@@ -30,15 +30,14 @@
 
 #include "hb_config.h"
 #include "hb_packet.h"
+#include "hb_throttle.h"
 #include "hm_table.h"
 #include "lbhb_pick.h"
 #include "lbhb_private.h"
 #include "mod_heartmonitor.h"
 
-#define LBHB_DEFAULT_MAX_AGE apr_time_from_sec(10)
-#define LBHB_RESOLVE_EVERY   apr_time_from_sec(30)
-#define LBHB_STACK_CANDS     64
-#define LBHB_WARN_EVERY      apr_time_from_sec(60)
+#define LBHB_RESOLVE_EVERY apr_time_from_sec(30)
+#define LBHB_STACK_CANDS   64
 
 typedef enum { LBHB_MODE_UNSET = 0, LBHB_MODE_MOST, LBHB_MODE_WEIGHTED, LBHB_MODE_P2C } lbhb_mode_e;
 typedef enum { LBHB_FB_UNSET = 0, LBHB_FB_NONE, LBHB_FB_ROUNDROBIN } lbhb_fallback_e;
@@ -105,18 +104,10 @@ static const char *lbhb_cmd_storage(cmd_parms *cmd, void *dconf, const char *arg
 static const char *lbhb_cmd_resolve(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    apr_interval_time_t t;
 
-    if (err) {
-        return err;
-    }
-    if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_sec(1) ||
-        t > apr_time_from_sec(86400)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 1s to 86400s", cmd->cmd->name,
-                            arg);
-    }
-    lbhb_sconf(cmd->server)->resolve_every = t;
-    return NULL;
+    return err ? err
+               : hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_sec(1),
+                                apr_time_from_sec(86400), &lbhb_sconf(cmd->server)->resolve_every);
 }
 
 /*
@@ -150,57 +141,38 @@ static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg
 {
     lbhb_dconf_t *d = dconf;
     const char *err = lbhb_where(cmd);
-    apr_interval_time_t t;
 
-    if (err) {
-        return err;
-    }
-    if (hb_parse_duration(arg, &t) != 0 || t < apr_time_from_msec(100) ||
-        t > apr_time_from_sec(3600)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be a time from 100ms to 3600s",
-                            cmd->cmd->name, arg);
-    }
-    d->max_age = t;
-    return NULL;
+    return err ? err
+               : hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_msec(100),
+                                apr_time_from_sec(3600), &d->max_age);
 }
 
 static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    /* In lbhb_mode_e order, after LBHB_MODE_UNSET. */
+    static const char *const words[] = {"most", "weighted", "p2c", NULL};
     lbhb_dconf_t *d = dconf;
     const char *err = lbhb_where(cmd);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        d->mode = (lbhb_mode_e)(LBHB_MODE_MOST + i);
     }
-    if (!strcasecmp(arg, "most")) {
-        d->mode = LBHB_MODE_MOST;
-    } else if (!strcasecmp(arg, "weighted")) {
-        d->mode = LBHB_MODE_WEIGHTED;
-    } else if (!strcasecmp(arg, "p2c")) {
-        d->mode = LBHB_MODE_P2C;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be most, weighted or p2c", cmd->cmd->name,
-                            arg);
-    }
-    return NULL;
+    return err;
 }
 
 static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    /* In lbhb_fallback_e order, after LBHB_FB_UNSET. */
+    static const char *const words[] = {"none", "roundrobin", NULL};
     lbhb_dconf_t *d = dconf;
     const char *err = lbhb_where(cmd);
+    int i;
 
-    if (err) {
-        return err;
+    if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
+        d->fallback = (lbhb_fallback_e)(LBHB_FB_NONE + i);
     }
-    if (!strcasecmp(arg, "none")) {
-        d->fallback = LBHB_FB_NONE;
-    } else if (!strcasecmp(arg, "roundrobin")) {
-        d->fallback = LBHB_FB_ROUNDROBIN;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be none or roundrobin", cmd->cmd->name, arg);
-    }
-    return NULL;
+    return err;
 }
 
 /*
@@ -248,53 +220,15 @@ typedef struct {
 
 static apr_interval_time_t lbhb_entry_max_age(const lbhb_baton_t *b, const hm_entry_t *e)
 {
-    apr_interval_time_t t;
-
-    if (b->max_age || !e->interval_ms) {
-        return b->max_age ? b->max_age : LBHB_DEFAULT_MAX_AGE;
-    }
-    /* A few sender intervals, never stricter than 1 s nor laxer than
-     * stock's 10 s. */
-    t = apr_time_from_msec(3 * (apr_int64_t)e->interval_ms) + apr_time_from_msec(500);
-    if (t < apr_time_from_sec(1)) {
-        t = apr_time_from_sec(1);
-    }
-    return t < LBHB_DEFAULT_MAX_AGE ? t : LBHB_DEFAULT_MAX_AGE;
-}
-
-/* The entry for one address of a member: by address and port, else (stock
- * senders name no port) the entry of that address whose port was never
- * stated. */
-static int lbhb_lookup_key(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
-{
-    hm_key_t k;
-
-    if (hm_table_find(t, key, e) >= 0) {
-        return 1;
-    }
-    if (key->port == HM_DEFAULT_PORT) {
-        return 0;
-    }
-    k = *key;
-    k.port = HM_DEFAULT_PORT;
-    return hm_table_find(t, &k, e) >= 0 && !(e->flags & HM_ENTRY_PORT_KNOWN);
+    return lbhb_max_age(b->max_age, e->interval_ms);
 }
 
 /* The freshest entry among a member's addresses. */
 static int lbhb_lookup(const hm_table_t *t, const lbhb_member_t *m, hm_entry_t *e)
 {
     hm_key_t keys[LBHB_MAX_ADDRS];
-    unsigned int n = lbhb_member_keys(m, keys), i;
-    int found = 0;
 
-    for (i = 0; i < n; i++) {
-        hm_entry_t cur;
-        if (lbhb_lookup_key(t, &keys[i], &cur) && (!found || cur.seen > e->seen)) {
-            *e = cur;
-            found = 1;
-        }
-    }
-    return found;
+    return lbhb_find_any(t, keys, lbhb_member_keys(m, keys), e);
 }
 
 static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *data)
@@ -342,12 +276,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     } else if (m != &local) {
         /* No shared slot: a per-process baseline, blurred by the requests
          * other children start before this one looks. */
-        if (m->report_seen != e.seen) {
-            m->busy_at_report = busy_now;
-            m->report_seen = e.seen;
-        } else if (busy_now > m->busy_at_report) {
-            started = busy_now - m->busy_at_report;
-        }
+        started = lbhb_started_since(&m->baseline, e.seen, busy_now);
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, b->r,
                   "%s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
@@ -390,14 +319,12 @@ static int lbhb_rotate(proxy_worker *current, proxy_worker *prev_best, void *dat
 static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fallback,
                               const hm_table_t *t, const lbhb_baton_t *b)
 {
-    static apr_time_t last;
-    apr_time_t now = apr_time_now();
+    static hb_throttle_t throttle;
     const char *why;
 
-    if (now - last < LBHB_WARN_EVERY) {
+    if (!hb_throttle(&throttle, apr_time_now(), HB_REPORT_EVERY, NULL)) {
         return;
     }
-    last = now;
     if (!t) {
         why = apr_psprintf(r->pool,
                            "there is no heartbeat data to read: mod_heartmonitor does not "

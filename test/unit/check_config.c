@@ -4,6 +4,9 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "apr_general.h"
 
 #include "hb_config.h"
 
@@ -64,6 +67,85 @@ START_TEST(test_large_values)
 }
 END_TEST
 
+static apr_pool_t *pool;
+
+static void pool_setup(void)
+{
+    ck_assert_int_eq(apr_initialize(), APR_SUCCESS);
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void pool_teardown(void)
+{
+    apr_pool_destroy(pool);
+    apr_terminate();
+}
+
+START_TEST(test_choice)
+{
+    static const char *const words[] = {"most", "weighted", "p2c", NULL};
+    static const char *const two[] = {"up", "drain", NULL};
+    const char *err;
+    int i = -1;
+
+    ck_assert_ptr_null(hb_config_choice(pool, "X", "P2C", words, &i));
+    ck_assert_int_eq(i, 2);
+    ck_assert_ptr_null(hb_config_choice(pool, "X", "most", words, &i));
+    ck_assert_int_eq(i, 0);
+    i = -1;
+    err = hb_config_choice(pool, "HeartbeatPickMode", "best", words, &i);
+    ck_assert_str_eq(err, "HeartbeatPickMode: 'best' must be most, weighted or p2c");
+    ck_assert_int_eq(i, -1);
+    err = hb_config_choice(pool, "HeartbeatState", "", two, &i);
+    ck_assert_str_eq(err, "HeartbeatState: '' must be up or drain");
+}
+END_TEST
+
+START_TEST(test_time)
+{
+    int64_t t = -1;
+    const char *err;
+
+    ck_assert_ptr_null(hb_config_time(pool, "X", "250ms", 100000, 3600000000LL, &t));
+    ck_assert_int_eq(t, 250000);
+    ck_assert_ptr_null(hb_config_time(pool, "X", "100ms", 100000, 3600000000LL, &t));
+    ck_assert_ptr_null(hb_config_time(pool, "X", "1h", 100000, 3600000000LL, &t));
+    t = -1;
+    err = hb_config_time(pool, "HeartbeatInterval", "50ms", 100000, 3600000000LL, &t);
+    ck_assert_str_eq(err, "HeartbeatInterval: '50ms' is out of range (100ms to 3600s)");
+    ck_assert_int_eq(t, -1);
+    err = hb_config_time(pool, "HeartbeatInterval", "soon", 1000000, 86400000000LL, &t);
+    ck_assert_str_eq(
+        err, "HeartbeatInterval: 'soon' is not a time (e.g. 2s or 500ms; from 1s to 86400s)");
+    ck_assert_ptr_nonnull(hb_config_time(pool, "X", "3601", 100000, 3600000000LL, &t));
+    ck_assert_int_eq(t, -1);
+}
+END_TEST
+
+START_TEST(test_addr)
+{
+    apr_sockaddr_t *sa = NULL;
+    const char *err;
+    char ip[64];
+
+    ck_assert_ptr_null(hb_config_addr(pool, "X", "127.0.0.1:27999", 1, &sa));
+    ck_assert_int_eq(sa->port, 27999);
+    apr_sockaddr_ip_getbuf(ip, sizeof(ip), sa);
+    ck_assert_str_eq(ip, "127.0.0.1");
+    ck_assert_ptr_null(hb_config_addr(pool, "X", "[::1]:80", 1, &sa));
+    ck_assert_int_eq(sa->family, APR_INET6);
+    ck_assert_ptr_null(hb_config_addr(pool, "X", "10.0.0.1", 0, &sa));
+    err = hb_config_addr(pool, "HeartbeatAddress", "127.0.0.1", 1, &sa);
+    ck_assert_str_eq(err, "HeartbeatAddress: '127.0.0.1' has no port (host:port or [ipv6]:port)");
+    err = hb_config_addr(pool, "HeartbeatSource", "127.0.0.1:80", 0, &sa);
+    ck_assert_str_eq(err, "HeartbeatSource: '127.0.0.1:80' takes an address without a port");
+    err = hb_config_addr(pool, "X", "[fe80::1%lo]:80", 1, &sa);
+    ck_assert_ptr_nonnull(strstr(err, "scoped IPv6 addresses are not supported"));
+    err = hb_config_addr(pool, "X", "[::1:80", 1, &sa);
+    ck_assert_ptr_nonnull(strstr(err, "is not an address"));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("hb_config");
@@ -71,6 +153,13 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_units);
     tcase_add_test(tc, test_refused);
     tcase_add_test(tc, test_large_values);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("directives");
+    tcase_add_checked_fixture(tc, pool_setup, pool_teardown);
+    tcase_add_test(tc, test_choice);
+    tcase_add_test(tc, test_time);
+    tcase_add_test(tc, test_addr);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -306,6 +306,87 @@ START_TEST(test_weight_modes)
 }
 END_TEST
 
+START_TEST(test_max_age)
+{
+    /* Configured wins; no stated interval: stock's 10 s. */
+    ck_assert_int_eq(lbhb_max_age(2500000, 100), 2500000);
+    ck_assert_int_eq(lbhb_max_age(0, 0), LBHB_FRESH_MAX);
+    /* Three intervals and 500 ms, at least 1 s, at most 10 s. */
+    ck_assert_int_eq(lbhb_max_age(0, 1000), 3500000);
+    ck_assert_int_eq(lbhb_max_age(0, 100), 1000000);
+    ck_assert_int_eq(lbhb_max_age(0, 250), 1250000);
+    ck_assert_int_eq(lbhb_max_age(0, 5000), LBHB_FRESH_MAX);
+    ck_assert_int_eq(lbhb_max_age(0, UINT32_MAX), LBHB_FRESH_MAX);
+}
+END_TEST
+
+static void put(hm_table_t *t, const char *ip, uint16_t port, int port_known, uint32_t ready,
+                int64_t now)
+{
+    hb_packet_t pkt = {0};
+    hm_key_t k;
+
+    ck_assert_int_eq(hm_key_from_string(&k, ip, port), 0);
+    pkt.version = 1;
+    pkt.ready = ready;
+    pkt.flags = port_known ? HB_HAS_PORT : 0;
+    pkt.port = port_known ? port : 0;
+    hm_table_update(t, &k, &pkt, now, INT64_MAX, port_known ? HM_ENTRY_PORT_KNOWN : 0);
+}
+
+START_TEST(test_find)
+{
+    static uint64_t mem[4096];
+    hm_table_t *t = hm_table_create(mem, sizeof(mem), 8);
+    hm_key_t k[2];
+    hm_entry_t e;
+
+    ck_assert_ptr_nonnull(t);
+    put(t, "10.0.0.1", 8080, 1, 5, 100);
+    put(t, "10.0.0.2", 80, 0, 7, 100); /* a stock sender: no port stated */
+    put(t, "10.0.0.3", 80, 1, 9, 100); /* port 80 stated */
+    /* By address and port. */
+    hm_key_from_string(&k[0], "10.0.0.1", 8080);
+    ck_assert(lbhb_find(t, &k[0], &e) && e.ready == 5);
+    hm_key_from_string(&k[0], "10.0.0.1", 8081);
+    ck_assert(!lbhb_find(t, &k[0], &e));
+    /* A stock sender's entry serves a member on any port of its address... */
+    hm_key_from_string(&k[0], "10.0.0.2", 8443);
+    ck_assert(lbhb_find(t, &k[0], &e) && e.ready == 7);
+    /* ... but an entry that stated port 80 serves port 80 only. */
+    hm_key_from_string(&k[0], "10.0.0.3", 8443);
+    ck_assert(!lbhb_find(t, &k[0], &e));
+    /* The freshest of a member's addresses. */
+    put(t, "10.0.0.4", 80, 1, 1, 50);
+    put(t, "10.0.0.5", 80, 1, 2, 150);
+    hm_key_from_string(&k[0], "10.0.0.4", 80);
+    hm_key_from_string(&k[1], "10.0.0.5", 80);
+    ck_assert(lbhb_find_any(t, k, 2, &e) && e.ready == 2);
+    ck_assert(lbhb_find_any(t, k, 1, &e) && e.ready == 1);
+    ck_assert(!lbhb_find_any(t, k, 0, &e));
+}
+END_TEST
+
+START_TEST(test_started_since)
+{
+    uint64_t word = 0;
+
+    /* The first look after a report sets the baseline: nothing started. */
+    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 4), 0);
+    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 7), 3);
+    /* Finished requests do not make it negative. */
+    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 2), 0);
+    /* Every process sharing the word counts from the same baseline. */
+    uint64_t shared = word;
+    ck_assert_uint_eq(lbhb_started_since(&shared, 1000, 9), 5);
+    /* A new report starts again from the count at its first look. */
+    ck_assert_uint_eq(lbhb_started_since(&word, 2000, 9), 0);
+    ck_assert_uint_eq(lbhb_started_since(&word, 2000, 10), 1);
+    /* Only the low 32 bits of the report time tell reports apart. */
+    ck_assert_uint_eq(lbhb_started_since(&word, 2000 + (1ll << 32), 12), 3);
+}
+END_TEST
+
 START_TEST(test_mix64)
 {
     /* Consecutive counters give values differing in about half the bits. */
@@ -343,6 +424,12 @@ static Suite *pick_suite(void)
     tcase_add_test(tc, test_mix64);
     tcase_add_test(tc, test_weight_scores);
     tcase_add_test(tc, test_weight_modes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("policy");
+    tcase_add_test(tc, test_max_age);
+    tcase_add_test(tc, test_find);
+    tcase_add_test(tc, test_started_since);
     suite_add_tcase(s, tc);
     return s;
 }
