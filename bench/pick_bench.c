@@ -120,7 +120,7 @@ static double bench_pick(const lbhb_cand_t *c, unsigned int n, mode_e mode)
 
 /* A table of the given capacity holding n origins 10.x.y.z:8000+i. The
  * addresses only name entries in memory; nothing is sent anywhere. */
-static hm_table_t *make_table(unsigned int capacity, unsigned int n, hm_key_t *keys)
+static hm_table_t *make_table(unsigned int capacity, unsigned int n, hm_addr_t *keys)
 {
     size_t size = hm_table_size(capacity);
     void *mem = aligned_alloc(64, (size + 63) & ~(size_t)63);
@@ -137,7 +137,7 @@ static hm_table_t *make_table(unsigned int capacity, unsigned int n, hm_key_t *k
     for (unsigned int i = 0; i < n; i++) {
         char ip[32];
         snprintf(ip, sizeof(ip), "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-        if (hm_key_from_string(&keys[i], ip, (uint16_t)(8000 + i % 1000)) != 0) {
+        if (hm_addr_from_string(&keys[i], ip, (uint16_t)(8000 + i % 1000)) != 0) {
             exit(1);
         }
         pkt.ready = 10;
@@ -148,7 +148,7 @@ static hm_table_t *make_table(unsigned int capacity, unsigned int n, hm_key_t *k
 }
 
 /* ns per hm_table_find, looking up every key of the table in turn. */
-static double bench_find(const hm_table_t *t, const hm_key_t *keys, unsigned int n)
+static double bench_find(const hm_table_t *t, const hm_addr_t *keys, unsigned int n)
 {
     double tm[REPEATS];
     unsigned int iters = VISITS_PER_REPEAT / 4;
@@ -168,7 +168,7 @@ static double bench_find(const hm_table_t *t, const hm_key_t *keys, unsigned int
 
 /* ns for what the balancer does per request with n members: one lookup
  * per member, then the choice among them. */
-static double bench_full(const hm_table_t *t, const hm_key_t *keys, unsigned int n, lbhb_cand_t *c)
+static double bench_full(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, lbhb_cand_t *c)
 {
     double tm[REPEATS];
     unsigned int iters = iters_for(n) / 4 + 1000;
@@ -197,7 +197,7 @@ static double bench_apply(unsigned int senders)
 {
     double tm[REPEATS];
     unsigned int capacity = senders + senders / 5 + 16;
-    hm_key_t *keys = calloc(senders, sizeof(*keys));
+    hm_addr_t *keys = calloc(senders, sizeof(*keys));
     hm_table_t *t = make_table(capacity, senders, keys);
     const unsigned int iters = 50000;
     char buf[160];
@@ -283,7 +283,7 @@ int main(void)
         /* Sized like HeartbeatMaxServers would be for n origins and then
          * some; lookups do not depend on the capacity. */
         unsigned int capacity = n * 2 < 16 ? 16 : n * 2;
-        hm_key_t *keys = calloc(n, sizeof(*keys));
+        hm_addr_t *keys = calloc(n, sizeof(*keys));
         lbhb_cand_t *c = calloc(n, sizeof(*c));
         hm_table_t *t = make_table(capacity, n, keys);
         double find = bench_find(t, keys, n);

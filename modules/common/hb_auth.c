@@ -18,7 +18,7 @@
 
 static const char hex[] = "0123456789abcdef";
 
-int hb_key_id_valid(const char *id)
+int hb_secret_id_valid(const char *id)
 {
     size_t n = 0;
 
@@ -32,16 +32,16 @@ int hb_key_id_valid(const char *id)
             return 0;
         }
     }
-    return n >= 1 && n <= HB_KEY_ID_MAX;
+    return n >= 1 && n <= HB_SECRET_ID_MAX;
 }
 
-int hb_key_set(hb_key_t *k, const char *id, const unsigned char *material, size_t len)
+int hb_secret_set(hb_secret_t *k, const char *id, const unsigned char *material, size_t len)
 {
     while (len > 0 && (material[len - 1] == '\n' || material[len - 1] == '\r' ||
                        material[len - 1] == ' ' || material[len - 1] == '\t')) {
         len--;
     }
-    if (!hb_key_id_valid(id) || len < HB_SECRET_MIN || len > HB_SECRET_MAX) {
+    if (!hb_secret_id_valid(id) || len < HB_SECRET_MIN || len > HB_SECRET_MAX) {
         return -1;
     }
     memset(k, 0, sizeof(*k));
@@ -51,10 +51,10 @@ int hb_key_set(hb_key_t *k, const char *id, const unsigned char *material, size_
     return 0;
 }
 
-int hb_key_load(hb_key_t *k, const char *path, const char *id, char *err, size_t errlen)
+int hb_secret_load(hb_secret_t *k, const char *path, const char *id, char *err, size_t errlen)
 {
     unsigned char material[HB_SECRET_MAX + 64];
-    char defid[HB_KEY_ID_MAX + 1];
+    char defid[HB_SECRET_ID_MAX + 1];
     struct stat st;
     ssize_t n;
     int fd;
@@ -95,19 +95,19 @@ int hb_key_load(hb_key_t *k, const char *path, const char *id, char *err, size_t
         size_t len;
         base = base ? base + 1 : path;
         len = strcspn(base, ".");
-        if (len > HB_KEY_ID_MAX) {
-            len = HB_KEY_ID_MAX;
+        if (len > HB_SECRET_ID_MAX) {
+            len = HB_SECRET_ID_MAX;
         }
         memcpy(defid, base, len);
         defid[len] = '\0';
         id = defid;
     }
-    if (!hb_key_id_valid(id)) {
+    if (!hb_secret_id_valid(id)) {
         snprintf(err, errlen, "key id '%s' must be 1 to %d of A-Z a-z 0-9 _ . -", id,
-                 HB_KEY_ID_MAX);
+                 HB_SECRET_ID_MAX);
         return -1;
     }
-    if (hb_key_set(k, id, material, (size_t)n) != 0) {
+    if (hb_secret_set(k, id, material, (size_t)n) != 0) {
         snprintf(err, errlen, "key file %s must hold %d to %d bytes of key", path, HB_SECRET_MIN,
                  HB_SECRET_MAX);
         return -1;
@@ -115,7 +115,7 @@ int hb_key_load(hb_key_t *k, const char *path, const char *id, char *err, size_t
     return 0;
 }
 
-static int mac(const hb_key_t *k, const char *buf, size_t len, unsigned char out[32])
+static int mac(const hb_secret_t *k, const char *buf, size_t len, unsigned char out[32])
 {
     unsigned int outlen = 0;
 
@@ -124,7 +124,7 @@ static int mac(const hb_key_t *k, const char *buf, size_t len, unsigned char out
            outlen == 32;
 }
 
-size_t hb_auth_sign(const hb_key_t *k, char *buf, size_t len, size_t cap, int64_t now_ms)
+size_t hb_auth_sign(const hb_secret_t *k, char *buf, size_t len, size_t cap, int64_t now_ms)
 {
     unsigned char m[32];
     int n;
@@ -163,9 +163,9 @@ static int unhex(const char *s, unsigned char out[32])
     return 0;
 }
 
-hb_auth_e hb_auth_verify(const hb_key_t *keys, unsigned int nkeys, const char *buf, size_t len,
+hb_auth_e hb_auth_verify(const hb_secret_t *keys, unsigned int nkeys, const char *buf, size_t len,
                          int64_t now_ms, int64_t window_ms, size_t *signed_len,
-                         const hb_key_t **key)
+                         const hb_secret_t **key)
 {
     const char *sig = NULL, *p, *end;
     unsigned char want[32], got[32];
@@ -201,7 +201,7 @@ hb_auth_e hb_auth_verify(const hb_key_t *keys, unsigned int nkeys, const char *b
             }
             have_ts = 1;
         } else if (kv.key_len == 3 && !memcmp(kv.key, "kid", 3)) {
-            if (kid || kv.val_len == 0 || kv.val_len > HB_KEY_ID_MAX) {
+            if (kid || kv.val_len == 0 || kv.val_len > HB_SECRET_ID_MAX) {
                 return HB_AUTH_MALFORMED;
             }
             kid = kv.val;
@@ -212,7 +212,7 @@ hb_auth_e hb_auth_verify(const hb_key_t *keys, unsigned int nkeys, const char *b
         return HB_AUTH_MALFORMED;
     }
     for (i = 0; i < nkeys; i++) {
-        const hb_key_t *k = &keys[i];
+        const hb_secret_t *k = &keys[i];
         if (kid && (strlen(k->id) != kid_len || memcmp(k->id, kid, kid_len))) {
             continue;
         }

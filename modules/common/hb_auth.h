@@ -17,16 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HB_KEY_ID_MAX  32 /* key ids: [A-Za-z0-9_.-]{1,32} */
-#define HB_SECRET_MIN  16 /* bytes of key material, at least */
-#define HB_SECRET_MAX  256
-#define HB_SIG_HEX_LEN 64
+#define HB_SECRET_ID_MAX 32 /* key ids: [A-Za-z0-9_.-]{1,32} */
+#define HB_SECRET_MIN    16 /* bytes of key material, at least */
+#define HB_SECRET_MAX    256
+#define HB_SIG_HEX_LEN   64
 
 typedef struct {
-    char id[HB_KEY_ID_MAX + 1];
+    char id[HB_SECRET_ID_MAX + 1];
     unsigned char key[HB_SECRET_MAX];
     size_t len;
-} hb_key_t;
+} hb_secret_t;
 
 typedef enum {
     HB_AUTH_OK = 0,
@@ -42,8 +42,8 @@ typedef enum {
  * removed. Returns 0, or -1 if it is shorter than HB_SECRET_MIN or longer than
  * HB_SECRET_MAX, or id is not a valid key id.
  */
-int hb_key_set(hb_key_t *k, const char *id, const unsigned char *material, size_t len);
-int hb_key_id_valid(const char *id);
+int hb_secret_set(hb_secret_t *k, const char *id, const unsigned char *material, size_t len);
+int hb_secret_id_valid(const char *id);
 
 /*
  * Read a key file. It must be a regular file that only its owner can read
@@ -51,14 +51,14 @@ int hb_key_id_valid(const char *id);
  * least HB_SECRET_MIN bytes. id may be NULL: the file's name without
  * directory and extension. Returns 0, or -1 with a reason in err.
  */
-int hb_key_load(hb_key_t *k, const char *path, const char *id, char *err, size_t errlen);
+int hb_secret_load(hb_secret_t *k, const char *path, const char *id, char *err, size_t errlen);
 
 /*
  * Append "&ts=..&kid=..&sig=.." to the packet in buf (len bytes, NUL not
  * counted) for time now_ms. Returns the new length, or 0 if cap (including
  * the NUL) is too small.
  */
-size_t hb_auth_sign(const hb_key_t *k, char *buf, size_t len, size_t cap, int64_t now_ms);
+size_t hb_auth_sign(const hb_secret_t *k, char *buf, size_t len, size_t cap, int64_t now_ms);
 
 /*
  * Check a packet. On HB_AUTH_OK, *signed_len is the length of the part
@@ -66,9 +66,9 @@ size_t hb_auth_sign(const hb_key_t *k, char *buf, size_t len, size_t cap, int64_
  * window_ms bounds |now_ms - ts|. Unknown kid: each key is tried only if
  * the packet names none. Comparison is constant-time.
  */
-hb_auth_e hb_auth_verify(const hb_key_t *keys, unsigned int nkeys, const char *buf, size_t len,
+hb_auth_e hb_auth_verify(const hb_secret_t *keys, unsigned int nkeys, const char *buf, size_t len,
                          int64_t now_ms, int64_t window_ms, size_t *signed_len,
-                         const hb_key_t **key);
+                         const hb_secret_t **key);
 
 const char *hb_auth_str(hb_auth_e e);
 

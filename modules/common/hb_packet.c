@@ -68,7 +68,7 @@ int hb_query_next(const char **pos, const char *end, hb_kv_t *kv)
     }
     *pos = (const char *)p;
 
-    if (bad || eq == pair || (size_t)(eq - pair) > HB_KEY_MAX) {
+    if (bad || eq == pair || (size_t)(eq - pair) > HB_FIELD_NAME_MAX) {
         return -1;
     }
     kv->key = (const char *)pair;

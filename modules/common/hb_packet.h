@@ -21,7 +21,7 @@
 #define HB_COUNT_MAX 2147483647u
 
 /* Longest key we accept; unknown keys are skipped but must still look sane. */
-#define HB_KEY_MAX 32
+#define HB_FIELD_NAME_MAX 32
 
 /* Sender interval limits for the int= field, in milliseconds. */
 #define HB_INTERVAL_MIN_MS 1u
@@ -71,7 +71,7 @@ typedef struct {
  * Step through a query string "k=v&k=v". Empty pairs ("&&", a leading or
  * trailing '&') are skipped, since the stock storage file starts its query
  * with '&'. Returns 1 with *kv filled, 0 at the end, or -1 on a syntax error
- * (key empty, longer than HB_KEY_MAX or not [A-Za-z0-9_.-]; no '='; a value
+ * (key empty, longer than HB_FIELD_NAME_MAX or not [A-Za-z0-9_.-]; no '='; a value
  * byte outside printable ASCII 0x21..0x7e). *pos advances past the pair.
  */
 int hb_query_next(const char **pos, const char *end, hb_kv_t *kv);

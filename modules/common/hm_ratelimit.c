@@ -50,7 +50,7 @@ hm_ratelimit_t *hm_ratelimit_init(void *mem, unsigned int sources, uint32_t rate
     return rl;
 }
 
-static uint32_t hash(const hm_key_t *k)
+static uint32_t hash(const hm_addr_t *k)
 {
     uint32_t h = 2166136261u;
     size_t n = k->family == 4 ? 4 : 16, i;
@@ -60,7 +60,7 @@ static uint32_t hash(const hm_key_t *k)
     return h ^ (h >> 15);
 }
 
-int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_key_t *src, int64_t now)
+int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_addr_t *src, int64_t now)
 {
     size_t n = src->family == 4 ? 4 : 16;
     uint32_t h = hash(src), i;

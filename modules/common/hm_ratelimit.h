@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hm_table.h"
+#include "hm_addr.h"
 
 typedef struct hm_ratelimit hm_ratelimit_t;
 
@@ -23,6 +23,6 @@ hm_ratelimit_t *hm_ratelimit_init(void *mem, unsigned int sources, uint32_t rate
 /* 1 if a packet from src (its port is ignored) at now (microseconds) is
  * within the rate, 0 if it is over. When more sources are active than the
  * limiter tracks, the one idle longest is forgotten (and starts afresh). */
-int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_key_t *src, int64_t now);
+int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_addr_t *src, int64_t now);
 
 #endif

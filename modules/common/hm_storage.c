@@ -38,7 +38,7 @@ size_t hm_storage_format_line(const hm_entry_t *e, int64_t now, char *buf, size_
     }
     /* Regenerate the text from the key: the key is what identifies the entry,
      * and a reader must be able to turn the text back into the same key. */
-    hm_key_to_string(&e->key, ip);
+    hm_addr_to_string(&e->key, ip);
     if (ip[0] == '\0') {
         goto toosmall;
     }
@@ -234,10 +234,10 @@ static int parse_line(const char *s, size_t len, int64_t written_at, hm_entry_t 
     }
 
     memset(e, 0, sizeof(*e));
-    if (hm_key_from_string(&e->key, ip, (uint16_t)port) != 0) {
+    if (hm_addr_from_string(&e->key, ip, (uint16_t)port) != 0) {
         return -1;
     }
-    hm_key_to_string(&e->key, e->ip);
+    hm_addr_to_string(&e->key, e->ip);
     e->ready = (uint32_t)ready;
     e->busy = (uint32_t)busy;
     e->interval_ms = (uint32_t)interval;

@@ -120,7 +120,7 @@ static size_t addr_len(uint8_t family)
 
 /* Zero the bytes that do not belong to the address so that copies compare
  * and hash the same whatever the caller left there. */
-static void key_canon(hm_key_t *dst, const hm_key_t *src)
+static void key_canon(hm_addr_t *dst, const hm_addr_t *src)
 {
     memset(dst, 0, sizeof(*dst));
     dst->family = src->family;
@@ -128,7 +128,7 @@ static void key_canon(hm_key_t *dst, const hm_key_t *src)
     memcpy(dst->addr, src->addr, addr_len(src->family));
 }
 
-static uint32_t key_hash(const hm_key_t *k)
+static uint32_t key_hash(const hm_addr_t *k)
 {
     /* FNV-1a, then a final mix so that the low bits used by the mask depend
      * on every input byte. */
@@ -144,112 +144,6 @@ static uint32_t key_hash(const hm_key_t *k)
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     return (uint32_t)h;
-}
-
-int hm_key_equal(const hm_key_t *a, const hm_key_t *b)
-{
-    return a->family == b->family && a->port == b->port &&
-           memcmp(a->addr, b->addr, addr_len(a->family)) == 0;
-}
-
-static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-static void key_set_v6(hm_key_t *key, const uint8_t addr[16], uint16_t port)
-{
-    memset(key, 0, sizeof(*key));
-    key->port = port;
-    if (memcmp(addr, v4mapped_prefix, sizeof(v4mapped_prefix)) == 0) {
-        key->family = 4;
-        memcpy(key->addr, addr + 12, 4);
-    } else {
-        key->family = 6;
-        memcpy(key->addr, addr, 16);
-    }
-}
-
-int hm_key_from_string(hm_key_t *key, const char *text, uint16_t port)
-{
-    char buf[HM_IP_MAX + 2];
-    size_t len;
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (text == NULL) {
-        return -1;
-    }
-    len = strnlen(text, sizeof(buf));
-    if (len == 0 || len >= sizeof(buf)) {
-        return -1;
-    }
-    if (text[0] == '[') {
-        if (len < 3 || text[len - 1] != ']') {
-            return -1;
-        }
-        memcpy(buf, text + 1, len - 2);
-        buf[len - 2] = '\0';
-        /* Brackets only make sense around IPv6. */
-        if (inet_pton(AF_INET6, buf, &a6) != 1) {
-            return -1;
-        }
-        key_set_v6(key, a6.s6_addr, port);
-        return 0;
-    }
-    memcpy(buf, text, len + 1);
-    if (inet_pton(AF_INET, buf, &a4) == 1) {
-        memset(key, 0, sizeof(*key));
-        key->family = 4;
-        key->port = port;
-        memcpy(key->addr, &a4.s_addr, 4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, buf, &a6) == 1) {
-        key_set_v6(key, a6.s6_addr, port);
-        return 0;
-    }
-    return -1;
-}
-
-int hm_key_from_sockaddr(hm_key_t *key, const void *sockaddr, uint16_t port)
-{
-    const struct sockaddr *sa = sockaddr;
-    sa_family_t fam;
-
-    if (sa == NULL) {
-        return -1;
-    }
-    /* Copy out instead of casting: the caller's buffer need not be aligned
-     * for the wider sockaddr types. */
-    memcpy(&fam, (const char *)sa + offsetof(struct sockaddr, sa_family), sizeof(fam));
-    if (fam == AF_INET) {
-        struct sockaddr_in sin;
-        memcpy(&sin, sa, sizeof(sin));
-        memset(key, 0, sizeof(*key));
-        key->family = 4;
-        key->port = port;
-        memcpy(key->addr, &sin.sin_addr.s_addr, 4);
-        return 0;
-    }
-    if (fam == AF_INET6) {
-        struct sockaddr_in6 sin6;
-        memcpy(&sin6, sa, sizeof(sin6));
-        key_set_v6(key, sin6.sin6_addr.s6_addr, port);
-        return 0;
-    }
-    return -1;
-}
-
-void hm_key_to_string(const hm_key_t *key, char *buf)
-{
-    const char *r = NULL;
-
-    if (key->family == 4) {
-        r = inet_ntop(AF_INET, key->addr, buf, HM_IP_MAX);
-    } else if (key->family == 6) {
-        r = inet_ntop(AF_INET6, key->addr, buf, HM_IP_MAX);
-    }
-    if (r == NULL) {
-        buf[0] = '\0';
-    }
 }
 
 /* ---- writer lock ------------------------------------------------------ */
@@ -401,10 +295,10 @@ static int32_t idx_load(const int32_t *idx, uint32_t pos)
     return __atomic_load_n(&idx[pos], __ATOMIC_RELAXED);
 }
 
-void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage)
+void hm_table_prefetch(const hm_table_t *t, const hm_addr_t *key, int stage)
 {
     const int32_t *idx = index_of(t);
-    hm_key_t k;
+    hm_addr_t k;
     uint32_t hash, pos;
     int32_t sn;
 
@@ -428,7 +322,7 @@ void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage)
 }
 
 /* Writer-only lookup: returns the index position holding key, or -1. */
-static int64_t idx_find_pos(const hm_table_t *t, const hm_key_t *key)
+static int64_t idx_find_pos(const hm_table_t *t, const hm_addr_t *key)
 {
     const int32_t *idx = index_of(t);
     const hm_slot_t *slots = slots_of(t);
@@ -441,7 +335,7 @@ static int64_t idx_find_pos(const hm_table_t *t, const hm_key_t *key)
         if (v < 0) {
             return -1;
         }
-        if (idx_tag_matches(v, hash) && hm_key_equal(&slots[idx_slot(v)].e.key, key)) {
+        if (idx_tag_matches(v, hash) && hm_addr_equal(&slots[idx_slot(v)].e.key, key)) {
             return pos;
         }
     }
@@ -644,7 +538,7 @@ int hm_table_condition(hm_table_t *t, uint32_t cond, int on)
     return (before & cond) != 0;
 }
 
-void hm_table_note_reject(hm_table_t *t, const hm_key_t *src, uint32_t reason, int64_t now)
+void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now)
 {
     hm_reject_t *r;
 
@@ -728,21 +622,21 @@ static void apply_packet(hm_entry_t *e, const hb_packet_t *pkt, int64_t now, uin
     e->state = (pkt->flags & HB_HAS_STATE) ? (uint32_t)pkt->state : (uint32_t)HB_STATE_UP;
 }
 
-static void new_entry(hm_entry_t *e, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
+static void new_entry(hm_entry_t *e, const hm_addr_t *key, const hb_packet_t *pkt, int64_t now,
                       uint32_t flags)
 {
     memset(e, 0, sizeof(*e));
     e->key = *key;
-    hm_key_to_string(key, e->ip);
+    hm_addr_to_string(key, e->ip);
     e->first_seen = now;
     apply_packet(e, pkt, now, flags);
 }
 
-hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
-                            int64_t stale_after, uint32_t entry_flags)
+hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet_t *pkt,
+                            int64_t now, int64_t stale_after, uint32_t entry_flags)
 {
     hm_slot_t *slots = slots_of(t);
-    hm_key_t k;
+    hm_addr_t k;
     hm_entry_t e;
     hm_update_e res;
     int64_t pos;
@@ -871,12 +765,12 @@ int hm_table_get(const hm_table_t *t, unsigned int slot, hm_entry_t *out)
     return slot_read(&slots_of(t)[slot], out) == 1;
 }
 
-int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out)
+int hm_table_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *out)
 {
     const int32_t *idx = index_of(t);
     const hm_slot_t *slots = slots_of(t);
     uint32_t mask = t->index_size - 1;
-    hm_key_t k;
+    hm_addr_t k;
 
     key_canon(&k, key);
     uint32_t hash = key_hash(&k);
@@ -905,7 +799,7 @@ int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out)
             if ((uint32_t)sn >= t->capacity) {
                 break;
             }
-            if (slot_read(&slots[sn], &e) == 1 && hm_key_equal(&e.key, &k)) {
+            if (slot_read(&slots[sn], &e) == 1 && hm_addr_equal(&e.key, &k)) {
                 found = sn;
                 break;
             }

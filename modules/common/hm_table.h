@@ -18,19 +18,7 @@
 #include <stdint.h>
 
 #include "hb_packet.h"
-
-/* Text form of an address, as INET6_ADDRSTRLEN (and the stock MAXIPSIZE). */
-#define HM_IP_MAX 46
-
-/* The port assumed for senders that do not say theirs, as stock does. */
-#define HM_DEFAULT_PORT 80
-
-typedef struct {
-    uint8_t family; /* 4 or 6 */
-    uint8_t pad;
-    uint16_t port;    /* host byte order */
-    uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
-} hm_key_t;
+#include "hm_addr.h"
 
 /* hm_entry_t.flags */
 #define HM_ENTRY_PORT_KNOWN 0x01u /* the sender named its port (port=) */
@@ -38,7 +26,7 @@ typedef struct {
 #define HM_ENTRY_AUTH       0x04u /* last update was signed with a valid key */
 
 typedef struct {
-    hm_key_t key;
+    hm_addr_t key;
     char ip[HM_IP_MAX]; /* canonical text of key.addr, NUL-terminated */
     uint32_t ready;
     uint32_t busy;
@@ -107,8 +95,8 @@ unsigned int hm_table_count(const hm_table_t *t);
  * (HM_UPD_DOWNGRADE) and signed updates whose seq is not newer
  * (HM_UPD_REPLAY); the table is unchanged then.
  */
-hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_t *pkt, int64_t now,
-                            int64_t stale_after, uint32_t entry_flags);
+hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet_t *pkt,
+                            int64_t now, int64_t stale_after, uint32_t entry_flags);
 
 /*
  * Hints for a batch of updates: stage 0 asks the CPU for key's index
@@ -117,7 +105,7 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_key_t *key, const hb_packet_
  * misses of a large table instead of taking them one after another. They
  * change nothing and may be skipped; any thread may call them.
  */
-void hm_table_prefetch(const hm_table_t *t, const hm_key_t *key, int stage);
+void hm_table_prefetch(const hm_table_t *t, const hm_addr_t *key, int stage);
 
 /* Remove entries last seen before now - max_age. Returns how many. */
 unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age);
@@ -133,7 +121,7 @@ unsigned int hm_table_expire_ex(hm_table_t *t, int64_t now, int64_t max_age, int
 int hm_table_get(const hm_table_t *t, unsigned int slot, hm_entry_t *out);
 
 /* Look key up without locking. Returns the slot number and fills *out, or -1. */
-int hm_table_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *out);
+int hm_table_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *out);
 
 /* Changes whenever an entry is inserted or removed (not on plain updates), so
  * a reader can cache slot numbers and rebuild only when this moves. */
@@ -155,26 +143,17 @@ int hm_table_condition(hm_table_t *t, uint32_t cond, int on);
 #define HM_REJECTS 16
 
 typedef struct {
-    hm_key_t src;    /* source address; port 0 */
+    hm_addr_t src;   /* source address; port 0 */
     uint32_t reason; /* hb_status_e, or a caller's own code */
     uint32_t pad;
     int64_t when;
 } hm_reject_t;
 
 /* Remember a rejected heartbeat from src (any process may call this). */
-void hm_table_note_reject(hm_table_t *t, const hm_key_t *src, uint32_t reason, int64_t now);
+void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now);
 
 /* Copy up to max of the most recent rejections, newest first; returns how
  * many. Never blocks on writers. */
 unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max);
-
-/* Address helpers. IPv4-mapped IPv6 (::ffff:a.b.c.d) is folded to IPv4 so a
- * dual-stack socket and an IPv4 socket key one sender the same way.
- * hm_key_from_string returns 0 on success, -1 if text is not an IP literal. */
-int hm_key_from_string(hm_key_t *key, const char *text, uint16_t port);
-int hm_key_from_sockaddr(hm_key_t *key, const void *sockaddr, uint16_t port);
-/* Writes the canonical text (inet_ntop) into buf (HM_IP_MAX bytes). */
-void hm_key_to_string(const hm_key_t *key, char *buf);
-int hm_key_equal(const hm_key_t *a, const hm_key_t *b);
 
 #endif

@@ -218,9 +218,9 @@ int64_t lbhb_max_age(int64_t configured, uint32_t interval_ms)
     return t < LBHB_FRESH_MAX ? t : LBHB_FRESH_MAX;
 }
 
-int lbhb_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
+int lbhb_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *e)
 {
-    hm_key_t k;
+    hm_addr_t k;
 
     if (hm_table_find(t, key, e) >= 0) {
         return 1;
@@ -233,7 +233,7 @@ int lbhb_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e)
     return hm_table_find(t, &k, e) >= 0 && !(e->flags & HM_ENTRY_PORT_KNOWN);
 }
 
-int lbhb_find_any(const hm_table_t *t, const hm_key_t *keys, unsigned int n, hm_entry_t *e)
+int lbhb_find_any(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, hm_entry_t *e)
 {
     int found = 0;
 

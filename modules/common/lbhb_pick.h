@@ -71,10 +71,10 @@ int64_t lbhb_max_age(int64_t configured, uint32_t interval_ms);
 /* The entry for one address of a member: by address and port, else (stock
  * senders name no port) the entry of that address whose port was never
  * stated. Returns 1 and fills *e, or 0. */
-int lbhb_find(const hm_table_t *t, const hm_key_t *key, hm_entry_t *e);
+int lbhb_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *e);
 
 /* The freshest entry among a member's n addresses; 1 and *e, or 0. */
-int lbhb_find_any(const hm_table_t *t, const hm_key_t *keys, unsigned int n, hm_entry_t *e);
+int lbhb_find_any(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, hm_entry_t *e);
 
 /*
  * Requests started on a member since its report of time report_seen, from

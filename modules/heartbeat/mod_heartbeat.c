@@ -75,7 +75,7 @@ typedef struct {
     hb_state_e state; /* HeartbeatState up|drain */
     hb_ready_mode_e ready_mode;
     int interval_set, ttl_set, state_set, ready_mode_set;
-    hb_key_t *key;          /* HeartbeatSecret: sign every packet (the last one given) */
+    hb_secret_t *key;       /* HeartbeatSecret: sign every packet (the last one given) */
     const char *state_file; /* HeartbeatStateFile: "drain" in it drains at run time */
 
     /* run time: the sender thread of the elected child, or the parent
@@ -227,7 +227,7 @@ static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     hb_conf_t *conf = hb_conf(cmd->server);
     const char *err = hb_global_only(cmd);
     char why[512];
-    hb_key_t *k;
+    hb_secret_t *k;
 
     if (err) {
         return err;
@@ -235,7 +235,8 @@ static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     /* Read now, as root: the children inherit the key, and the file can
      * stay readable by root alone. */
     k = apr_pcalloc(cmd->pool, sizeof(*k));
-    if (hb_key_load(k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) != 0) {
+    if (hb_secret_load(k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) !=
+        0) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why);
     }
     conf->key = k;

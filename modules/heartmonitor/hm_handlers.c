@@ -198,7 +198,7 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
     ap_rputs("],\"rejections\":[", r);
     for (i = 0; i < (int)sn->nrejects; i++) {
         char ip[HM_IP_MAX];
-        hm_key_to_string(&sn->rejects[i].src, ip);
+        hm_addr_to_string(&sn->rejects[i].src, ip);
         ap_rprintf(r, "%s{\"ip\":\"%s\",\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}",
                    i ? "," : "", ip, hm_reason(sn->rejects[i].reason),
                    (sn->now - sn->rejects[i].when) / 1000);
@@ -278,7 +278,7 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
     ap_rputs("<table class=\"hb\"><tr><th>Source</th><th>Reason</th><th>Age (s)</th></tr>\n", r);
     for (i = 0; i < (int)sn->nrejects; i++) {
         char ip[HM_IP_MAX];
-        hm_key_to_string(&sn->rejects[i].src, ip);
+        hm_addr_to_string(&sn->rejects[i].src, ip);
         ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%.1f</td></tr>\n", ap_escape_html(r->pool, ip),
                    hm_reason(sn->rejects[i].reason), (double)(sn->now - sn->rejects[i].when) / 1e6);
     }

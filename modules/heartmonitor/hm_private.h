@@ -32,12 +32,10 @@ typedef struct {
     apr_interval_time_t storage_interval;
     apr_interval_time_t expiry;
     apr_interval_time_t stale_after;
-    int storage_interval_set, expiry_set;
 
     /* authentication and admission (hm_auth) */
-    apr_array_header_t *keys; /* hb_key_t: every HeartbeatSecret (rotation) */
+    apr_array_header_t *keys; /* hb_secret_t: every HeartbeatSecret (rotation) */
     int auth_migrate;         /* HeartbeatAuthMode migrate: unsigned accepted, marked */
-    int auth_mode_set;
     apr_interval_time_t auth_window;
     apr_array_header_t *allow; /* apr_ipsubnet_t *: HeartbeatAllow, UDP only */
     unsigned int rate_limit;   /* packets/s per source address, 0 = off */

@@ -69,7 +69,6 @@
 /* Writes for state changes, at most this often: a flapping origin must not
  * make the receiver rewrite a large file for every packet. */
 #define HM_STATE_WRITE_GAP apr_time_from_msec(20)
-#define HM_STORAGE_MAX     (16 * 1024 * 1024)
 #define HM_RL_SOURCES      4096 /* addresses the rate limiter tracks at once */
 
 /* This generation's table and file, for the optional functions. */
@@ -90,7 +89,7 @@ static void *hm_create_server_config(apr_pool_t *p, server_rec *s)
     conf->storage_interval = HM_DEFAULT_STORAGE_EVERY;
     conf->expiry = HM_DEFAULT_EXPIRY;
     conf->stale_after = HM_DEFAULT_STALE;
-    conf->keys = apr_array_make(p, 2, sizeof(hb_key_t));
+    conf->keys = apr_array_make(p, 2, sizeof(hb_secret_t));
     conf->auth_window = HM_DEFAULT_AUTH_WINDOW;
     conf->allow = apr_array_make(p, 2, sizeof(apr_ipsubnet_t *));
     conf->rate_limit = HM_DEFAULT_RATE_LIMIT;
@@ -198,7 +197,6 @@ static const char *hm_cmd_time(cmd_parms *cmd, const char *arg, apr_interval_tim
 static const char *hm_cmd_storage_interval(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hm_conf_t *conf = hm_conf(cmd->server);
-    conf->storage_interval_set = 1;
     return hm_cmd_time(cmd, arg, apr_time_from_msec(100), apr_time_from_sec(3600),
                        &conf->storage_interval);
 }
@@ -206,7 +204,6 @@ static const char *hm_cmd_storage_interval(cmd_parms *cmd, void *dconf, const ch
 static const char *hm_cmd_expiry(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hm_conf_t *conf = hm_conf(cmd->server);
-    conf->expiry_set = 1;
     return hm_cmd_time(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(86400), &conf->expiry);
 }
 
@@ -215,7 +212,7 @@ static const char *hm_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     char why[512];
-    hb_key_t k;
+    hb_secret_t k;
     int i;
 
     if (err) {
@@ -223,15 +220,16 @@ static const char *hm_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     }
     /* Read now, as root: children inherit the keys, the files stay
      * readable by root alone. */
-    if (hb_key_load(&k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) != 0) {
+    if (hb_secret_load(&k, ap_server_root_relative(cmd->temp_pool, path), id, why, sizeof(why)) !=
+        0) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why);
     }
     for (i = 0; i < conf->keys->nelts; i++) {
-        if (!strcmp(APR_ARRAY_IDX(conf->keys, i, hb_key_t).id, k.id)) {
+        if (!strcmp(APR_ARRAY_IDX(conf->keys, i, hb_secret_t).id, k.id)) {
             return apr_psprintf(cmd->pool, "%s: key id '%s' is given twice", cmd->cmd->name, k.id);
         }
     }
-    *(hb_key_t *)apr_array_push(conf->keys) = k;
+    *(hb_secret_t *)apr_array_push(conf->keys) = k;
     return NULL;
 }
 
@@ -244,7 +242,6 @@ static const char *hm_cmd_auth_mode(cmd_parms *cmd, void *dconf, const char *arg
 
     if (!err && !(err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &i))) {
         conf->auth_migrate = i == 1;
-        conf->auth_mode_set = 1;
     }
     return err;
 }
@@ -337,7 +334,7 @@ void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int re
                                          HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
                                          HM_CTR_UNSIGNED};
     char ip[HM_IP_MAX];
-    hm_key_t src;
+    hm_addr_t src;
 
     if (reason < 100) {
         hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
@@ -351,7 +348,7 @@ void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int re
     if (reason == HM_REASON_RATE) {
         return;
     }
-    if (hm_key_from_sockaddr(&src, &addr->sa, 0) == 0) {
+    if (hm_addr_from_sockaddr(&src, &addr->sa, 0) == 0) {
         hm_table_note_reject(conf->table, &src, (uint32_t)reason, apr_time_now());
     }
     apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
@@ -399,7 +396,7 @@ static int hm_allowed(const hm_conf_t *conf, const apr_sockaddr_t *addr)
 /* A heartbeat that passed every check, waiting for the table. */
 typedef struct {
     hb_packet_t pkt;
-    hm_key_t key;
+    hm_addr_t key;
     uint32_t flags;
     apr_time_t now;
     const apr_sockaddr_t *addr;
@@ -433,7 +430,7 @@ static int hm_apply_check(hm_conf_t *conf, const char *buf, apr_size_t len,
             hm_reject(conf, addr, via_http, HM_REASON_NOTALLOWED, s);
             return HM_REASON_NOTALLOWED;
         }
-        if (hm_rl && hm_key_from_sockaddr(&pd->key, &addr->sa, 0) == 0 &&
+        if (hm_rl && hm_addr_from_sockaddr(&pd->key, &addr->sa, 0) == 0 &&
             !hm_ratelimit_allow(hm_rl, &pd->key, pd->now)) {
             hm_reject(conf, addr, via_http, HM_REASON_RATE, s);
             return HM_REASON_RATE;
@@ -442,7 +439,7 @@ static int hm_apply_check(hm_conf_t *conf, const char *buf, apr_size_t len,
     if (conf->keys->nelts) {
         size_t slen = 0;
         hb_auth_e a = hb_auth_verify(
-            (const hb_key_t *)conf->keys->elts, (unsigned int)conf->keys->nelts, buf, len,
+            (const hb_secret_t *)conf->keys->elts, (unsigned int)conf->keys->nelts, buf, len,
             apr_time_as_msec(pd->now), apr_time_as_msec(conf->auth_window), &slen, NULL);
         if (a == HB_AUTH_OK) {
             pd->flags |= HM_ENTRY_AUTH;
@@ -461,8 +458,8 @@ static int hm_apply_check(hm_conf_t *conf, const char *buf, apr_size_t len,
         st = HB_E_MISSING;
     }
     if (st == HB_OK &&
-        hm_key_from_sockaddr(&pd->key, &addr->sa,
-                             (pd->pkt.flags & HB_HAS_PORT) ? pd->pkt.port : HM_DEFAULT_PORT)) {
+        hm_addr_from_sockaddr(&pd->key, &addr->sa,
+                              (pd->pkt.flags & HB_HAS_PORT) ? pd->pkt.port : HM_DEFAULT_PORT)) {
         st = HB_E_SYNTAX;
     }
     if (st != HB_OK) {
@@ -488,7 +485,7 @@ static int hm_apply_commit(hm_conf_t *conf, const hm_pending_t *pd, server_rec *
     }
     if (up == HM_UPD_FULL) {
         char ip[HM_IP_MAX];
-        hm_key_to_string(&pd->key, ip);
+        hm_addr_to_string(&pd->key, ip);
         hm_log_full(s, ip);
     }
     return HB_OK;

@@ -36,7 +36,7 @@ static const char *lbhb_host(proxy_worker *w)
 
 void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m)
 {
-    m->nkeys = hm_key_from_string(&m->keys[0], lbhb_host(w), w->s->port) == 0 ? 1 : 0;
+    m->nkeys = hm_addr_from_string(&m->keys[0], lbhb_host(w), w->s->port) == 0 ? 1 : 0;
     m->is_name = m->nkeys == 0;
 }
 
@@ -71,7 +71,7 @@ lbhb_member_t *lbhb_member(proxy_worker *w)
     return NULL;
 }
 
-unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out)
+unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_addr_t *out)
 {
     for (;;) {
         apr_uint32_t s1 = __atomic_load_n(&m->kseq, __ATOMIC_ACQUIRE);
@@ -83,7 +83,7 @@ unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out)
         if (n > LBHB_MAX_ADDRS) {
             n = LBHB_MAX_ADDRS;
         }
-        memcpy(out, m->keys, n * sizeof(hm_key_t));
+        memcpy(out, m->keys, n * sizeof(hm_addr_t));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&m->kseq, __ATOMIC_RELAXED) == s1) {
             return n;
@@ -96,7 +96,7 @@ unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out)
 static void lbhb_resolve(lbhb_member_t *m, server_rec *s, apr_pool_t *p)
 {
     proxy_worker *w = m->worker;
-    hm_key_t keys[LBHB_MAX_ADDRS];
+    hm_addr_t keys[LBHB_MAX_ADDRS];
     apr_sockaddr_t *sa = NULL, *a;
     unsigned int n = 0;
     apr_status_t rv;
@@ -111,16 +111,16 @@ static void lbhb_resolve(lbhb_member_t *m, server_rec *s, apr_pool_t *p)
         return;
     }
     for (a = sa; a && n < LBHB_MAX_ADDRS; a = a->next) {
-        if (hm_key_from_sockaddr(&keys[n], &a->sa, w->s->port) == 0) {
+        if (hm_addr_from_sockaddr(&keys[n], &a->sa, w->s->port) == 0) {
             unsigned int j;
-            for (j = 0; j < n && !hm_key_equal(&keys[j], &keys[n]); j++) {
+            for (j = 0; j < n && !hm_addr_equal(&keys[j], &keys[n]); j++) {
             }
             n += j == n;
         }
     }
     __atomic_store_n(&m->kseq, m->kseq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    memcpy(m->keys, keys, n * sizeof(hm_key_t));
+    memcpy(m->keys, keys, n * sizeof(hm_addr_t));
     m->nkeys = n;
     __atomic_store_n(&m->kseq, m->kseq + 1, __ATOMIC_RELEASE);
 }

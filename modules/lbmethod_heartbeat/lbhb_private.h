@@ -25,7 +25,7 @@ typedef struct {
     int is_name;                   /* host is a name: addresses come from the resolver */
     volatile apr_uint32_t kseq;    /* seqlock over nkeys/keys (resolver writes) */
     unsigned int nkeys;
-    hm_key_t keys[LBHB_MAX_ADDRS];
+    hm_addr_t keys[LBHB_MAX_ADDRS];
     volatile apr_uint32_t warned;
     /* This process's in-flight baseline, when there is no shared one
      * (lbhb_started_since). */
@@ -43,7 +43,7 @@ lbhb_member_t *lbhb_member(proxy_worker *w);
 void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m);
 
 /* A consistent copy of a member's addresses; returns how many. */
-unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_key_t *out);
+unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_addr_t *out);
 
 /* ---- in-flight snapshots shared by all children (lbhb_inflight.c) ---- */
 

@@ -226,7 +226,7 @@ static apr_interval_time_t lbhb_entry_max_age(const lbhb_baton_t *b, const hm_en
 /* The freshest entry among a member's addresses. */
 static int lbhb_lookup(const hm_table_t *t, const lbhb_member_t *m, hm_entry_t *e)
 {
-    hm_key_t keys[LBHB_MAX_ADDRS];
+    hm_addr_t keys[LBHB_MAX_ADDRS];
 
     return lbhb_find_any(t, keys, lbhb_member_keys(m, keys), e);
 }

@@ -84,7 +84,7 @@ static void check_query_walk(const char *buf, size_t len)
         }
         REQUIRE(pos > before);
         if (r == 1) {
-            REQUIRE(kv.key >= buf && kv.key_len >= 1 && kv.key_len <= HB_KEY_MAX);
+            REQUIRE(kv.key >= buf && kv.key_len >= 1 && kv.key_len <= HB_FIELD_NAME_MAX);
             REQUIRE(kv.key + kv.key_len < end && kv.key[kv.key_len] == '=');
             REQUIRE(kv.val == kv.key + kv.key_len + 1 && kv.val + kv.val_len <= end);
             REQUIRE(kv.val + kv.val_len == pos);

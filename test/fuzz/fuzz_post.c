@@ -104,7 +104,7 @@ typedef struct {
     unsigned int capacity;
     int64_t now;
     /* configuration */
-    hb_key_t keys[2], rogue;
+    hb_secret_t keys[2], rogue;
     unsigned int nkeys;
     int migrate;
     hm_ratelimit_t *rl;
@@ -135,7 +135,7 @@ static void snapshot(const model_t *m, snap_t *s)
  * need not preserve. */
 static int entry_equal(const hm_entry_t *a, const hm_entry_t *b)
 {
-    return hm_key_equal(&a->key, &b->key) && a->key.pad == b->key.pad &&
+    return hm_addr_equal(&a->key, &b->key) && a->key.pad == b->key.pad &&
            memcmp(a->key.addr, b->key.addr, sizeof(a->key.addr)) == 0 &&
            memcmp(a->ip, b->ip, sizeof(a->ip)) == 0 && a->ready == b->ready && a->busy == b->busy &&
            a->interval_ms == b->interval_ms && a->state == b->state && a->flags == b->flags &&
@@ -175,10 +175,10 @@ static void check_table(const model_t *m)
         REQUIRE(hm_table_find(m->t, &e->key, &f) == (int)i);
         REQUIRE(entry_equal(&f, e));
         for (unsigned int j = i + 1; j < m->capacity; j++) {
-            REQUIRE(!s[j].used || !hm_key_equal(&s[j].e.key, &e->key));
+            REQUIRE(!s[j].used || !hm_addr_equal(&s[j].e.key, &e->key));
         }
         REQUIRE(memchr(e->ip, '\0', sizeof(e->ip)) != NULL);
-        hm_key_to_string(&e->key, ip);
+        hm_addr_to_string(&e->key, ip);
         REQUIRE(ip[0] != '\0' && strcmp(ip, e->ip) == 0);
         REQUIRE(e->key.family == 4 || e->key.family == 6);
         REQUIRE(e->key.port >= 1);
@@ -237,7 +237,7 @@ static void reject(model_t *m, const struct sockaddr_storage *ss, int reason)
     static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
                                          HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
                                          HM_CTR_UNSIGNED};
-    hm_key_t src;
+    hm_addr_t src;
 
     if (reason < 100) {
         hm_table_counter_add(m->t, HM_CTR_MALFORMED, 1);
@@ -252,7 +252,7 @@ static void reject(model_t *m, const struct sockaddr_storage *ss, int reason)
     if (reason == R_RATE) {
         return;
     }
-    REQUIRE(hm_key_from_sockaddr(&src, ss, 0) == 0);
+    REQUIRE(hm_addr_from_sockaddr(&src, ss, 0) == 0);
     hm_table_note_reject(m->t, &src, (uint32_t)reason, m->now);
     m->noted++;
     m->last_reason = (uint32_t)reason;
@@ -286,7 +286,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     char *signed_buf = NULL;
     hb_packet_t pkt;
     hb_status_e st;
-    hm_key_t key, src;
+    hm_addr_t key, src;
     hm_entry_t old, e;
     int had, slot, we_signed_ok = 0, auth_ok = 0, truncated = 0;
     size_t body_len = len;
@@ -302,7 +302,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
 
     /* The origin signs what it sends (hb_auth_sign appends ts, kid, sig). */
     if (sel & 0x10u) {
-        const hb_key_t *k = (sel & 0x20u) ? &m->rogue : &m->keys[m->nkeys > 1 ? 1 : 0];
+        const hb_secret_t *k = (sel & 0x20u) ? &m->rogue : &m->keys[m->nkeys > 1 ? 1 : 0];
         int64_t ts = (sel & 0x40u) ? now_ms - 2 * AUTH_WINDOW_MS : now_ms;
         size_t cap = len + 128, n;
 
@@ -329,7 +329,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
 
     /* Datagrams only: the rate cap, before any parsing. */
     if (via_udp && m->rl) {
-        REQUIRE(hm_key_from_sockaddr(&src, &ss, 0) == 0);
+        REQUIRE(hm_addr_from_sockaddr(&src, &ss, 0) == 0);
         if (!hm_ratelimit_allow(m->rl, &src, m->now)) {
             reject(m, &ss, R_RATE);
             goto unchanged;
@@ -347,7 +347,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     plen = len;
     if (m->nkeys) {
         size_t slen = 0;
-        const hb_key_t *which = NULL;
+        const hb_secret_t *which = NULL;
         hb_auth_e a =
             hb_auth_verify(m->keys, m->nkeys, body, len, now_ms, AUTH_WINDOW_MS, &slen, &which);
         REQUIRE(hb_auth_str(a) != NULL);
@@ -379,7 +379,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
         st = HB_E_MISSING;
     }
     if (st == HB_OK &&
-        hm_key_from_sockaddr(&key, &ss, (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
+        hm_addr_from_sockaddr(&key, &ss, (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
         st = HB_E_SYNTAX;
     }
     if (st != HB_OK) {
@@ -453,7 +453,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
             REQUIRE(before[i].used && before[i].e.seen >= before[slot].e.seen);
         }
     } else {
-        REQUIRE(!had || (before[slot].used && hm_key_equal(&before[slot].e.key, &key)));
+        REQUIRE(!had || (before[slot].used && hm_addr_equal(&before[slot].e.key, &key)));
     }
     /* Every other entry is exactly as it was. */
     for (unsigned int i = 0; i < m->capacity; i++) {
@@ -517,12 +517,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     /* Signing always uses "k1"; with two keys it is the second one tried. */
-    REQUIRE(hb_key_set(&m.keys[m.nkeys > 1 ? 1 : 0], "k1", (const unsigned char *)KEY1,
-                       strlen(KEY1)) == 0);
+    REQUIRE(hb_secret_set(&m.keys[m.nkeys > 1 ? 1 : 0], "k1", (const unsigned char *)KEY1,
+                          strlen(KEY1)) == 0);
     if (m.nkeys > 1) {
-        REQUIRE(hb_key_set(&m.keys[0], "k0", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
+        REQUIRE(hb_secret_set(&m.keys[0], "k0", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
     }
-    REQUIRE(hb_key_set(&m.rogue, "k1", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
+    REQUIRE(hb_secret_set(&m.rogue, "k1", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
     if (data[0] & 0x20u) {
         m.rl = malloc(hm_ratelimit_size(RL_SOURCES));
         REQUIRE(m.rl != NULL);

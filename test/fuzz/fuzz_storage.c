@@ -54,7 +54,7 @@ static const int64_t times[] = {INT64_C(1796003978158256), 0, -1, INT64_MAX, INT
 
 static void check_entry(const hm_entry_t *e, int64_t written_at)
 {
-    hm_key_t k;
+    hm_addr_t k;
 
     REQUIRE(memchr(e->ip, '\0', sizeof(e->ip)) != NULL);
     REQUIRE(e->ip[0] != '\0');
@@ -62,8 +62,8 @@ static void check_entry(const hm_entry_t *e, int64_t written_at)
     REQUIRE(e->key.port >= 1);
     /* The text must name the key: the status page shows the text, the
      * balancer matches the key. */
-    REQUIRE(hm_key_from_string(&k, e->ip, e->key.port) == 0);
-    REQUIRE(hm_key_equal(&k, &e->key));
+    REQUIRE(hm_addr_from_string(&k, e->ip, e->key.port) == 0);
+    REQUIRE(hm_addr_equal(&k, &e->key));
     REQUIRE(e->ready <= HB_COUNT_MAX);
     REQUIRE(e->busy <= HB_COUNT_MAX);
     REQUIRE(e->state == HB_STATE_UP || e->state == HB_STATE_DRAIN || e->state == HB_STATE_STOPPING);

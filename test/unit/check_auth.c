@@ -15,16 +15,17 @@
 #define NOW 1796000000000LL /* ms */
 #define WIN 30000LL
 
-static hb_key_t k1, k2;
+static hb_secret_t k1, k2;
 
 static void setup(void)
 {
-    ck_assert_int_eq(hb_key_set(&k1, "k1", (const unsigned char *)"0123456789abcdef0123\n", 21), 0);
+    ck_assert_int_eq(hb_secret_set(&k1, "k1", (const unsigned char *)"0123456789abcdef0123\n", 21),
+                     0);
     ck_assert_int_eq(
-        hb_key_set(&k2, "k2", (const unsigned char *)"another-secret-key-material", 27), 0);
+        hb_secret_set(&k2, "k2", (const unsigned char *)"another-secret-key-material", 27), 0);
 }
 
-static size_t signed_packet(char *buf, size_t cap, const hb_key_t *k, int64_t ts)
+static size_t signed_packet(char *buf, size_t cap, const hb_secret_t *k, int64_t ts)
 {
     const char *base = "v=1&ready=5&busy=1&port=80&seq=42";
     size_t n;
@@ -35,10 +36,10 @@ static size_t signed_packet(char *buf, size_t cap, const hb_key_t *k, int64_t ts
     return n;
 }
 
-static hb_auth_e verify(const hb_key_t *keys, unsigned int n, const char *buf, size_t len,
+static hb_auth_e verify(const hb_secret_t *keys, unsigned int n, const char *buf, size_t len,
                         size_t *slen)
 {
-    const hb_key_t *used = NULL;
+    const hb_secret_t *used = NULL;
     return hb_auth_verify(keys, n, buf, len, NOW, WIN, slen, &used);
 }
 
@@ -62,7 +63,7 @@ END_TEST
 
 START_TEST(test_rotation_keys)
 {
-    hb_key_t both[2];
+    hb_secret_t both[2];
     char buf[HB_PACKET_MAX + 1];
     size_t n, slen;
 
@@ -78,7 +79,7 @@ START_TEST(test_rejections)
 {
     char buf[HB_PACKET_MAX + 1], mod[HB_PACKET_MAX + 1];
     size_t n = signed_packet(buf, sizeof(buf), &k1, NOW), slen;
-    hb_key_t wrong;
+    hb_secret_t wrong;
     char *p;
 
     /* Unsigned. */
@@ -96,7 +97,7 @@ START_TEST(test_rejections)
     p[6] = '9';
     ck_assert_int_eq(verify(&k1, 1, mod, n, &slen), HB_AUTH_BADSIG);
     /* A wrong key with the same id. */
-    ck_assert_int_eq(hb_key_set(&wrong, "k1", (const unsigned char *)"xxxxxxxxxxxxxxxxxxxx", 20),
+    ck_assert_int_eq(hb_secret_set(&wrong, "k1", (const unsigned char *)"xxxxxxxxxxxxxxxxxxxx", 20),
                      0);
     ck_assert_int_eq(verify(&wrong, 1, buf, n, &slen), HB_AUTH_BADSIG);
     /* Signature not last, truncated, or not hex. */
@@ -126,15 +127,16 @@ END_TEST
 
 START_TEST(test_keys)
 {
-    hb_key_t k;
-    ck_assert_int_eq(hb_key_set(&k, "ok", (const unsigned char *)"short", 5), -1);
-    ck_assert_int_eq(hb_key_set(&k, "bad id", (const unsigned char *)"0123456789abcdef", 16), -1);
-    ck_assert_int_eq(hb_key_set(&k, "", (const unsigned char *)"0123456789abcdef", 16), -1);
-    ck_assert_int_eq(hb_key_set(&k, "a-b_c.d", (const unsigned char *)"0123456789abcdef \n", 18),
+    hb_secret_t k;
+    ck_assert_int_eq(hb_secret_set(&k, "ok", (const unsigned char *)"short", 5), -1);
+    ck_assert_int_eq(hb_secret_set(&k, "bad id", (const unsigned char *)"0123456789abcdef", 16),
+                     -1);
+    ck_assert_int_eq(hb_secret_set(&k, "", (const unsigned char *)"0123456789abcdef", 16), -1);
+    ck_assert_int_eq(hb_secret_set(&k, "a-b_c.d", (const unsigned char *)"0123456789abcdef \n", 18),
                      0);
     ck_assert_uint_eq(k.len, 16);
-    ck_assert(!hb_key_id_valid("x&y"));
-    ck_assert(!hb_key_id_valid("0123456789012345678901234567890123"));
+    ck_assert(!hb_secret_id_valid("x&y"));
+    ck_assert(!hb_secret_id_valid("0123456789012345678901234567890123"));
 }
 END_TEST
 
@@ -149,7 +151,7 @@ END_TEST
 START_TEST(test_key_files)
 {
     char dir[] = "/tmp/check_auth.XXXXXX", path[128], err[256];
-    hb_key_t k;
+    hb_secret_t k;
     FILE *f;
 
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -158,24 +160,24 @@ START_TEST(test_key_files)
     fputs("0123456789abcdef0123456789abcdef\n", f);
     fclose(f);
     chmod(path, 0644);
-    ck_assert_int_eq(hb_key_load(&k, path, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(hb_secret_load(&k, path, NULL, err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "accessible to others") != NULL, "%s", err);
     chmod(path, 0600);
-    ck_assert_int_eq(hb_key_load(&k, path, NULL, err, sizeof(err)), 0);
+    ck_assert_int_eq(hb_secret_load(&k, path, NULL, err, sizeof(err)), 0);
     ck_assert_str_eq(k.id, "site-a");
     ck_assert_uint_eq(k.len, 32);
-    ck_assert_int_eq(hb_key_load(&k, path, "other", err, sizeof(err)), 0);
+    ck_assert_int_eq(hb_secret_load(&k, path, "other", err, sizeof(err)), 0);
     ck_assert_str_eq(k.id, "other");
-    ck_assert_int_eq(hb_key_load(&k, path, "bad id!", err, sizeof(err)), -1);
+    ck_assert_int_eq(hb_secret_load(&k, path, "bad id!", err, sizeof(err)), -1);
     /* A key written in place of a path is refused. */
-    ck_assert_int_eq(hb_key_load(&k, "0123456789abcdef0123456789abcdef", NULL, err, sizeof(err)),
+    ck_assert_int_eq(hb_secret_load(&k, "0123456789abcdef0123456789abcdef", NULL, err, sizeof(err)),
                      -1);
     ck_assert_msg(strstr(err, "never the key itself") != NULL, "%s", err);
     /* Too short. */
     f = fopen(path, "w");
     fputs("short\n", f);
     fclose(f);
-    ck_assert_int_eq(hb_key_load(&k, path, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(hb_secret_load(&k, path, NULL, err, sizeof(err)), -1);
     unlink(path);
     rmdir(dir);
 }

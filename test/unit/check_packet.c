@@ -140,13 +140,13 @@ END_TEST
 START_TEST(test_key_length)
 {
     char buf[128];
-    char key[HB_KEY_MAX + 2];
+    char key[HB_FIELD_NAME_MAX + 2];
     memset(key, 'k', sizeof(key));
-    key[HB_KEY_MAX] = '\0';
+    key[HB_FIELD_NAME_MAX] = '\0';
     snprintf(buf, sizeof(buf), "v=1&ready=1&busy=1&%s=x", key);
     EXPECT(buf, HB_OK);
-    key[HB_KEY_MAX] = 'k';
-    key[HB_KEY_MAX + 1] = '\0';
+    key[HB_FIELD_NAME_MAX] = 'k';
+    key[HB_FIELD_NAME_MAX + 1] = '\0';
     snprintf(buf, sizeof(buf), "v=1&ready=1&busy=1&%s=x", key);
     EXPECT(buf, HB_E_SYNTAX);
 }

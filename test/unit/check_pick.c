@@ -324,9 +324,9 @@ static void put(hm_table_t *t, const char *ip, uint16_t port, int port_known, ui
                 int64_t now)
 {
     hb_packet_t pkt = {0};
-    hm_key_t k;
+    hm_addr_t k;
 
-    ck_assert_int_eq(hm_key_from_string(&k, ip, port), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, ip, port), 0);
     pkt.version = 1;
     pkt.ready = ready;
     pkt.flags = port_known ? HB_HAS_PORT : 0;
@@ -338,7 +338,7 @@ START_TEST(test_find)
 {
     static uint64_t mem[4096];
     hm_table_t *t = hm_table_create(mem, sizeof(mem), 8);
-    hm_key_t k[2];
+    hm_addr_t k[2];
     hm_entry_t e;
 
     ck_assert_ptr_nonnull(t);
@@ -346,21 +346,21 @@ START_TEST(test_find)
     put(t, "10.0.0.2", 80, 0, 7, 100); /* a stock sender: no port stated */
     put(t, "10.0.0.3", 80, 1, 9, 100); /* port 80 stated */
     /* By address and port. */
-    hm_key_from_string(&k[0], "10.0.0.1", 8080);
+    hm_addr_from_string(&k[0], "10.0.0.1", 8080);
     ck_assert(lbhb_find(t, &k[0], &e) && e.ready == 5);
-    hm_key_from_string(&k[0], "10.0.0.1", 8081);
+    hm_addr_from_string(&k[0], "10.0.0.1", 8081);
     ck_assert(!lbhb_find(t, &k[0], &e));
     /* A stock sender's entry serves a member on any port of its address... */
-    hm_key_from_string(&k[0], "10.0.0.2", 8443);
+    hm_addr_from_string(&k[0], "10.0.0.2", 8443);
     ck_assert(lbhb_find(t, &k[0], &e) && e.ready == 7);
     /* ... but an entry that stated port 80 serves port 80 only. */
-    hm_key_from_string(&k[0], "10.0.0.3", 8443);
+    hm_addr_from_string(&k[0], "10.0.0.3", 8443);
     ck_assert(!lbhb_find(t, &k[0], &e));
     /* The freshest of a member's addresses. */
     put(t, "10.0.0.4", 80, 1, 1, 50);
     put(t, "10.0.0.5", 80, 1, 2, 150);
-    hm_key_from_string(&k[0], "10.0.0.4", 80);
-    hm_key_from_string(&k[1], "10.0.0.5", 80);
+    hm_addr_from_string(&k[0], "10.0.0.4", 80);
+    hm_addr_from_string(&k[1], "10.0.0.5", 80);
     ck_assert(lbhb_find_any(t, k, 2, &e) && e.ready == 2);
     ck_assert(lbhb_find_any(t, k, 1, &e) && e.ready == 1);
     ck_assert(!lbhb_find_any(t, k, 0, &e));

@@ -9,10 +9,10 @@
 
 #define SEC 1000000LL
 
-static hm_key_t ip(const char *s)
+static hm_addr_t ip(const char *s)
 {
-    hm_key_t k;
-    ck_assert_int_eq(hm_key_from_string(&k, s, 0), 0);
+    hm_addr_t k;
+    ck_assert_int_eq(hm_addr_from_string(&k, s, 0), 0);
     return k;
 }
 
@@ -20,7 +20,7 @@ START_TEST(test_burst_then_rate)
 {
     void *mem = malloc(hm_ratelimit_size(16));
     hm_ratelimit_t *rl = hm_ratelimit_init(mem, 16, 10, 5);
-    hm_key_t a = ip("10.0.0.1"), b = ip("10.0.0.2");
+    hm_addr_t a = ip("10.0.0.1"), b = ip("10.0.0.2");
     int i, ok = 0;
 
     /* The burst passes at once, then nothing until tokens come back. */
@@ -52,13 +52,13 @@ START_TEST(test_many_sources)
 
     /* More sources than slots: newcomers evict idle ones and still pass. */
     for (i = 0; i < 1000; i++) {
-        hm_key_t k;
+        hm_addr_t k;
         snprintf(buf, sizeof(buf), "10.1.%d.%d", i / 250, i % 250);
         k = ip(buf);
         ck_assert(hm_ratelimit_allow(rl, &k, (int64_t)i));
     }
     {
-        hm_key_t v6 = ip("2001:db8::1");
+        hm_addr_t v6 = ip("2001:db8::1");
         ck_assert(hm_ratelimit_allow(rl, &v6, 5000));
         ck_assert(!hm_ratelimit_allow(rl, &v6, 5001));
     }

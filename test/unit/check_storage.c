@@ -68,8 +68,8 @@ static hm_entry_t entry(const char *ip, uint16_t port, uint32_t ready, uint32_t 
 {
     hm_entry_t e;
     memset(&e, 0, sizeof(e));
-    ck_assert_msg(hm_key_from_string(&e.key, ip, port) == 0, "bad test address %s", ip);
-    hm_key_to_string(&e.key, e.ip);
+    ck_assert_msg(hm_addr_from_string(&e.key, ip, port) == 0, "bad test address %s", ip);
+    hm_addr_to_string(&e.key, e.ip);
     e.ready = ready;
     e.busy = busy;
     e.seen = seen;
@@ -189,7 +189,7 @@ START_TEST(test_roundtrip)
     ck_assert_uint_eq(st.first_bad_line, 0);
     for (int i = 0; i < 3; i++) {
         const hm_entry_t *e = ENTRY(a, i);
-        ck_assert_msg(hm_key_equal(&e->key, &in[i].key), "entry %d key", i);
+        ck_assert_msg(hm_addr_equal(&e->key, &in[i].key), "entry %d key", i);
         ck_assert_str_eq(e->ip, in[i].ip);
         ck_assert_uint_eq(e->ready, in[i].ready);
         ck_assert_uint_eq(e->busy, in[i].busy);
@@ -294,7 +294,7 @@ START_TEST(test_ipv6)
     ck_assert_str_eq(ENTRY(a, 1)->ip, "2001:db8::2");
     ck_assert_uint_eq(ENTRY(a, 2)->key.family, 4);
     ck_assert_str_eq(ENTRY(a, 2)->ip, "10.0.0.5");
-    ck_assert(hm_key_equal(&ENTRY(a, 0)->key, &ENTRY(a, 3)->key));
+    ck_assert(hm_addr_equal(&ENTRY(a, 0)->key, &ENTRY(a, 3)->key));
 }
 END_TEST
 
@@ -443,7 +443,7 @@ static hm_table_t *table_with(unsigned cap)
 static void add(hm_table_t *t, const char *ip, uint16_t port, uint32_t ready, int64_t seen,
                 uint32_t flags)
 {
-    hm_key_t k;
+    hm_addr_t k;
     hb_packet_t p;
     memset(&p, 0, sizeof(p));
     p.version = 1;
@@ -452,7 +452,7 @@ static void add(hm_table_t *t, const char *ip, uint16_t port, uint32_t ready, in
     p.flags = HB_HAS_INTERVAL | HB_HAS_SEQ;
     p.interval_ms = 1000;
     p.seq = ready;
-    ck_assert_int_eq(hm_key_from_string(&k, ip, port), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, ip, port), 0);
     ck_assert_int_ne(hm_table_update(t, &k, &p, seen, 0, flags), HM_UPD_FULL);
 }
 

@@ -49,10 +49,10 @@ static hm_table_t *new_table(unsigned int cap)
     return t;
 }
 
-static hm_key_t key4(const char *ip, uint16_t port)
+static hm_addr_t key4(const char *ip, uint16_t port)
 {
-    hm_key_t k;
-    ck_assert_msg(hm_key_from_string(&k, ip, port) == 0, "bad test address %s", ip);
+    hm_addr_t k;
+    ck_assert_msg(hm_addr_from_string(&k, ip, port) == 0, "bad test address %s", ip);
     return k;
 }
 
@@ -69,14 +69,14 @@ static hb_packet_t pkt(uint32_t ready, uint32_t busy)
 static hm_update_e upd(hm_table_t *t, const char *ip, uint16_t port, uint32_t ready, int64_t now,
                        int64_t stale_after)
 {
-    hm_key_t k = key4(ip, port);
+    hm_addr_t k = key4(ip, port);
     hb_packet_t p = pkt(ready, ready);
     return hm_table_update(t, &k, &p, now, stale_after, 0);
 }
 
 static int find(const hm_table_t *t, const char *ip, uint16_t port, hm_entry_t *out)
 {
-    hm_key_t k = key4(ip, port);
+    hm_addr_t k = key4(ip, port);
     return hm_table_find(t, &k, out);
 }
 
@@ -84,10 +84,10 @@ static int find(const hm_table_t *t, const char *ip, uint16_t port, hm_entry_t *
 
 START_TEST(test_key_from_string)
 {
-    hm_key_t k;
+    hm_addr_t k;
     char buf[HM_IP_MAX];
 
-    ck_assert_int_eq(hm_key_from_string(&k, "10.0.0.1", 80), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, "10.0.0.1", 80), 0);
     ck_assert_uint_eq(k.family, 4);
     ck_assert_uint_eq(k.port, 80);
     ck_assert_uint_eq(k.addr[0], 10);
@@ -95,22 +95,23 @@ START_TEST(test_key_from_string)
     for (int i = 4; i < 16; i++) {
         ck_assert_uint_eq(k.addr[i], 0);
     }
-    hm_key_to_string(&k, buf);
+    hm_addr_to_string(&k, buf);
     ck_assert_str_eq(buf, "10.0.0.1");
 
-    ck_assert_int_eq(hm_key_from_string(&k, "2001:DB8:0:0::1", 443), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, "2001:DB8:0:0::1", 443), 0);
     ck_assert_uint_eq(k.family, 6);
-    hm_key_to_string(&k, buf);
+    hm_addr_to_string(&k, buf);
     ck_assert_str_eq(buf, "2001:db8::1");
 
-    ck_assert_int_eq(hm_key_from_string(&k, "[2001:db8::2]", 1), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, "[2001:db8::2]", 1), 0);
     ck_assert_uint_eq(k.family, 6);
-    hm_key_to_string(&k, buf);
+    hm_addr_to_string(&k, buf);
     ck_assert_str_eq(buf, "2001:db8::2");
 
-    ck_assert_int_eq(hm_key_from_string(&k, "::1", 1), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, "::1", 1), 0);
     ck_assert_uint_eq(k.family, 6);
-    ck_assert_int_eq(hm_key_from_string(&k, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 1), 0);
+    ck_assert_int_eq(hm_addr_from_string(&k, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 1),
+                     0);
 }
 END_TEST
 
@@ -133,34 +134,34 @@ START_TEST(test_key_from_string_bad)
                                 "0x0a.0.0.1",
                                 "1111:2222:3333:4444:5555:6666:7777:8888:9999",
                                 "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255:ffff:ffff"};
-    hm_key_t k;
+    hm_addr_t k;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_msg(hm_key_from_string(&k, bad[i], 80) == -1, "\"%s\" accepted", bad[i]);
+        ck_assert_msg(hm_addr_from_string(&k, bad[i], 80) == -1, "\"%s\" accepted", bad[i]);
     }
-    ck_assert_int_eq(hm_key_from_string(&k, NULL, 80), -1);
+    ck_assert_int_eq(hm_addr_from_string(&k, NULL, 80), -1);
 }
 END_TEST
 
 START_TEST(test_key_v4mapped)
 {
-    hm_key_t a, b, c;
+    hm_addr_t a, b, c;
     char buf[HM_IP_MAX];
-    ck_assert_int_eq(hm_key_from_string(&a, "10.1.2.3", 80), 0);
-    ck_assert_int_eq(hm_key_from_string(&b, "::ffff:10.1.2.3", 80), 0);
-    ck_assert_int_eq(hm_key_from_string(&c, "[::FFFF:a01:203]", 80), 0);
+    ck_assert_int_eq(hm_addr_from_string(&a, "10.1.2.3", 80), 0);
+    ck_assert_int_eq(hm_addr_from_string(&b, "::ffff:10.1.2.3", 80), 0);
+    ck_assert_int_eq(hm_addr_from_string(&c, "[::FFFF:a01:203]", 80), 0);
     ck_assert_uint_eq(b.family, 4);
-    ck_assert(hm_key_equal(&a, &b));
-    ck_assert(hm_key_equal(&a, &c));
-    hm_key_to_string(&b, buf);
+    ck_assert(hm_addr_equal(&a, &b));
+    ck_assert(hm_addr_equal(&a, &c));
+    hm_addr_to_string(&b, buf);
     ck_assert_str_eq(buf, "10.1.2.3");
     ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
 
     /* ::10.1.2.3 (IPv4-compatible) and a different port are not the same */
-    ck_assert_int_eq(hm_key_from_string(&c, "::10.1.2.3", 80), 0);
+    ck_assert_int_eq(hm_addr_from_string(&c, "::10.1.2.3", 80), 0);
     ck_assert_uint_eq(c.family, 6);
-    ck_assert(!hm_key_equal(&a, &c));
-    ck_assert_int_eq(hm_key_from_string(&c, "10.1.2.3", 81), 0);
-    ck_assert(!hm_key_equal(&a, &c));
+    ck_assert(!hm_addr_equal(&a, &c));
+    ck_assert_int_eq(hm_addr_from_string(&c, "10.1.2.3", 81), 0);
+    ck_assert(!hm_addr_equal(&a, &c));
 }
 END_TEST
 
@@ -169,44 +170,44 @@ START_TEST(test_key_from_sockaddr)
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
     struct sockaddr_storage ss;
-    hm_key_t k, want;
+    hm_addr_t k, want;
     char buf[HM_IP_MAX];
 
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons(9999); /* the port argument wins, not the socket's */
     inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
-    ck_assert_int_eq(hm_key_from_sockaddr(&k, (struct sockaddr *)&sin, 80), 0);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&k, (struct sockaddr *)&sin, 80), 0);
     want = key4("192.0.2.7", 80);
-    ck_assert(hm_key_equal(&k, &want));
+    ck_assert(hm_addr_equal(&k, &want));
 
     memset(&sin6, 0, sizeof(sin6));
     sin6.sin6_family = AF_INET6;
     inet_pton(AF_INET6, "::ffff:192.0.2.7", &sin6.sin6_addr);
-    ck_assert_int_eq(hm_key_from_sockaddr(&k, (struct sockaddr *)&sin6, 80), 0);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&k, (struct sockaddr *)&sin6, 80), 0);
     ck_assert_uint_eq(k.family, 4);
-    ck_assert(hm_key_equal(&k, &want));
+    ck_assert(hm_addr_equal(&k, &want));
 
     inet_pton(AF_INET6, "2001:db8::7", &sin6.sin6_addr);
-    ck_assert_int_eq(hm_key_from_sockaddr(&k, (struct sockaddr *)&sin6, 8080), 0);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&k, (struct sockaddr *)&sin6, 8080), 0);
     ck_assert_uint_eq(k.family, 6);
     ck_assert_uint_eq(k.port, 8080);
-    hm_key_to_string(&k, buf);
+    hm_addr_to_string(&k, buf);
     ck_assert_str_eq(buf, "2001:db8::7");
 
     memset(&ss, 0, sizeof(ss));
     ss.ss_family = AF_UNIX;
-    ck_assert_int_eq(hm_key_from_sockaddr(&k, (struct sockaddr *)&ss, 80), -1);
-    ck_assert_int_eq(hm_key_from_sockaddr(&k, NULL, 80), -1);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&k, (struct sockaddr *)&ss, 80), -1);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&k, NULL, 80), -1);
 }
 END_TEST
 
 START_TEST(test_key_equal_ignores_padding)
 {
-    hm_key_t a = key4("10.0.0.1", 80), b = a;
+    hm_addr_t a = key4("10.0.0.1", 80), b = a;
     b.pad = 7;
     b.addr[10] = 0xee; /* beyond the IPv4 address */
-    ck_assert(hm_key_equal(&a, &b));
+    ck_assert(hm_addr_equal(&a, &b));
 
     /* and the table does not care about it either */
     hm_table_t *t = new_table(4);
@@ -302,7 +303,7 @@ START_TEST(test_prefetch_changes_nothing)
     const char *ips[] = {"10.0.0.1", "2001:db8::1", "10.0.0.2", "::1"};
     for (int stage = 0; stage < 2; stage++) {
         for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
-            hm_key_t k = key4(ips[i], 80);
+            hm_addr_t k = key4(ips[i], 80);
             hm_table_prefetch(t, &k, stage);
         }
     }
@@ -316,7 +317,7 @@ START_TEST(test_prefetch_changes_nothing)
     }
     memcpy(copy, mem, mem_size);
     for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
-        hm_key_t k = key4(ips[i], 80);
+        hm_addr_t k = key4(ips[i], 80);
         hm_table_prefetch(t, &k, 1);
     }
     ck_assert_int_eq(memcmp(copy, mem, mem_size), 0);
@@ -327,7 +328,7 @@ END_TEST
 START_TEST(test_insert_update_find)
 {
     hm_table_t *t = new_table(8);
-    hm_key_t k = key4("10.0.0.11", 80);
+    hm_addr_t k = key4("10.0.0.11", 80);
     hb_packet_t p = pkt(75, 3);
     hm_entry_t e;
 
@@ -336,7 +337,7 @@ START_TEST(test_insert_update_find)
     ck_assert_uint_eq(hm_table_count(t), 1);
     int slot = hm_table_find(t, &k, &e);
     ck_assert_int_ge(slot, 0);
-    ck_assert(hm_key_equal(&e.key, &k));
+    ck_assert(hm_addr_equal(&e.key, &k));
     ck_assert_str_eq(e.ip, "10.0.0.11");
     ck_assert_uint_eq(e.ready, 75);
     ck_assert_uint_eq(e.busy, 3);
@@ -363,7 +364,7 @@ START_TEST(test_insert_update_find)
     ck_assert_uint_eq(e.packets, 2);
     ck_assert_uint_eq(e.flags, HM_ENTRY_VIA_HTTP);
 
-    hm_key_t other = key4("10.0.0.12", 80);
+    hm_addr_t other = key4("10.0.0.12", 80);
     ck_assert_int_eq(hm_table_find(t, &other, &e), -1);
 }
 END_TEST
@@ -371,7 +372,7 @@ END_TEST
 START_TEST(test_optional_fields_stored)
 {
     hm_table_t *t = new_table(4);
-    hm_key_t k = key4("2001:db8::5", 8080);
+    hm_addr_t k = key4("2001:db8::5", 8080);
     hb_packet_t p = pkt(1, 2);
     hm_entry_t e;
 
@@ -631,7 +632,7 @@ END_TEST
 START_TEST(test_auth_rules)
 {
     hm_table_t *t = new_table(4);
-    hm_key_t k = key4("10.0.0.1", 80);
+    hm_addr_t k = key4("10.0.0.1", 80);
     hb_packet_t p = pkt(5, 0);
     hm_entry_t e;
 
@@ -667,7 +668,7 @@ START_TEST(test_reject_ring)
 {
     hm_table_t *t = new_table(2);
     hm_reject_t out[HM_REJECTS + 4];
-    hm_key_t k = key4("10.0.0.9", 1234);
+    hm_addr_t k = key4("10.0.0.9", 1234);
     unsigned int i, n;
 
     ck_assert_uint_eq(hm_table_rejects(t, out, HM_REJECTS), 0);
@@ -676,7 +677,7 @@ START_TEST(test_reject_ring)
     ck_assert_uint_eq(n, 1);
     ck_assert_uint_eq(out[0].reason, 7);
     ck_assert_int_eq(out[0].when, 5 * SEC);
-    ck_assert(hm_key_equal(&out[0].src, &k));
+    ck_assert(hm_addr_equal(&out[0].src, &k));
 
     /* The ring keeps the newest HM_REJECTS, newest first. */
     for (i = 0; i < HM_REJECTS + 3; i++) {
@@ -712,10 +713,10 @@ START_TEST(test_model)
         unsigned k = (rnd >> 8) % KEYS;
         int64_t now = op;
         char ip[32];
-        hm_key_t key;
+        hm_addr_t key;
 
         snprintf(ip, sizeof(ip), "10.%u.0.%u", k % 3, k);
-        if (hm_key_from_string(&key, ip, (uint16_t)(80 + k % 2)) != 0) {
+        if (hm_addr_from_string(&key, ip, (uint16_t)(80 + k % 2)) != 0) {
             ck_abort_msg("bad test address %s", ip);
         }
         if ((rnd >> 20) % 16 == 0) {
@@ -760,7 +761,7 @@ START_TEST(test_model)
             for (unsigned i = 0; i < KEYS; i++) {
                 hm_entry_t e;
                 snprintf(ip, sizeof(ip), "10.%u.0.%u", i % 3, i);
-                hm_key_from_string(&key, ip, (uint16_t)(80 + i % 2));
+                hm_addr_from_string(&key, ip, (uint16_t)(80 + i % 2));
                 int s = hm_table_find(t, &key, &e);
                 if ((s >= 0) != present[i] || (s >= 0 && (e.ready != i || e.seen != seen[i]))) {
                     ck_abort_msg("op %d: key %u present=%d find=%d", op, i, present[i], s);
@@ -840,10 +841,10 @@ static void hammer_writer(hm_table_t *t)
     for (uint32_t i = 1; i <= HAMMER_UPDATES; i++) {
         unsigned k = i % HAMMER_KEYS;
         char ip[64];
-        hm_key_t key;
+        hm_addr_t key;
         hb_packet_t p = pkt(i, i);
         hammer_ip(k, ip, sizeof(ip));
-        if (hm_key_from_string(&key, ip, (uint16_t)(1000 + k)) != 0) {
+        if (hm_addr_from_string(&key, ip, (uint16_t)(1000 + k)) != 0) {
             _exit(2);
         }
         p.flags = HB_HAS_SEQ | HB_HAS_INTERVAL;
@@ -865,7 +866,7 @@ static const char *torn(const hm_entry_t *e)
 {
     static char why[160];
     char ip[HM_IP_MAX];
-    hm_key_t key;
+    hm_addr_t key;
     unsigned k = e->ready % HAMMER_KEYS;
 
     if (e->ready != e->busy) {
@@ -879,7 +880,7 @@ static const char *torn(const hm_entry_t *e)
         return why;
     }
     hammer_ip(k, ip, sizeof(ip));
-    if (hm_key_from_string(&key, ip, (uint16_t)(1000 + k)) != 0 || !hm_key_equal(&key, &e->key) ||
+    if (hm_addr_from_string(&key, ip, (uint16_t)(1000 + k)) != 0 || !hm_addr_equal(&key, &e->key) ||
         strcmp(e->ip, ip) != 0) {
         snprintf(why, sizeof(why), "ready=%u belongs to %s port %u, entry is %s port %u", e->ready,
                  ip, 1000 + k, e->ip, e->key.port);
@@ -907,11 +908,11 @@ START_TEST(test_concurrent_reader)
         _exit(0);
     }
 
-    hm_key_t keys[HAMMER_KEYS];
+    hm_addr_t keys[HAMMER_KEYS];
     for (unsigned k = 0; k < HAMMER_KEYS; k++) {
         char ip[64];
         hammer_ip(k, ip, sizeof(ip));
-        ck_assert_int_eq(hm_key_from_string(&keys[k], ip, (uint16_t)(1000 + k)), 0);
+        ck_assert_int_eq(hm_addr_from_string(&keys[k], ip, (uint16_t)(1000 + k)), 0);
     }
 
     unsigned long gets = 0, found = 0;
@@ -932,7 +933,7 @@ START_TEST(test_concurrent_reader)
             hm_entry_t e;
             int s = hm_table_find(t, &keys[k], &e);
             if (s >= 0) {
-                if (s >= HAMMER_CAP || !hm_key_equal(&e.key, &keys[k])) {
+                if (s >= HAMMER_CAP || !hm_addr_equal(&e.key, &keys[k])) {
                     bad = "find returned a bad slot or another key";
                 } else {
                     bad = torn(&e);
