@@ -1,7 +1,6 @@
 /*
  * check_auth.c: unit tests for hb_auth (HMAC-SHA256 signed heartbeats).
  */
-#include <check.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 
 #include "hb_auth.h"
 #include "hb_packet.h"
+
+#include "check_main.h"
 
 #define NOW 1796000000000LL /* ms */
 #define WIN 30000LL
@@ -183,12 +184,10 @@ START_TEST(test_key_files)
 }
 END_TEST
 
-int main(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_auth");
     TCase *tc = tcase_create("auth");
-    SRunner *sr;
-    int failed;
 
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_sign_and_verify);
@@ -199,9 +198,5 @@ int main(void)
     tcase_add_test(tc, test_small_buffer);
     tcase_add_test(tc, test_key_files);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -1,14 +1,15 @@
 /*
  * check_config.c: unit tests for hb_config (directive value parsing).
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "apr_general.h"
+#include "apr_pools.h"
 
 #include "hb_config.h"
+
+#include "check_main.h"
 
 static int64_t dur(const char *s)
 {
@@ -71,14 +72,12 @@ static apr_pool_t *pool;
 
 static void pool_setup(void)
 {
-    ck_assert_int_eq(apr_initialize(), APR_SUCCESS);
     ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
 }
 
 static void pool_teardown(void)
 {
     apr_pool_destroy(pool);
-    apr_terminate();
 }
 
 START_TEST(test_choice)
@@ -146,7 +145,7 @@ START_TEST(test_addr)
 }
 END_TEST
 
-static Suite *config_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_config");
     TCase *tc = tcase_create("duration");
@@ -162,14 +161,4 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_addr);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -4,23 +4,22 @@
  * and when it dies holding the election, a newer generation superseding an
  * older one, and independent names.
  */
-#include <check.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "apr_general.h"
 #include "apr_pools.h"
 
 #include "hb_elect.h"
+
+#include "check_main.h"
 
 static apr_pool_t *pproc, *pconf;
 
 static void setup(void)
 {
-    ck_assert_int_eq(apr_initialize(), APR_SUCCESS);
     ck_assert_int_eq(apr_pool_create(&pproc, NULL), APR_SUCCESS);
     ck_assert_int_eq(apr_pool_create(&pconf, pproc), APR_SUCCESS);
 }
@@ -28,7 +27,6 @@ static void setup(void)
 static void teardown(void)
 {
     apr_pool_destroy(pproc);
-    apr_terminate();
 }
 
 /* A child process that wins the election, says so through the pipe, then
@@ -154,7 +152,7 @@ START_TEST(test_generations)
 }
 END_TEST
 
-static Suite *elect_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_elect");
     TCase *tc = tcase_create("elect");
@@ -164,14 +162,4 @@ static Suite *elect_suite(void)
     tcase_add_test(tc, test_generations);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(elect_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

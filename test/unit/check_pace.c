@@ -1,10 +1,11 @@
 /*
  * check_pace.c: unit tests for hm_pace (the receiver's wait between reads).
  */
-#include <check.h>
 #include <stdlib.h>
 
 #include "hm_pace.h"
+
+#include "check_main.h"
 
 #define MS 1000
 
@@ -103,12 +104,10 @@ START_TEST(test_target_from_buffer)
 }
 END_TEST
 
-int main(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hm_pace");
     TCase *tc = tcase_create("pace");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_starts_short);
     tcase_add_test(tc, test_settles_by_rate);
@@ -116,9 +115,5 @@ int main(void)
     tcase_add_test(tc, test_bad_bounds);
     tcase_add_test(tc, test_target_from_buffer);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -1,13 +1,14 @@
 /*
  * check_packet.c: unit tests for hb_packet (wire format parser/formatter).
  */
-#include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hb_packet.h"
+
+#include "check_main.h"
 
 /* Printable rendering of arbitrary bytes for failure messages. */
 static const char *esc(const char *s, size_t len)
@@ -572,7 +573,7 @@ START_TEST(test_format_bad_state)
 }
 END_TEST
 
-static Suite *packet_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_packet");
     TCase *tc = tcase_create("parse");
@@ -614,14 +615,4 @@ static Suite *packet_suite(void)
     tcase_add_test(tc, test_format_bad_state);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(packet_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

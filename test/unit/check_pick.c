@@ -1,12 +1,13 @@
 /*
  * check_pick.c: unit tests for lbhb_pick (balancer member ranking).
  */
-#include <check.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "lbhb_pick.h"
+
+#include "check_main.h"
 
 START_TEST(test_effective)
 {
@@ -397,7 +398,7 @@ START_TEST(test_mix64)
 }
 END_TEST
 
-static Suite *pick_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("lbhb_pick");
     TCase *tc = tcase_create("score");
@@ -432,14 +433,4 @@ static Suite *pick_suite(void)
     tcase_add_test(tc, test_started_since);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(pick_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,11 +1,12 @@
 /*
  * check_ratelimit.c: unit tests for hm_ratelimit (per-source token bucket).
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "hm_ratelimit.h"
+
+#include "check_main.h"
 
 #define SEC 1000000LL
 
@@ -66,19 +67,13 @@ START_TEST(test_many_sources)
 }
 END_TEST
 
-int main(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hm_ratelimit");
     TCase *tc = tcase_create("bucket");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_burst_then_rate);
     tcase_add_test(tc, test_many_sources);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -1,7 +1,6 @@
 /*
  * check_storage.c: unit tests for hm_storage (the HeartbeatStorage file).
  */
-#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -12,12 +11,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "apr_general.h"
 #include "apr_pools.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
 
 #include "hm_storage.h"
+
+#include "check_main.h"
 
 #define SEC 1000000LL
 /* 2023-11-14T22:13:20Z, a plausible "now" in microseconds */
@@ -604,7 +604,7 @@ START_TEST(test_read_stock_file)
 }
 END_TEST
 
-static Suite *storage_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hm_storage");
     TCase *tc = tcase_create("format");
@@ -638,21 +638,4 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_read_stock_file);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    if (apr_initialize() != APR_SUCCESS) {
-        fprintf(stderr, "apr_initialize failed\n");
-        return EXIT_FAILURE;
-    }
-    sr = srunner_create(storage_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

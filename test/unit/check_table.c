@@ -3,7 +3,6 @@
  * helpers.
  */
 #include <arpa/inet.h>
-#include <check.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,6 +15,8 @@
 #include <unistd.h>
 
 #include "hm_table.h"
+
+#include "check_main.h"
 
 #define SEC 1000000LL
 
@@ -964,7 +965,7 @@ START_TEST(test_concurrent_reader)
 }
 END_TEST
 
-static Suite *table_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hm_table");
     TCase *tc = tcase_create("keys");
@@ -1008,14 +1009,4 @@ static Suite *table_suite(void)
     tcase_add_test(tc, test_concurrent_reader);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(table_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,11 +1,12 @@
 /*
  * check_throttle.c: unit tests for hb_throttle (one report per period).
  */
-#include <check.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "hb_throttle.h"
+
+#include "check_main.h"
 
 #define S 1000000
 
@@ -65,7 +66,7 @@ START_TEST(test_one_winner_among_threads)
 }
 END_TEST
 
-static Suite *throttle_suite(void)
+Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_throttle");
     TCase *tc = tcase_create("throttle");
@@ -73,14 +74,4 @@ static Suite *throttle_suite(void)
     tcase_add_test(tc, test_one_winner_among_threads);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(throttle_suite());
-    int failed;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
