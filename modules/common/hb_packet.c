@@ -3,6 +3,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "hb_packet.h"
@@ -116,8 +117,25 @@ enum {
     F_PORT = 0x08,
     F_SEQ = 0x10,
     F_INT = 0x20,
-    F_STATE = 0x40
+    F_STATE = 0x40,
+    F_ADDR = 0x80
 };
+
+/* An IPv4 or IPv6 literal (no brackets, no scope), copied NUL-terminated. */
+static hb_status_e parse_addr(const char *s, size_t len, char out[HB_ADDR_TEXT_MAX])
+{
+    unsigned char bin[16];
+
+    if (len == 0 || len >= HB_ADDR_TEXT_MAX) {
+        return HB_E_SYNTAX;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+    if (inet_pton(AF_INET, out, bin) != 1 && inet_pton(AF_INET6, out, bin) != 1) {
+        return HB_E_SYNTAX;
+    }
+    return HB_OK;
+}
 
 hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
 {
@@ -154,7 +172,10 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
             bit = key_is(&kv, "seq", 3) ? F_SEQ : key_is(&kv, "int", 3) ? F_INT : 0;
             break;
         case 4:
-            bit = key_is(&kv, "busy", 4) ? F_BUSY : key_is(&kv, "port", 4) ? F_PORT : 0;
+            bit = key_is(&kv, "busy", 4)   ? F_BUSY
+                  : key_is(&kv, "port", 4) ? F_PORT
+                  : key_is(&kv, "addr", 4) ? F_ADDR
+                                           : 0;
             break;
         case 5:
             bit = key_is(&kv, "ready", 5) ? F_READY : key_is(&kv, "state", 5) ? F_STATE : 0;
@@ -204,6 +225,10 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
             }
             pkt->interval_ms = (uint32_t)v;
             pkt->flags |= HB_HAS_INTERVAL;
+            break;
+        case F_ADDR:
+            st = parse_addr(kv.val, kv.val_len, pkt->addr);
+            pkt->flags |= HB_HAS_ADDR;
             break;
         default: /* F_STATE */
             st = hb_state_parse(kv.val, kv.val_len, &pkt->state) == 0 ? HB_OK : HB_E_STATE;
@@ -267,6 +292,17 @@ size_t hb_packet_format(const hb_packet_t *pkt, char *buf, size_t cap)
             goto toosmall;
         }
         n = snprintf(buf + len, cap - len, "&state=%s", s);
+        if (n < 0 || (size_t)n >= cap - len) {
+            goto toosmall;
+        }
+        len += (size_t)n;
+    }
+    if (pkt->flags & HB_HAS_ADDR) {
+        char check[HB_ADDR_TEXT_MAX];
+        if (parse_addr(pkt->addr, strnlen(pkt->addr, HB_ADDR_TEXT_MAX), check) != HB_OK) {
+            goto toosmall;
+        }
+        n = snprintf(buf + len, cap - len, "&addr=%s", pkt->addr);
         if (n < 0 || (size_t)n >= cap - len) {
             goto toosmall;
         }

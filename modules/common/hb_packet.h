@@ -47,6 +47,11 @@ typedef enum {
 #define HB_HAS_SEQ      0x02u
 #define HB_HAS_INTERVAL 0x04u
 #define HB_HAS_STATE    0x08u
+#define HB_HAS_ADDR     0x10u
+
+/* Room for the text of an IPv4 or IPv6 address and its NUL
+ * (INET6_ADDRSTRLEN). */
+#define HB_ADDR_TEXT_MAX 46
 
 typedef struct {
     uint32_t version;     /* always 1 after a successful parse */
@@ -57,6 +62,9 @@ typedef struct {
     uint32_t interval_ms; /* HB_INTERVAL_MIN_MS..HB_INTERVAL_MAX_MS when HB_HAS_INTERVAL */
     hb_state_e state;     /* HB_STATE_UP unless HB_HAS_STATE says otherwise */
     unsigned int flags;   /* HB_HAS_* */
+    /* addr=: the address the sender sends from, as it names itself inside
+     * a signed packet (an IP literal, NUL-terminated) when HB_HAS_ADDR. */
+    char addr[HB_ADDR_TEXT_MAX];
 } hb_packet_t;
 
 /* One key=value pair as found by hb_query_next(); not NUL-terminated. */
@@ -85,7 +93,7 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt);
 
 /*
  * Write "v=1&ready=N&busy=M" followed by the optional fields named in
- * pkt->flags, in the order port, seq, int, state. Returns the length
+ * pkt->flags, in the order port, seq, int, state, addr. Returns the length
  * written (without the NUL it also writes), or 0 if cap is too small.
  */
 size_t hb_packet_format(const hb_packet_t *pkt, char *buf, size_t cap);

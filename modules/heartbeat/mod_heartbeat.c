@@ -62,6 +62,10 @@ typedef struct {
     const char *text;   /* as configured, for log lines */
     apr_sockaddr_t *sa; /* resolved at configuration time */
     apr_socket_t *sock; /* opened once by the sender thread, reused */
+    /* The address the proxy sees this origin's packets come from, named in
+     * signed packets (addr=) so that a signature also proves which origin
+     * a packet speaks for; learnt when the socket is opened. */
+    char self[HB_ADDR_TEXT_MAX];
 } hb_dest_t;
 
 typedef struct {
@@ -379,6 +383,39 @@ static void hb_log_send_error(server_rec *s, hb_conf_t *conf, const hb_dest_t *d
     }
 }
 
+/*
+ * Which of our addresses the kernel sends from to reach d: HeartbeatSource
+ * if given, else what routing picks, found by connecting a throwaway socket
+ * (connecting the real one would turn a proxy that is down into send
+ * errors through ICMP). A route change is noticed when a send fails and
+ * the socket is opened again.
+ */
+static apr_status_t hb_source_for(hb_conf_t *conf, hb_dest_t *d)
+{
+    apr_socket_t *probe;
+    apr_sockaddr_t *local;
+    apr_status_t rv;
+
+    rv = apr_socket_create(&probe, d->sa->family, SOCK_DGRAM, APR_PROTO_UDP, conf->sock_pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (conf->source) {
+        rv = apr_socket_bind(probe, conf->source);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_connect(probe, d->sa);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_addr_get(&local, APR_LOCAL, probe);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_sockaddr_ip_getbuf(d->self, sizeof(d->self), local);
+    }
+    apr_socket_close(probe);
+    return rv;
+}
+
 static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)
 {
     apr_status_t rv;
@@ -407,6 +444,10 @@ static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)
         /* Hop limit 1 keeps heartbeats on the local link unless asked. */
         apr_mcast_hops(sock, (apr_byte_t)conf->ttl);
     }
+    if (conf->key && (rv = hb_source_for(conf, d)) != APR_SUCCESS) {
+        apr_socket_close(sock);
+        return rv;
+    }
     d->sock = sock;
     return APR_SUCCESS;
 }
@@ -422,17 +463,6 @@ static void hb_close_all(hb_conf_t *conf)
             d->sock = NULL;
         }
     }
-}
-
-static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len);
-
-/* With HeartbeatSecret, append the timestamp, key id and HMAC. */
-static apr_size_t hb_sign(hb_conf_t *conf, char *buf, apr_size_t len, apr_size_t cap)
-{
-    if (!conf->key || !len) {
-        return len;
-    }
-    return hb_auth_sign(conf->key, buf, len, cap, apr_time_as_msec(apr_time_now()));
 }
 
 /*
@@ -461,14 +491,20 @@ static uint64_t hb_next_seq(int from_clock)
     return want;
 }
 
-/* The fields every packet of ours carries, with the given counts and
- * state; returns the signed datagram's length in buf. */
-static apr_size_t hb_build(hb_conf_t *conf, uint64_t seq, uint32_t ready, uint32_t busy,
-                           hb_state_e state, char *buf, apr_size_t cap)
+/*
+ * Send one heartbeat with the given counts and state to every
+ * HeartbeatAddress. Unsigned, every destination gets the same bytes; with
+ * HeartbeatSecret each gets its own, naming the address it comes from
+ * (addr=) inside the signed part, then ts, kid and sig.
+ */
+static void hb_send_all(server_rec *s, hb_conf_t *conf, uint64_t seq, uint32_t ready, uint32_t busy,
+                        hb_state_e state)
 {
-    hb_packet_t pkt;
+    char buf[HB_PACKET_MAX + 1];
     apr_port_t port = hb_advertised_port(conf);
-    apr_size_t len;
+    apr_size_t len = 0;
+    hb_packet_t pkt;
+    int i;
 
     memset(&pkt, 0, sizeof(pkt));
     pkt.version = 1;
@@ -482,15 +518,47 @@ static apr_size_t hb_build(hb_conf_t *conf, uint64_t seq, uint32_t ready, uint32
         pkt.port = port;
         pkt.flags |= HB_HAS_PORT;
     }
-    len = hb_packet_format(&pkt, buf, cap);
-    return hb_sign(conf, buf, len, cap);
+    if (!conf->key) {
+        len = hb_packet_format(&pkt, buf, sizeof(buf));
+    }
+    for (i = 0; i < conf->dests->nelts; i++) {
+        hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+        apr_size_t n;
+        apr_status_t rv = APR_SUCCESS;
+
+        if (!d->sock) {
+            rv = hb_open(s, conf, d);
+        }
+        if (rv == APR_SUCCESS && conf->key) {
+            memcpy(pkt.addr, d->self, sizeof(pkt.addr));
+            pkt.flags |= HB_HAS_ADDR;
+            len = hb_packet_format(&pkt, buf, sizeof(buf));
+            len = len ? hb_auth_sign(conf->key, buf, len, sizeof(buf),
+                                     apr_time_as_msec(apr_time_now()))
+                      : 0;
+        }
+        n = len;
+        if (rv == APR_SUCCESS) {
+            rv = apr_socket_sendto(d->sock, d->sa, 0, buf, &n);
+        }
+        if (rv != APR_SUCCESS) {
+            /* Re-create the socket next time: a route or source address
+             * may have changed under it. */
+            if (d->sock) {
+                apr_socket_close(d->sock);
+                d->sock = NULL;
+            }
+            hb_log_send_error(s, conf, d, rv);
+        } else {
+            ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "HB0102: sent %.*s", (int)len, buf);
+        }
+    }
 }
 
 /* One beat from the sender thread (its first if `first`); returns the
  * state it reported. */
 static hb_state_e hb_send(server_rec *s, hb_conf_t *conf, int first)
 {
-    char buf[HB_PACKET_MAX + 1];
     int ready, busy, capacity, live;
     hb_state_e state;
 
@@ -503,38 +571,8 @@ static hb_state_e hb_send(server_rec *s, hb_conf_t *conf, int first)
         ready = 0;
         state = HB_STATE_STOPPING;
     }
-    hb_send_buf(s, conf, buf,
-                hb_build(conf, hb_next_seq(first), (uint32_t)ready, (uint32_t)busy, state, buf,
-                         sizeof(buf)));
+    hb_send_all(s, conf, hb_next_seq(first), (uint32_t)ready, (uint32_t)busy, state);
     return state;
-}
-
-static void hb_send_buf(server_rec *s, hb_conf_t *conf, const char *buf, apr_size_t len)
-{
-    int i;
-
-    for (i = 0; i < conf->dests->nelts; i++) {
-        hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
-        apr_size_t n = len;
-        apr_status_t rv = APR_SUCCESS;
-
-        if (!d->sock) {
-            rv = hb_open(s, conf, d);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = apr_socket_sendto(d->sock, d->sa, 0, buf, &n);
-        }
-        if (rv != APR_SUCCESS) {
-            /* Re-create the socket next time: a route or source address
-             * may have changed under it. */
-            if (d->sock) {
-                apr_socket_close(d->sock);
-                d->sock = NULL;
-            }
-            hb_log_send_error(s, conf, d, rv);
-        }
-    }
-    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "HB0102: sent %.*s", (int)len, buf);
 }
 
 /* ------------------------------------------------------------- sender */
@@ -781,7 +819,6 @@ static apr_status_t hb_parent_cleanup(void *data)
 {
     hb_parent_t *pc = data;
     hb_conf_t *conf = hb_conf(pc->s);
-    char buf[HB_PACKET_MAX + 1];
     int i;
 
     if (getpid() != pc->parent) {
@@ -793,8 +830,7 @@ static apr_status_t hb_parent_cleanup(void *data)
     for (i = 0; i < conf->dests->nelts; i++) {
         APR_ARRAY_IDX(conf->dests, i, hb_dest_t).sock = NULL;
     }
-    hb_send_buf(pc->s, conf, buf,
-                hb_build(conf, hb_next_seq(1), 0, 0, HB_STATE_STOPPING, buf, sizeof(buf)));
+    hb_send_all(pc->s, conf, hb_next_seq(1), 0, 0, HB_STATE_STOPPING);
     hb_close_all(conf);
     apr_pool_destroy(conf->sock_pool);
     conf->sock_pool = NULL;

@@ -20,6 +20,7 @@
  *    the real one) must reach the same verdict on every input.
  * A violated property calls abort(), which libFuzzer reports as a crash.
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@
         }                                                                                          \
     } while (0)
 
-#define KNOWN_FLAGS (HB_HAS_PORT | HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE)
+#define KNOWN_FLAGS (HB_HAS_PORT | HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE | HB_HAS_ADDR)
 
 static void check_ranges(const hb_packet_t *p)
 {
@@ -51,6 +52,9 @@ static void check_ranges(const hb_packet_t *p)
     REQUIRE(p->state == HB_STATE_UP || p->state == HB_STATE_DRAIN || p->state == HB_STATE_STOPPING);
     /* Without state= the packet means "up"; the table relies on that. */
     REQUIRE((p->flags & HB_HAS_STATE) || p->state == HB_STATE_UP);
+    /* addr= is a terminated IP literal, or absent and empty. */
+    REQUIRE(memchr(p->addr, '\0', sizeof(p->addr)) != NULL);
+    REQUIRE((p->flags & HB_HAS_ADDR) ? p->addr[0] != '\0' : p->addr[0] == '\0');
 }
 
 /* Field by field: the struct has padding, so memcmp() would compare junk. */
@@ -64,6 +68,7 @@ static void check_same(const hb_packet_t *a, const hb_packet_t *b)
     REQUIRE(!(a->flags & HB_HAS_PORT) || a->port == b->port);
     REQUIRE(!(a->flags & HB_HAS_SEQ) || a->seq == b->seq);
     REQUIRE(!(a->flags & HB_HAS_INTERVAL) || a->interval_ms == b->interval_ms);
+    REQUIRE(!(a->flags & HB_HAS_ADDR) || strcmp(a->addr, b->addr) == 0);
 }
 
 /* Walk the pairs the way both parsers do; every step must consume input and
@@ -135,8 +140,9 @@ static void check_format_caps(const hb_packet_t *p, size_t n, size_t cap)
 typedef struct {
     int ok;
     uint64_t ready, busy, port, seq, interval;
-    int has_port, has_seq, has_int, has_state;
+    int has_port, has_seq, has_int, has_state, has_addr;
     hb_state_e state;
+    char addr[64];
 } ref_t;
 
 /* Digits only, 1..20 of them, and no larger than max (given as text):
@@ -243,6 +249,17 @@ static void ref_parse(const char *buf, size_t len, ref_t *r)
                 r->interval == 0) {
                 return;
             }
+        } else if (ref_is(k, klen, "addr")) {
+            /* An IPv4 or IPv6 literal as inet_pton reads it; no brackets. */
+            unsigned char bin[16];
+            if (r->has_addr++ || vlen == 0 || vlen >= 46) {
+                return;
+            }
+            memcpy(r->addr, val, vlen);
+            r->addr[vlen] = '\0';
+            if (inet_pton(AF_INET, r->addr, bin) != 1 && inet_pton(AF_INET6, r->addr, bin) != 1) {
+                return;
+            }
         } else if (ref_is(k, klen, "state")) {
             if (r->has_state++) {
                 return;
@@ -276,6 +293,8 @@ static void check_against_reference(const char *buf, size_t len, hb_status_e st,
     REQUIRE(!!(p->flags & HB_HAS_SEQ) == r.has_seq);
     REQUIRE(!!(p->flags & HB_HAS_INTERVAL) == r.has_int);
     REQUIRE(!!(p->flags & HB_HAS_STATE) == r.has_state);
+    REQUIRE(!!(p->flags & HB_HAS_ADDR) == r.has_addr);
+    REQUIRE(!r.has_addr || strcmp(p->addr, r.addr) == 0);
     REQUIRE(!r.has_port || p->port == r.port);
     REQUIRE(!r.has_seq || p->seq == r.seq);
     REQUIRE(!r.has_int || p->interval_ms == r.interval);

@@ -27,6 +27,10 @@ OURS = b'v=1&ready=75&busy=0&port=8080&seq=1796003976160&int=1000&state=up'
 PACKET = {
     # accepted
     'ours': OURS,
+    'addr-v4': OURS + b'&addr=10.0.0.11',
+    'addr-v6': OURS + b'&addr=fe80::1',
+    'addr-bad': OURS + b'&addr=10.0.0.256',
+    'addr-bracketed': OURS + b'&addr=[::1]',
     'stock': b'v=1&ready=75&busy=0',
     'stock-unknown-key': b'v=1&ready=75&busy=0&foo=bar',
     'drain': b'v=1&ready=3&busy=9&port=80&seq=7&int=250&state=drain',

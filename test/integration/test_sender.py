@@ -241,6 +241,41 @@ MaxSpareServers 1
             self.assertEqual(fields(d)['v'], '1')
         self.assertEqual(v6.datagrams[0].addr[0], '::1')
 
+    def test_signed_packets_name_their_source(self):
+        # A signed packet names (addr=, inside the signed part) the address
+        # it is sent from, here HeartbeatSource's; unsigned packets stay as
+        # they were (test_format_fields_and_interval).
+        v4 = self.listener()
+        origin = self.origin([(v4.host, v4.port)])
+        key = os.path.join(origin.root, 'site.key')
+        with open(key, 'wb') as f:
+            f.write(b'0123456789abcdef0123456789abcdef\n')
+        os.chmod(key, 0o600)
+        origin.conf_body += 'HeartbeatSecret "%s"\nHeartbeatSource 127.0.0.1\n' % key
+        origin.start()
+        d = v4.wait_for(lambda d: True)
+        self.assertEqual(fields(d)['addr'], d.addr[0])
+        self.assertRegex(d.data.decode(),
+                         r'&addr=127\.0\.0\.1&ts=\d+&kid=site&sig=[0-9a-f]{64}$')
+
+    def test_signed_packets_name_their_source_v6(self):
+        # Each destination gets its own signed packet, with the address
+        # routing picks to reach it.
+        self.assertTrue(hbtest.ipv6_available(), 'IPv6 loopback is needed')
+        v4 = self.listener()
+        v6 = self.listener('::1')
+        origin = self.origin([(v4.host, v4.port), (v6.host, v6.port)])
+        key = os.path.join(origin.root, 'site.key')
+        with open(key, 'wb') as f:
+            f.write(b'0123456789abcdef0123456789abcdef\n')
+        os.chmod(key, 0o600)
+        origin.conf_body += 'HeartbeatSecret "%s"\n' % key
+        origin.start()
+        for lst, want in ((v4, '127.0.0.1'), (v6, '::1')):
+            d = lst.wait_for(lambda d: True)
+            self.assertEqual(fields(d)['addr'], want)
+            self.assertEqual(d.addr[0], want)
+
     def test_source_address(self):
         lst = hbtest.UdpListener('0.0.0.0').start()
         self.addCleanup(lst.close)

@@ -573,6 +573,49 @@ START_TEST(test_format_bad_state)
 }
 END_TEST
 
+START_TEST(test_addr)
+{
+    hb_packet_t p;
+    char buf[256];
+
+    ck_assert_int_eq(hb_packet_parse("v=1&ready=1&busy=0&addr=10.0.0.11", 33, &p), HB_OK);
+    ck_assert(p.flags & HB_HAS_ADDR);
+    ck_assert_str_eq(p.addr, "10.0.0.11");
+    const char *v6 = "v=1&ready=1&busy=0&addr=2001:db8::7";
+    ck_assert_int_eq(hb_packet_parse(v6, strlen(v6), &p), HB_OK);
+    ck_assert_str_eq(p.addr, "2001:db8::7");
+    /* Only IP literals: no names, brackets, ports, scopes or junk. */
+    const char *bad[] = {"addr=",
+                         "addr=host.example",
+                         "addr=[::1]",
+                         "addr=10.0.0.1:80",
+                         "addr=fe80::1%lo",
+                         "addr=10.0.0.256",
+                         "addr=1111:2222:3333:4444:5555:6666:7777:8888:9999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(buf, sizeof(buf), "v=1&ready=1&busy=0&%s", bad[i]);
+        ck_assert_msg(hb_packet_parse(buf, strlen(buf), &p) == HB_E_SYNTAX, "%s accepted", bad[i]);
+    }
+    snprintf(buf, sizeof(buf), "v=1&ready=1&busy=0&addr=10.0.0.1&addr=10.0.0.2");
+    ck_assert_int_eq(hb_packet_parse(buf, strlen(buf), &p), HB_E_DUPLICATE);
+    /* Formatted last, and only when flagged. */
+    memset(&p, 0, sizeof(p));
+    p.version = 1;
+    p.ready = 2;
+    p.flags = HB_HAS_STATE | HB_HAS_ADDR;
+    strcpy(p.addr, "::1");
+    ck_assert_uint_gt(hb_packet_format(&p, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "v=1&ready=2&busy=0&state=up&addr=::1");
+    p.flags = HB_HAS_STATE;
+    hb_packet_format(&p, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "v=1&ready=2&busy=0&state=up");
+    /* Refuses to write what it would not read. */
+    p.flags = HB_HAS_ADDR;
+    strcpy(p.addr, "not an address");
+    ck_assert_uint_eq(hb_packet_format(&p, buf, sizeof(buf)), 0);
+}
+END_TEST
+
 Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_packet");
@@ -613,6 +656,7 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_format_roundtrip);
     tcase_add_test(tc, test_format_too_small);
     tcase_add_test(tc, test_format_bad_state);
+    tcase_add_test(tc, test_addr);
     suite_add_tcase(s, tc);
     return s;
 }
