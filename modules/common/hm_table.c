@@ -508,6 +508,33 @@ hm_table_t *hm_table_attach(void *mem, size_t size)
     return t;
 }
 
+/* ---- white-box access (tests, diagnostics) ---------------------------- */
+
+int32_t *hm_table_lock_word(hm_table_t *t)
+{
+    return &t->lock;
+}
+
+int32_t *hm_table_index_words(hm_table_t *t, uint32_t *n)
+{
+    *n = t->index_size;
+    return index_of(t);
+}
+
+/* What hm_table_attach compares: keep the two in step. */
+#define HEADER_FIELD(f) #f, offsetof(struct hm_table, f), sizeof(((struct hm_table *)0)->f)
+static const hm_table_field_t checked_fields[] = {
+    {HEADER_FIELD(magic)},      {HEADER_FIELD(layout)},     {HEADER_FIELD(capacity)},
+    {HEADER_FIELD(index_size)}, {HEADER_FIELD(total_size)},
+};
+#undef HEADER_FIELD
+
+const hm_table_field_t *hm_table_checked_fields(unsigned int *n)
+{
+    *n = sizeof(checked_fields) / sizeof(checked_fields[0]);
+    return checked_fields;
+}
+
 unsigned int hm_table_capacity(const hm_table_t *t)
 {
     return t->capacity;

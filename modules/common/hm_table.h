@@ -156,4 +156,29 @@ void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, 
  * many. Never blocks on writers. */
 unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max);
 
+/*
+ * White-box access, for unit tests and diagnostics only. The layout of the
+ * block is private to hm_table.c; a test that plants a state no public call
+ * can produce (a writer that died holding the lock, garbage in the index, a
+ * damaged header) reaches it through these, never by byte offsets, so that
+ * it follows any change of the layout. Nothing else writes through them.
+ */
+
+/* The writer lock: the holder's pid, 0 when free. */
+int32_t *hm_table_lock_word(hm_table_t *t);
+
+/* The hash index, *n words (a power of two): each -1 when empty, else a
+ * slot number in the low 24 bits with 7 bits of the key's hash above. */
+int32_t *hm_table_index_words(hm_table_t *t, uint32_t *n);
+
+/* A header field that hm_table_attach validates, as bytes of the block. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    size_t size;
+} hm_table_field_t;
+
+/* Every header field hm_table_attach validates; *n is set to how many. */
+const hm_table_field_t *hm_table_checked_fields(unsigned int *n);
+
 #endif

@@ -274,12 +274,18 @@ START_TEST(test_attach)
     ck_assert_int_eq(upd(t2, "10.0.0.2", 80, 6, SEC, SEC), HM_UPD_INSERTED);
     ck_assert_int_eq(find(t, "10.0.0.2", 80, NULL), -1);
 
-    /* Corruptions of each header word it checks. */
-    for (size_t off = 0; off < 16; off += 4) {
-        memcpy(copy, mem, mem_size);
-        ((unsigned char *)copy)[off] ^= 0x40;
-        ck_assert_msg(hm_table_attach(copy, mem_size) == NULL, "header byte %zu not validated",
-                      off);
+    /* Damage to any byte of each header field it checks. */
+    unsigned int nfields;
+    const hm_table_field_t *field = hm_table_checked_fields(&nfields);
+    ck_assert_uint_gt(nfields, 0);
+    for (unsigned int f = 0; f < nfields; f++) {
+        ck_assert_uint_le(field[f].offset + field[f].size, mem_size);
+        for (size_t b = 0; b < field[f].size; b++) {
+            memcpy(copy, mem, mem_size);
+            ((unsigned char *)copy)[field[f].offset + b] ^= 0x40;
+            ck_assert_msg(hm_table_attach(copy, mem_size) == NULL,
+                          "header field %s, byte %zu: damage not noticed", field[f].name, b);
+        }
     }
     memset(copy, 0, mem_size);
     ck_assert_ptr_null(hm_table_attach(copy, mem_size));
@@ -310,11 +316,14 @@ START_TEST(test_prefetch_changes_nothing)
     }
     ck_assert_int_eq(memcmp(copy, mem, mem_size), 0);
 
-    /* Out-of-range slot numbers in the index (the last bytes of the block):
-     * range-checked, never followed. */
-    int32_t *idx_tail = (int32_t *)((char *)mem + mem_size - 8 * sizeof(int32_t));
-    for (int i = 0; i < 8; i++) {
-        idx_tail[i] = (i & 1) ? 4 : 1 << 30;
+    /* Out-of-range slot numbers in the index: range-checked, never
+     * followed. */
+    uint32_t nidx;
+    int32_t *idx = hm_table_index_words(t, &nidx);
+    ck_assert_uint_eq(nidx, 8);
+    ck_assert((char *)idx >= (char *)mem && (char *)(idx + nidx) <= (char *)mem + mem_size);
+    for (uint32_t i = 0; i < nidx; i++) {
+        idx[i] = (i & 1) ? 4 : 1 << 30;
     }
     memcpy(copy, mem, mem_size);
     for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
@@ -806,10 +815,10 @@ START_TEST(test_steal_lock_from_dead_writer)
     }
     ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
 
-    /* White box: the writer lock is the int32 at byte 24 of the header
-     * (magic, layout, capacity, index size, total size). Plant the pid of a
-     * process that no longer exists, as if it died holding the lock. */
-    int32_t *lock = (int32_t *)((char *)mem + 24);
+    /* White box: plant the pid of a process that no longer exists in the
+     * writer lock, as if it died holding it. */
+    int32_t *lock = hm_table_lock_word(t);
+    ck_assert((char *)lock >= (char *)mem && (char *)(lock + 1) <= (char *)mem + mem_size);
     ck_assert_int_eq(*lock, 0);
     *lock = (int32_t)dead;
 
