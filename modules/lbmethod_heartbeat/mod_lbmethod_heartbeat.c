@@ -279,7 +279,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         started = lbhb_started_since(&m->baseline, e.seen, busy_now);
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, b->r,
-                  "%s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
+                  "LB0309: %s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
                   " started=%" APR_UINT64_T_FMT,
                   current->s->name, e.ready, e.seen, busy_now, started);
     if (b->nfound == b->cap) {
