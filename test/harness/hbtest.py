@@ -629,7 +629,9 @@ def run_user():
     raise HarnessError('running as root but neither www-data nor nobody exists')
 
 
-def _chown_to_run_user(path):
+def chown_to_run_user(path):
+    """Give path to the user and group httpd's children run as (see
+    run_user()), so that they can write there; nothing when not root."""
     who = run_user()
     if who:
         shutil.chown(path, who[0], who[1])
@@ -761,7 +763,7 @@ class Httpd:
         for path in (self.root, self.htdocs, self.logs, self.run_dir):
             os.makedirs(path, exist_ok=True)
             os.chmod(path, 0o755)
-        _chown_to_run_user(self.run_dir)
+        chown_to_run_user(self.run_dir)
 
     # ---- files ----------------------------------------------------------
 
@@ -783,7 +785,7 @@ class Httpd:
         os.makedirs(path, exist_ok=True)
         os.chmod(path, 0o755)
         if writable:
-            _chown_to_run_user(path)
+            chown_to_run_user(path)
         return path
 
     # ---- configuration --------------------------------------------------
@@ -1181,7 +1183,10 @@ class Httpd:
 _created_netns = []
 
 
-def _ip(*args, check=True):
+def run_ip(*args, check=True):
+    """Run iproute2's `ip` with args (e.g. run_ip('-n', ns, 'link', 'set',
+    'lo', 'up')) -> the CompletedProcess; raises HarnessError if it fails,
+    unless check is false."""
     res = subprocess.run(('ip',) + args, capture_output=True, text=True,
                          stdin=subprocess.DEVNULL, timeout=30)
     if check and res.returncode != 0:
@@ -1193,7 +1198,7 @@ def _ip(*args, check=True):
 def _delete_netns(ns):
     if ns in _created_netns:
         _created_netns.remove(ns)
-    return _ip('netns', 'del', ns, check=False).returncode == 0
+    return run_ip('netns', 'del', ns, check=False).returncode == 0
 
 
 @atexit.register
@@ -1204,7 +1209,7 @@ def _cleanup_netns_at_exit():
 
 def netns_list():
     """Names of the existing network namespaces."""
-    out = _ip('netns', 'list', check=False).stdout
+    out = run_ip('netns', 'list', check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
@@ -1221,10 +1226,10 @@ def netns_unavailable_reason():
         return 'the ip command (iproute2) is not installed'
     ns = 'hbt-probe-' + secrets.token_hex(4)
     try:
-        _ip('netns', 'add', ns)
+        run_ip('netns', 'add', ns)
         _created_netns.append(ns)
-        _ip('-n', ns, 'link', 'add', 'br0', 'type', 'bridge')
-        _ip('-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1')
+        run_ip('-n', ns, 'link', 'add', 'br0', 'type', 'bridge')
+        run_ip('-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1')
         in_netns(ns, lambda: None)
     except (HarnessError, OSError, subprocess.SubprocessError) as exc:
         return 'cannot create network namespaces here: %s' % exc
@@ -1331,18 +1336,18 @@ class NetLab:
         raise KeyError(key)
 
     def _add_ns(self, ns):
-        _ip('netns', 'add', ns)
+        run_ip('netns', 'add', ns)
         self.namespaces.append(ns)
         _created_netns.append(ns)
-        _ip('-n', ns, 'link', 'set', 'lo', 'up')
+        run_ip('-n', ns, 'link', 'set', 'lo', 'up')
 
     def open(self):
         """Create everything; on any failure undo what was done and raise."""
         try:
             self._add_ns(self.hub)
-            _ip('-n', self.hub, 'link', 'add', 'br0', 'type', 'bridge',
+            run_ip('-n', self.hub, 'link', 'add', 'br0', 'type', 'bridge',
                 'mcast_snooping', '0')
-            _ip('-n', self.hub, 'link', 'set', 'br0', 'up')
+            run_ip('-n', self.hub, 'link', 'set', 'br0', 'up')
             for host in self.hosts:
                 self._add_host(host)
             wait_until(self._links_up, 10, message='veth links of %s to come up' % self.tag)
@@ -1356,21 +1361,21 @@ class NetLab:
         self._add_ns(ns)
         # Created inside the hub so no interface ever appears in the root
         # namespace (no name clashes with the host system or other runs).
-        _ip('-n', self.hub, 'link', 'add', port, 'type', 'veth',
+        run_ip('-n', self.hub, 'link', 'add', port, 'type', 'veth',
             'peer', 'name', host.ifname, 'netns', ns)
-        _ip('-n', self.hub, 'link', 'set', port, 'master', 'br0')
-        _ip('-n', self.hub, 'link', 'set', port, 'up')
-        _ip('-n', ns, 'link', 'set', host.ifname, 'multicast', 'on')
-        _ip('-n', ns, 'addr', 'add', host.ip + '/24', 'dev', host.ifname)
+        run_ip('-n', self.hub, 'link', 'set', port, 'master', 'br0')
+        run_ip('-n', self.hub, 'link', 'set', port, 'up')
+        run_ip('-n', ns, 'link', 'set', host.ifname, 'multicast', 'on')
+        run_ip('-n', ns, 'addr', 'add', host.ip + '/24', 'dev', host.ifname)
         if host.ip6:
             # nodad: usable at once instead of after duplicate detection.
-            _ip('-n', ns, 'addr', 'add', host.ip6 + '/64', 'dev', host.ifname, 'nodad')
-        _ip('-n', ns, 'link', 'set', host.ifname, 'up')
-        _ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', host.ifname)
+            run_ip('-n', ns, 'addr', 'add', host.ip6 + '/64', 'dev', host.ifname, 'nodad')
+        run_ip('-n', ns, 'link', 'set', host.ifname, 'up')
+        run_ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', host.ifname)
 
     def _links_up(self):
         for host in self.hosts:
-            out = _ip('-n', host.ns, 'link', 'show', host.ifname).stdout
+            out = run_ip('-n', host.ns, 'link', 'show', host.ifname).stdout
             if 'LOWER_UP' not in out:
                 return False
         return True
@@ -1658,7 +1663,9 @@ def _problem_count(result):
     return count
 
 
-def _raise_interrupt(signum, frame):
+def raise_interrupt(signum, frame):
+    """Signal handler that turns a signal into KeyboardInterrupt, so that
+    cleanups run (main() installs it for SIGTERM and SIGHUP)."""
     raise KeyboardInterrupt('signal %d' % signum)
 
 
@@ -1671,7 +1678,7 @@ def main(argv=None):
     httpds and namespaces are still cleaned up when a harness times out.
     """
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+        signal.signal(sig, raise_interrupt)
     run = TestRun.current()
     allow_skip = os.environ.get('HB_ALLOW_SKIP') == '1'
     try:

@@ -1,0 +1,655 @@
+"""bench/report.py: docs/PERFORMANCE.md from the results of bench/run.py.
+
+One renderer per benchmark (render_request_path, render_micro,
+render_ingest, render_freshness, render_quality): each takes that
+benchmark's results and the settings they were measured with, and returns
+its rows of the summary table and its section of the report. write_report
+puts them together under the head, then the failures, the caveats and the
+notes that analysis_notes derives from the numbers.
+
+bench/run.py measures and calls these; `bench/run.py --report-from JSON`
+rewrites a report from saved results without measuring again. Python 3
+standard library only.
+"""
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return 'n/a'
+    if isinstance(v, float) and v != v:
+        return 'n/a'
+    return ('%.' + str(digits) + 'f') % v
+
+
+def verdict(ok):
+    return 'met' if ok else '**missed**'
+
+
+def render_request_path(rp, cfg):
+    """The request-path benchmark (wrk through the proxy, ours and stock against byrequests).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    for key, label in (('ours_3', '3 members'), ('ours_64', '64 members'),
+                       ('ours_3_with_1000', '3 members, 1,000 other senders')):
+        ratio = rp[key]['ratio']
+        w('| request path, %s | heartbeat / byrequests >= 0.97 | %s | %s |'
+          % (label, fmt(ratio, 3), verdict(ratio is not None and ratio >= 0.97)))
+
+    w = section.append
+    w('## 1. Request-path cost')
+    w('')
+    w('Three origin httpds (event MPM) serve a 128-byte static file on 64 loopback'
+      ' addresses 127.0.1.1-64 (one port); each address is a `BalancerMember`. One proxy'
+      ' process holds four balancers over the same members: `hb3`/`br3` (3 members,'
+      ' `lbmethod=heartbeat`/`byrequests`) and `hb64`/`br64`, so that both methods are'
+      ' measured in the same process under the same conditions; bench/udpgen feeds the'
+      ' members\' heartbeats (each twice a second, from its own address). A second proxy'
+      ' loads Debian\'s stock `mod_lbmethod_heartbeat` in file mode, reading a file the'
+      ' benchmark wrote (stock re-reads and parses it on every request), again beside'
+      ' byrequests balancers. Keep-alive everywhere.')
+    w('')
+    w('    ' + rp['wrk_command'])
+    w('')
+    w('Requests per second, each round runs the baseline then the variant; the ratio is'
+      ' the median of the per-round ratios.')
+    w('')
+    w('| comparison | byrequests (runs) | variant (runs) | median byrequests | median variant'
+      ' | ratio | errors |')
+    w('|---|---|---|---|---|---|---|')
+    for key, label in (('ours_3', 'ours, 3 members'), ('ours_64', 'ours, 64 members'),
+                       ('ours_3_with_1000', 'ours, 3 members + 1,000 senders in table'),
+                       ('stock_3', 'stock file mode, 3 members'),
+                       ('stock_64', 'stock file mode, 64 members')):
+        s = rp[key]
+        w('| %s | %s | %s | %s | %s | %s | %d / %d |'
+          % (label, ' '.join(fmt(x, 0) for x in s['baseline_rps']),
+             ' '.join(fmt(x, 0) for x in s['variant_rps']), fmt(s['baseline_median'], 0),
+             fmt(s['variant_median'], 0), fmt(s['ratio'], 3), s['baseline_errors'],
+             s['variant_errors']))
+    w('')
+    w('The table held %d entries during the last ours row (monitor counters at its end:'
+      ' %s).' % (rp['table_entries'], ', '.join(
+          '%s %s' % (k, v) for k, v in sorted(rp['monitor_counters'].items()))))
+    w('')
+    return rows, section
+
+
+def render_micro(micro, cfg):
+    """The pick and table micro-benchmark (bench/pick_bench).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    picks = {x['members']: x for x in micro['pick']}
+    w('| pick micro-benchmark | linear in members, small constant | %s ns/member'
+      ' (4: %s ns, 64: %s ns, 1,024: %s ns per pick) | %s |'
+      % (fmt(picks[1024]['most_ns_per_member'], 1), fmt(picks[4]['most_ns'], 0),
+         fmt(picks[64]['most_ns'], 0), fmt(picks[1024]['most_ns'], 0),
+         verdict(micro['most_ns_per_member_spread'] < 2.0)))
+
+    w = section.append
+    w('### Pick micro-benchmark (bench/pick_bench.c)')
+    w('')
+    w('Linked against the modules\' own core library (`libhbcore`). Median of 7'
+      ' repetitions; nanoseconds.')
+    w('')
+    w('| members | `lbhb_pick_most` | per member | `lbhb_pick_p2c` | `lbhb_pick_weighted`'
+      ' | `hm_table_find` (one lookup) | lookups + pick_most | per member |')
+    w('|---|---|---|---|---|---|---|---|')
+    tables = {x['members']: x for x in micro['table']}
+    for n in sorted(picks):
+        pk, tb = picks[n], tables[n]
+        w('| %d | %s | %s | %s | %s | %s | %s | %s |'
+          % (n, fmt(pk['most_ns'], 1), fmt(pk['most_ns_per_member'], 2),
+             fmt(pk['p2c_ns'], 1), fmt(pk['weighted_ns'], 1), fmt(tb['find_ns'], 1),
+             fmt(tb['lookup_and_pick_ns'], 0), fmt(tb['lookup_and_pick_ns_per_member'], 1)))
+    w('')
+    w('Time per member of `lbhb_pick_most` varies by a factor %s between 4 and 1,024'
+      ' members: the growth is linear; a lookup costs the same whatever the table holds'
+      ' (hash index). What the monitor spends applying one packet once received'
+      ' (`hb_packet_parse` + `hm_table_update`): %s; for scale, one `getpid()` system'
+      ' call costs %s ns on this machine (the table\'s writer lock caches the pid).'
+      % (fmt(micro['most_ns_per_member_spread'], 2), ', '.join(
+          '%s ns with %d senders' % (fmt(a['parse_and_update_ns'], 0), a['senders'])
+          for a in micro['apply']), fmt(micro.get('getpid_ns'), 0)))
+    w('')
+    return rows, section
+
+
+def render_ingest(ing, cfg):
+    """The monitor-ingest benchmark (udpgen at fixed rates to ours and stock).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    top = max(cfg.ingest_rates)
+    cell = {(c['monitor'], c['rate'], c['senders']): c for c in ing['cells']}
+    lost = [cell[('ours', top, s)]['max_lost'] for s in (10, 10000)]
+    w('| ingest: loss at %dk/s | no loss | lost (worst run) %s of %d with 10 senders,'
+      ' %s with 10,000 | %s |' % (top // 1000, lost[0], top * cfg.ingest_seconds, lost[1],
+                                   verdict(all(x == 0 for x in lost))))
+    cpus = [cell[('ours', rate, s)]['median_cpu_net_us_per_packet']
+            for rate in cfg.ingest_rates for s in (10, 10000)]
+    gross = [cell[('ours', rate, s)]['median_cpu_us_per_packet']
+             for rate in cfg.ingest_rates for s in (10, 10000)]
+    worst = max(c for c in cpus if c is not None)
+    best = min(c for c in cpus if c is not None)
+    w('| ingest: monitor CPU per packet | <= 1 us | %s to %s us (median per cell, net of'
+      ' idle housekeeping; with it: %s to %s us) | %s |'
+      % (fmt(best, 2), fmt(worst, 2), fmt(min(gross), 2), fmt(max(gross), 2),
+         verdict(worst <= 1.0)))
+    spreads = []
+    for rate in cfg.ingest_rates:
+        c10 = cell[('ours', rate, 10)]['median_cpu_net_us_per_packet']
+        c10k = cell[('ours', rate, 10000)]['median_cpu_net_us_per_packet']
+        if c10 and c10k:
+            spreads.append(abs(c10k - c10) / c10 * 100)
+    pl = ing.get('placement')
+    if pl and pl.get('median_same_10000'):
+        # Judged with placement fixed: unpinned, the scheduler puts the
+        # receiver on the sender's CPU in some runs and not in others,
+        # which moves CPU per packet by 40-70% whatever the senders.
+        fixed = [abs(pl['median_%s_10000' % w] - pl['median_' + w]) / pl['median_' + w] * 100
+                 for w in ('same', 'other')]
+        w('| ingest: CPU/packet, 10 vs 10,000 senders | within 20%% | %s%% on the sender\'s'
+          ' CPU, %s%% on the other (receiver pinned, %dk/s); unpinned, where the scheduler'
+          ' also moves it: %s | %s |'
+          % (fmt(fixed[0], 0), fmt(fixed[1], 0), pl['rate'] // 1000,
+             ', '.join(fmt(s, 0) + '%' for s in spreads), verdict(max(fixed) <= 20)))
+    else:
+        w('| ingest: CPU/packet, 10 vs 10,000 senders | within 20%% | differs by %s%% at'
+          ' most (%s) | %s |' % (fmt(max(spreads), 0),
+                                 ', '.join(fmt(s, 0) + '%' for s in spreads),
+                                 verdict(max(spreads) <= 20)))
+
+    w = section.append
+    top = max(cfg.ingest_rates)
+    w('## 2. Monitor ingest')
+    w('')
+    w('bench/udpgen sends valid heartbeats (`v=1&ready=..&busy=..&port=..&seq=..&int=1000'
+      '&state=up`) at a fixed rate, round-robin over 10 or 10,000 senders, each its own'
+      ' source address (set per packet with IP_PKTINFO, one socket, `sendmmsg` batches).'
+      ' Each run sends rate x %d s packets, at least %d, then waits until the socket\'s'
+      ' queue is empty.'
+      ' Applied = the monitor\'s `accepted` counter (ours) or sent minus the socket\'s'
+      ' kernel drop count (stock, which has no counter; it applies every packet it'
+      ' receives). CPU = run time of every process of the monitor\'s httpd over the run'
+      ' (`/proc/<pid>/task/*/schedstat`, nanoseconds; the last column uses'
+      ' `/proc/<pid>/stat` utime+stime instead, in 10 ms ticks) divided by the packets'
+      ' applied. That includes what the monitor spends whether packets come or not'
+      ' (idle housekeeping, measured over 3 s before the runs: %s; for stock most of it'
+      ' is mod_watchdog\'s thread, which wakes 10 times a second); "net" subtracts that'
+      ' rate times the run\'s length, and is what the targets are judged on.'
+      % (cfg.ingest_seconds, getattr(cfg, 'ingest_min_packets', 0),
+         ', '.join('%s %s ms/s' % (k, fmt(v * 1000, 1))
+                                       for k, v in sorted(ing['idle_cpu_per_s'].items()))))
+    w('')
+    hp = ing.get('huge_page_kb', {})
+    w('- **ours**: `HeartbeatListen 127.0.0.1:PORT`, senders 127.2.0.1 onwards,'
+      ' `HeartbeatMaxServers 12000`, `HeartbeatRateLimit 0` (see below); 10 and 10,000'
+      ' senders alternate. %s'
+      % ('The benchmark reserved two huge pages for the run (`vm.nr_hugepages` + 2,'
+         ' restored afterwards), as docs/directives.md recommends for large tables; the'
+         ' table is in %s kB pages (`huge_page_kb` on the status page).'
+         % hp.get('ours') if ing.get('huge_pages_reserved') else
+         '**No huge pages could be reserved** (not root?): the table is in normal pages.'))
+    w('- **ours-4k**: the same with `HeartbeatHugePages off` (huge_page_kb %s), as on a'
+      ' machine with no huge pages reserved (the default), 10,000 senders, alternating'
+      ' with ours.' % hp.get('ours-4k'))
+    w('- **ours-multicast** and **stock-multicast**: the stock monitor only joins a'
+      ' multicast group, so both run in a network namespace the benchmark creates, on'
+      ' groups of their own, alternating; 198.19.0.0/16 is made local there so that the'
+      ' senders have addresses (the stock monitor keys by address only). Stock in'
+      ' file mode (`HeartbeatMaxServers 0`), the only mode in which the stock lbmethod'
+      ' finds its data. Multicast loopback costs the sender more: on this machine udpgen'
+      ' may not reach the top rate there (see "achieved").')
+    w('')
+    w('    ' + ing['udpgen_unicast'])
+    w('    ' + ing['udpgen_multicast'])
+    w('')
+    w('| monitor | rate/s | senders | sent | achieved rate | applied (runs) |'
+      ' lost, median (worst) | CPU us/packet (runs) | median | median from stat |'
+      ' median net |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|')
+    for c in ing['cells']:
+        w('| %s | %d | %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s |'
+          % (c['monitor'], c['rate'], c['senders'], c['median_sent'],
+             fmt(c['median_achieved_rate'], 0),
+             ' '.join(str(x['applied']) for x in c['runs']),
+             fmt(c['median_lost'], 0), c['max_lost'],
+             ' '.join(fmt(x['cpu_us_per_packet'], 2) for x in c['runs']),
+             fmt(c['median_cpu_us_per_packet'], 2),
+             fmt(c['median_cpu_stat_us_per_packet'], 2),
+             fmt(c['median_cpu_net_us_per_packet'], 2)))
+    w('')
+    pl = ing.get('placement')
+    if pl:
+        w('Where the receiver runs matters more than anything in it: with udpgen pinned to'
+          ' CPU 0 (`taskset -c 0`) and the `hm-receiver` thread pinned to CPU 0 or CPU 1'
+          ' (`taskset -pc`), alternating, %d/s from %d senders: %s us per packet on the'
+          ' sender\'s CPU (runs %s), %s us on the other (runs %s). The datagrams are'
+          ' written by the sender\'s CPU; read from the other one, every copy misses the'
+          ' cache. Unpinned, as in the table above, the scheduler decides run by run;'
+          ' being woken by a datagram tends to move the receiver to the sender\'s CPU,'
+          ' which is why it polls again after a read that comes up empty.'
+          % (pl['rate'], pl['senders'], fmt(pl['median_same'], 2),
+             ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['same']),
+             fmt(pl['median_other'], 2),
+             ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['other'])))
+        if pl.get('median_same_10000'):
+            w('')
+            w('The same with 10,000 senders, in the same rounds: %s us on the sender\'s'
+              ' CPU (runs %s), %s us on the other (runs %s). With placement fixed, this'
+              ' is what the number of senders costs, and what the summary judges the'
+              ' 10 vs 10,000 target on.'
+              % (fmt(pl['median_same_10000'], 2),
+                 ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['same_10000']),
+                 fmt(pl['median_other_10000'], 2),
+                 ' '.join(fmt(r['cpu_us_per_packet'], 2) for r in pl['other_10000'])))
+        w('')
+    rl = ing.get('ratelimited')
+    if rl:
+        w('With the default `HeartbeatRateLimit 100` (per address, bursts of 200), 10'
+          ' senders at %d/s: median %s packets applied and %s dropped by the limit per'
+          ' run of %d, at %s us of monitor CPU per packet received. The limit is meant'
+          ' for this: a few addresses flooding; the table above turns it off to measure'
+          ' the receive path itself.'
+          % (rl['rate'], fmt(rl['median_accepted'], 0), fmt(rl['median_ratelimited'], 0),
+             rl['rate'] * cfg.ingest_seconds, fmt(rl['median_cpu_us_per_packet_sent'], 2)))
+        w('')
+    hi, lo = ing.get('perf'), ing.get('perf_low')
+    if hi and hi.get('symbols') and lo and lo.get('symbols'):
+        w('Where our monitor\'s time goes (`perf record -e cpu-clock -g` on its processes'
+          ' while udpgen sends from 10,000 senders; self time, symbols over 1%; on this VM'
+          ' the software clock cannot interrupt code that runs with interrupts disabled,'
+          ' so that time, system-call entry and exit and softirq work, lands on'
+          ' `pvm_irq_enable`):')
+        w('')
+        w('| %d/s: share | object | symbol | %d/s: share | object | symbol |'
+          % (hi['rate'], lo['rate']))
+        w('|---|---|---|---|---|---|')
+        n = max(len(hi['symbols']), len(lo['symbols']))
+        for i in range(min(n, 18)):
+            cells = []
+            for prof in (hi, lo):
+                if i < len(prof['symbols']):
+                    row = prof['symbols'][i]
+                    cells += ['%s%%' % fmt(row['percent'], 1), row['dso'], row['symbol']]
+                else:
+                    cells += ['', '', '']
+            w('| ' + ' | '.join(cells) + ' |')
+        w('')
+        for prof in (hi, lo):
+            w('By object at %d/s: %s.' % (prof['rate'], ', '.join(
+                '%s %s%%' % (d['dso'], fmt(d['percent'], 1))
+                for d in prof.get('dsos', [])[:6])))
+            w('')
+    elif hi:
+        w('perf did not work here: %s' % hi.get('error'))
+        w('')
+    return rows, section
+
+
+def render_freshness(fr, cfg):
+    """The freshness benchmark (time until a fully busy origin stops being picked).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    med = fr['ours']['median']
+    w('| freshness | median <= interval (1 s) + 50 ms | ours %s s (max %s), stock %s s'
+      ' (max %s) | %s |' % (fmt(med, 3), fmt(fr['ours']['max'], 3),
+                            fmt(fr['stock']['median'], 3), fmt(fr['stock']['max'], 3),
+                            verdict(med is not None and med <= 1.05)))
+
+    w = section.append
+    w('## 3. Freshness')
+    w('')
+    w('Namespaces a, b (origins) and proxy. Origin a has 8 workers, b 4; both send'
+      ' heartbeats every second (ours: `HeartbeatInterval 1s`, the default; stock: fixed'
+      ' 1 s). Ours and the stock trio run side by side on separate multicast groups'
+      ' (ours: origins on'
+      ' port 8080, proxy on 80; stock: origins on 80, proxy on 8080 in file mode). A'
+      ' prober in the proxy namespace sends a request through the proxy every %d ms, each'
+      ' on its own connection. A trial waits until a is being picked, waits a random'
+      ' 0-1 s (phase against the senders), then makes a fully busy: 8 connections to it'
+      ' each send half a request and hold a worker (its scoreboard shows 8 busy, 0'
+      ' ready). Freshness = from then to the first probe sent after the last one that'
+      ' still went to a (requests to a hang until the hold is released, so each is'
+      ' attributed when it completes). Ours uses `HeartbeatPickMode weighted` here,'
+      ' like stock\'s random choice weighted by ready: `most` and `p2c` would also react'
+      ' to their own requests stuck at a (in-flight correction) before any heartbeat'
+      ' arrives, which measures the prober, not the data path.'
+      % (fr['probe_interval_s'] * 1000))
+    w('')
+    for name in ('ours', 'stock'):
+        seen = sorted({t.get('busy_origin_seen_as') for t in fr[name]['trials']
+                       if t.get('busy_origin_seen_as')})
+        if seen:
+            w('- %s\'s data for the busy origin once detected: %s' % (
+                name, '; '.join('`%s`' % x for x in seen[:4])))
+    w('')
+    w('| trio | trials (s) | median | min | max | timed out |')
+    w('|---|---|---|---|---|---|')
+    for name in ('ours', 'stock'):
+        s = fr[name]
+        w('| %s | %s | %s | %s | %s | %d |' % (
+            name, ' '.join(fmt(x, 3) for x in s['seconds']), fmt(s['median'], 3),
+            fmt(s['min'], 3), fmt(s['max'], 3), s['timed_out']))
+    w('')
+    return rows, section
+
+
+def render_quality(q, cfg):
+    """The balancing-quality benchmark (open-loop load on origins of capacity 1:4).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    v = q['variants']
+    baselines = ('stock', 'byrequests', 'bybusyness')
+
+    def key(n):
+        return (v[n]['errors_total'] > 0, v[n]['p99_ms'] if v[n]['p99_ms'] is not None
+                else 1e12)
+    best_base = min(baselines, key=key)
+    ok = (v['most']['errors_total'] == 0
+          and all(key('most') <= key(n) for n in baselines))
+    w('| balancing quality, event-MPM origins | ours lowest p99, no errors | heartbeat most'
+      ' p99 %s ms, %d errors (weighted %s ms/%d, p2c %s ms/%d); best baseline %s %s ms,'
+      ' %d errors | %s |'
+      % (fmt(v['most']['p99_ms'], 0), v['most']['errors_total'],
+         fmt(v['weighted']['p99_ms'], 0), v['weighted']['errors_total'],
+         fmt(v['p2c']['p99_ms'], 0), v['p2c']['errors_total'],
+         best_base, fmt(v[best_base]['p99_ms'], 0), v[best_base]['errors_total'],
+         verdict(ok)))
+    if 'most-prefork' in v:
+        mp, bp = v['most-prefork'], v['bybusyness-prefork']
+        okp = mp['errors_total'] == 0 and key('most-prefork') <= key('bybusyness-prefork')
+        w('| balancing quality, prefork origins | (same) | heartbeat most p99 %s ms, %d'
+          ' errors; bybusyness %s ms, %d errors | %s |'
+          % (fmt(mp['p99_ms'], 0), mp['errors_total'], fmt(bp['p99_ms'], 0),
+             bp['errors_total'], verdict(okp)))
+
+    w = section.append
+    w('## 4. Balancing quality')
+    w('')
+    w('Namespaces a, b and proxy. Origin a has %d workers, b %d (1:4); `/svc` is a'
+      ' mod_lua handler that holds its worker for 20 ms (`r.usleep(20000)`; Debian\'s'
+      ' mod_lua has no `r:sleep`) and names the origin in `X-Origin`. Capacity %d'
+      ' requests/s; bench/openloop offers %d/s (%d%%) as Poisson arrivals fixed by a'
+      ' per-round seed (every variant of a round gets the same schedule), %d s per run,'
+      ' one connection per request; latency runs from the scheduled start (no'
+      ' coordinated omission). Members use `disablereuse=on retry=1`, `ProxyPass ...'
+      ' timeout=5`; the client gives up after 6 s. Our proxy holds one balancer per'
+      ' method over the same origins (ours: origins on port 8080 with our sender, default'
+      ' `HeartbeatInterval 1s`); the stock trio (stock sender, monitor in file mode,'
+      ' lbmethod) runs beside it. The origins run the event MPM (one process, a thread'
+      ' per worker), except the two `-prefork` rows: the same capacities as prefork'
+      ' processes (one per worker). Before each run the origins are idle and have'
+      ' reported so. Errors = timeouts, connection failures and non-2xx answers (by code'
+      ' below); latency percentiles are over the successful requests only.'
+      % (q['workers'][0], q['workers'][1], q['capacity_rps'], q['offered_rps'],
+         round(100 * q['offered_rps'] / q['capacity_rps']), q['seconds']))
+    w('')
+    w('    ' + q['openloop_command'])
+    w('')
+    w('| method | p50 ms (runs) | p99 ms (runs) | median p50 | median p99 | median p99.9 |'
+      ' errors (runs) | 5xx codes | share to a (1/5 ideal) |')
+    w('|---|---|---|---|---|---|---|---|---|')
+    for name in ('most', 'weighted', 'p2c', 'stock', 'byrequests', 'bybusyness',
+                 'most-prefork', 'bybusyness-prefork'):
+        if name not in q['variants']:
+            continue
+        s = q['variants'][name]
+        label = 'heartbeat ' + name if name.split('-')[0] in ('most', 'weighted', 'p2c') \
+            else name
+        w('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            label, ' '.join(fmt(x['p50_ms'], 0) for x in s['runs']),
+            ' '.join(fmt(x['p99_ms'], 0) for x in s['runs']), fmt(s['p50_ms'], 1),
+            fmt(s['p99_ms'], 1), fmt(s['p999_ms'], 0),
+            ' '.join(str(e) for e in s['errors_per_run']),
+            ', '.join('%s: %d' % kv for kv in sorted(s['codes_5xx'].items())) or '-',
+            fmt(s['share_a'], 3)))
+    w('')
+    w('Our proxy\'s error log over these runs: %d `LB0304` lines ("no member of ... has'
+      ' fresh heartbeat data; refusing with 503", rate-limited to one a minute per'
+      ' child) and %d `AH01170` ("All workers are in error state", what mod_proxy_balancer'
+      ' logs for each request the method returns no member for).'
+      % (q['lb0304_lines'], q['ah01170_lines']))
+    w('')
+    return rows, section
+
+
+# Each benchmark's results key and renderer, in the order of the report.
+RENDERERS = (
+    ('request_path', render_request_path),
+    ('micro', render_micro),
+    ('ingest', render_ingest),
+    ('freshness', render_freshness),
+    ('quality', render_quality),
+)
+
+
+def render_head(r, cfg):
+    """Where and how the numbers were measured."""
+    L = []
+    w = L.append
+    meta = r['meta']
+    w('# Performance')
+    w('')
+    w('Generated by `make bench` (bench/run.py) on %s, in %.1f minutes. Do not edit by hand:'
+      ' run it again. The raw numbers are also in `%s` (git-ignored).'
+      % (meta['date'], meta['total_seconds'] / 60, meta['json_relpath']))
+    w('')
+    w('Machine: %s, %s cores, Linux %s, %s, wrk %s; commit %s. Load average %s at the start,'
+      ' %s at the end: the machine is shared, so every comparison runs its variants'
+      ' alternately (A B A B ...) in %d or more rounds and reports medians.'
+      % (meta['cpu'], meta['nproc'], meta['kernel'], meta['httpd'], meta['wrk'],
+         meta['commit'], meta['load_start'], meta['load_end'], cfg.rounds))
+    if meta.get('quick'):
+        w('')
+        w('**Quick run (`--quick`): durations shortened, numbers only indicative.**')
+    w('')
+    w('    make bench                       # everything, about %d minutes'
+      % max(1, round(meta['total_seconds'] / 60)))
+    w('    make bench BENCH_ARGS="--only ingest"   # one benchmark (request_path, ingest,')
+    w('                                            # freshness, quality)')
+    w('')
+    return L
+
+
+def render_tail(r):
+    """The benchmarks that failed, how to read the numbers, the notes."""
+    L = []
+    w = L.append
+    if r.get('failures'):
+        w('## Failures')
+        w('')
+        w('These benchmarks did not complete in this run (their sections are missing):')
+        w('')
+        for name, why in sorted(r['failures'].items()):
+            w('- %s: %s' % (name, why.replace('\n', ' ')[:400]))
+        w('')
+    w('## Reading these numbers')
+    w('')
+    w('- Every process of a comparison (load generator, proxy, origins, monitor) shares the'
+      ' same %s cores, and other work on the machine comes and goes (load average above):'
+      ' absolute throughputs are modest and single runs vary; compare the variants of one'
+      ' table, which ran alternately, and look at the raw runs next to each median.'
+      % r['meta']['nproc'])
+    perf = (r.get('ingest') or {}).get('perf') or {}
+    if any('pvm_' in row.get('symbol', '') for row in perf.get('symbols', [])):
+        gp = (r.get('micro') or {}).get('getpid_ns')
+        w('- The machine is a paravirtualised VM (`pvm_*` kernel symbols) where system calls'
+          ' and context switches are expensive%s, which inflates every per-packet CPU figure'
+          ' of the monitors, ours and stock alike.'
+          % (' (`getpid()`: %s ns; well under 100 ns on bare metal)' % fmt(gp, 0) if gp else ''))
+    w('- Targets are judged on medians, except loss, judged on every run; **missed** marks a'
+      ' miss.')
+    w('')
+    notes = r.get('notes')
+    if notes:
+        w('## Notes')
+        w('')
+        for n in notes:
+            w('- ' + n)
+        w('')
+    return L
+
+
+def render_report(results, cfg):
+    """The whole report, as text."""
+    parts = [(name, render(results[name], cfg)) for name, render in RENDERERS
+             if results.get(name)]
+    L = render_head(results, cfg)
+    L += ['## Summary', '', '| benchmark | target | result | |', '|---|---|---|---|']
+    for _name, (rows, _section) in parts:
+        L += rows
+    L.append('')
+    for _name, (_rows, section) in parts:
+        L += section
+    L += render_tail(results)
+    return '\n'.join(L)
+
+
+def write_report(results, cfg, path):
+    with open(path, 'w') as f:
+        f.write(render_report(results, cfg))
+
+
+def analysis_notes(r, cfg):
+    """Plain statements derived from the numbers, for the report."""
+    notes = []
+    if r.get('crashes'):
+        notes.append('Crashes in the error logs: %s' % '; '.join(r['crashes'][:10]))
+    ing = r.get('ingest')
+    if ing:
+        top = max(cfg.ingest_rates)
+        cell = {(c['monitor'], c['rate'], c['senders']): c for c in ing['cells']}
+        ours = [cell[('ours', rate, s)]['median_cpu_net_us_per_packet']
+                for rate in cfg.ingest_rates for s in (10, 10000)]
+        worst = max(x for x in ours if x is not None)
+        if worst > 1.0:
+            best = {rate: min(cell[('ours', rate, s)]['median_cpu_net_us_per_packet']
+                              for s in (10, 10000)) for rate in cfg.ingest_rates}
+            missed = [rate for rate in cfg.ingest_rates if best[rate] > 1.0]
+            mod_share = [d['percent'] for d in (ing.get('perf') or {}).get('dsos', [])
+                         if 'heartmonitor' in d['dso']]
+            notes.append(
+                'Ingest CPU per packet misses the 1 us target %s (best median per rate: %s).'
+                ' The parser and the table are a small part of it%s; the rest is the kernel'
+                ' (copying datagrams out, system-call entry and exit, made expensive on this'
+                ' paravirtualised VM: `pvm_*` symbols) and, at low rates, waking the receiver'
+                ' thread: it reads up to 64 datagrams per `recvmmsg` and, after a light'
+                ' read, sleeps 1 to 20 ms (adapted to the rate) before the next, so a wake-up'
+                ' is shared by about 200 packets at 10k/s, and its fixed cost weighs most at'
+                ' the lowest rate.%s'
+                % ('at every rate' if len(missed) == len(cfg.ingest_rates) else
+                   'at %s' % ', '.join('%dk/s' % (x // 1000) for x in missed),
+                   ', '.join('%s us at %dk/s' % (fmt(best[rate], 2), rate // 1000)
+                             for rate in cfg.ingest_rates),
+                   ' (the module itself has %s%% of the samples at the top rate)'
+                   % fmt(sum(mod_share), 0) if mod_share else '',
+                   ' Where the scheduler puts the receiver weighs as much: %s us per packet on'
+                   ' the sender\'s CPU, %s us on the other (pinned, %dk/s; below the table).'
+                   % (fmt(ing['placement']['median_same'], 2),
+                      fmt(ing['placement']['median_other'], 2),
+                      ing['placement']['rate'] // 1000) if ing.get('placement') else ''))
+        lost = [cell[('ours', top, s)]['median_loss_pct'] for s in (10, 10000)]
+        if any(x for x in lost):
+            cpu_top = cell[('ours', top, 10000)]['median_cpu_us_per_packet']
+            lower = [c for c in ing['cells'] if c['monitor'] == 'ours' and c['rate'] < top]
+            runs = [x for c in ing['cells'] if c['monitor'] == 'ours' for x in c['runs']]
+            matches = all(x['lost'] == x['kernel_drops'] for x in runs)
+            worst = [100.0 * cell[('ours', top, s)]['max_lost'] / cell[('ours', top, s)]
+                     ['median_sent'] for s in (10, 10000)]
+            notes.append(
+                'Ingest loses packets at %d/s (median %s%% with 10 senders, %s%% with 10,000;'
+                ' worst run %s%% and %s%%; %s at the lower rates): some runs lose nothing,'
+                ' others a few percent or more. At %s us per packet the receiver thread needs'
+                ' %s of a core at that rate, on a 2-core machine where the sender and the'
+                ' kernel\'s delivery use the rest; the socket\'s receive buffer absorbs the'
+                ' difference for a moment, then the kernel drops%s.'
+                % (top, fmt(lost[0], 1), fmt(lost[1], 1), fmt(worst[0], 1), fmt(worst[1], 1),
+                   'none lost' if all(c['max_lost'] == 0 for c in lower) else 'some lost too',
+                   fmt(cpu_top, 1), fmt(cpu_top * top / 1e6, 2),
+                   ' (in every run the loss equals the socket\'s kernel drop counter)'
+                   if matches else ''))
+        spread = {}
+        for rate in cfg.ingest_rates:
+            c10 = cell[('ours', rate, 10)]['median_cpu_net_us_per_packet']
+            c10k = cell[('ours', rate, 10000)]['median_cpu_net_us_per_packet']
+            if c10 and c10k:
+                spread[rate] = (c10k - c10) / c10 * 100
+        over = {k: v for k, v in spread.items() if abs(v) > 20}
+        if over:
+            notes.append(
+                '10 vs 10,000 senders: CPU per packet differs by more than 20%% at %s. Look'
+                ' at the runs before reading it as a per-sender cost: where 10,000 senders are'
+                ' cheaper than 10 (negative), or the runs of one cell already spread that'
+                ' much, it is the machine\'s noise in the wake-up-dominated low rates.'
+                % ', '.join('%dk/s (%+.0f%%)' % (k // 1000, v) for k, v in sorted(over.items())))
+        pairs = [(rate, cell[('ours', rate, 10000)]['median_cpu_net_us_per_packet'],
+                  cell[('ours-4k', rate, 10000)]['median_cpu_net_us_per_packet'])
+                 for rate in cfg.ingest_rates if ('ours-4k', rate, 10000) in cell]
+        if pairs and ing.get('huge_pages_reserved'):
+            notes.append(
+                'The table in a huge page against normal pages (ours vs ours-4k, 10,000'
+                ' senders, net us per packet): %s. Each heartbeat of a large fleet lands on'
+                ' another 4 KB page; on this VM a TLB miss is a nested page walk, and what it'
+                ' costs depends on how much the host evicted while the receiver slept: small'
+                ' on a quiet host, about 0.3 us per packet at 10k/s on a busy one.'
+                % ', '.join('%dk/s %s vs %s' % (rate // 1000, fmt(a, 2), fmt(b, 2))
+                            for rate, a, b in pairs))
+        low = min(cfg.ingest_rates)
+        st_low = [cell[k] for k in (('stock-multicast', low, 10), ('stock-multicast', low, 10000))
+                  if k in cell]
+        if any(c['max_lost'] for c in st_low):
+            notes.append(
+                'The stock monitor loses packets even at %d/s in some runs (worst run: %s):'
+                ' its receive loop runs inside a mod_watchdog callback that returns every 5 s'
+                ' to store its table, and nothing reads the socket until the watchdog calls it'
+                ' again, while the socket keeps the default receive buffer (ours reads in a'
+                ' thread of its own with a 4 MB buffer). This is the likely cause, not'
+                ' measured separately.'
+                % (low, ', '.join('%d of %d with %d senders' % (c['max_lost'], c['median_sent'],
+                                                              c['senders'])
+                                  for c in st_low if c['max_lost'])))
+        st = cell.get(('stock-multicast', top, 10000))
+        om = cell.get(('ours-multicast', top, 10000))
+        if st and om:
+            notes.append('Multicast, %d/s offered from 10,000 senders: ours lost %s%%, stock'
+                         ' %s%% (medians); CPU per packet applied: ours %s us, stock %s us.'
+                         % (top, fmt(om['median_loss_pct'], 1), fmt(st['median_loss_pct'], 1),
+                            fmt(om['median_cpu_us_per_packet'], 2),
+                            fmt(st['median_cpu_us_per_packet'], 2)))
+    q = r.get('quality')
+    fr = r.get('freshness')
+    stopping_seen = fr and any('state=stopping' in (t.get('busy_origin_seen_as') or '')
+                               for t in fr['ours']['trials'])
+    if q and q['variants']['most']['codes_5xx'].get('503'):
+        v = q['variants']
+        pre = v.get('most-prefork')
+        notes.append(
+            'Ours answers 503 under load with event-MPM origins (heartbeat most: %d 503s over'
+            ' %d runs; %d LB0304 lines)%s. Cause, in mod_heartbeat (hb_count_workers and'
+            ' hb_send): an origin reports `state=stopping` with `ready=0` as soon as no process'
+            ' of the current generation is accepting, and the event MPM marks a child'
+            ' `not_accepting` in the scoreboard whenever its listener pauses because every'
+            ' worker is busy. A momentarily full one-process origin thus says it is stopping;'
+            ' the balancer gives it nothing and, when both origins are full at their last'
+            ' report, has no usable member and refuses with 503 (LB0304)%s. With prefork'
+            ' origins, which never set `not_accepting`, heartbeat most had %s errors.'
+            ' Suggested fix (modules/ not changed here): treat `not_accepting` as "busy", and'
+            ' say `stopping` only for quiescing or a real shutdown.'
+            % (v['most']['codes_5xx']['503'], len(v['most']['runs']), q['lb0304_lines'],
+               '' if not stopping_seen else '; the freshness benchmark shows it directly: the'
+               ' fully busy origin was in our table as `state=stopping`',
+               '' if not stopping_seen else '',
+               pre['errors_total'] if pre else 'n/a'))
+    if q:
+        v = q['variants']
+        ranking = sorted((n for n in v if v[n]['p99_ms'] is not None),
+                         key=lambda n: (v[n]['errors_total'] > 0, v[n]['p99_ms']))
+        notes.append('Balancing quality, ranked by (errors, median p99): %s.' % ', '.join(
+            '%s %s ms/%d err' % (n, fmt(v[n]['p99_ms'], 0), v[n]['errors_total'])
+            for n in ranking))
+    return notes
