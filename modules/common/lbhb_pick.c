@@ -263,3 +263,21 @@ uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t bu
     base = word >> 32;
     return busy > base ? busy - base : 0;
 }
+
+void lbhb_fill_unknown(lbhb_cand_t *c, unsigned int n)
+{
+    uint64_t sum = 0, known = 0, mean;
+
+    for (unsigned int i = 0; i < n; i++) {
+        if (c[i].usable && !c[i].unknown) {
+            sum += c[i].ready;
+            known++;
+        }
+    }
+    mean = known ? (sum + known - 1) / known : 0;
+    for (unsigned int i = 0; i < n; i++) {
+        if (c[i].unknown) {
+            c[i].ready = (uint32_t)mean;
+        }
+    }
+}

@@ -37,7 +37,19 @@ typedef struct {
     uint32_t ready;   /* from the last report */
     uint64_t started; /* requests sent since that report */
     uint32_t weight;  /* the member's loadfactor; 0 counts as 1 */
+    int unknown;      /* not heard from yet (warm-up): see lbhb_fill_unknown */
 } lbhb_cand_t;
+
+/*
+ * A proxy that has just started has heard from some members and not yet
+ * from others. Refusing those, or sending everything to the first one
+ * heard, is what makes a cold start fail: the members not heard from yet
+ * (unknown) stand in as the mean report of those that have (ready = the
+ * mean reported ready of the usable known ones, rounded up; their own
+ * started stays their in-flight count), and while none has reported, as
+ * ready = 0, so that the least busy wins and ties rotate.
+ */
+void lbhb_fill_unknown(lbhb_cand_t *c, unsigned int n);
 
 /* Best usable candidate among n, ties rotating from cursor; -1 if none. */
 int lbhb_pick_most(const lbhb_cand_t *c, unsigned int n, unsigned int cursor);

@@ -48,6 +48,7 @@ typedef struct {
     lbhb_mode_e mode;
     lbhb_fallback_e fallback;
     apr_interval_time_t max_age; /* 0 = unset */
+    apr_interval_time_t warm_up; /* -1 = unset */
 } lbhb_dconf_t;
 
 typedef struct {
@@ -61,12 +62,17 @@ static hm_table_t *lbhb_shared;   /* the monitor's table, if any (per child) */
 static const char *lbhb_own_path; /* our HeartbeatStorage (or its default), resolved */
 static int lbhb_own_path_set;
 static volatile apr_uint32_t lbhb_rand_counter;
+/* When this server started (kept across graceful restarts, which keep the
+ * table too): HeartbeatWarmUp counts from here. */
+static apr_time_t lbhb_started_at;
 
 /* ------------------------------------------------------------- config */
 
 static void *lbhb_create_dir_config(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(lbhb_dconf_t));
+    lbhb_dconf_t *d = apr_pcalloc(p, sizeof(*d));
+    d->warm_up = -1;
+    return d;
 }
 
 static void *lbhb_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
@@ -75,6 +81,7 @@ static void *lbhb_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     c->mode = add->mode ? add->mode : base->mode;
     c->fallback = add->fallback ? add->fallback : base->fallback;
     c->max_age = add->max_age ? add->max_age : base->max_age;
+    c->warm_up = add->warm_up >= 0 ? add->warm_up : base->warm_up;
     return c;
 }
 
@@ -147,6 +154,16 @@ static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg
                                 apr_time_from_sec(3600), &d->max_age);
 }
 
+static const char *lbhb_cmd_warm_up(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+
+    return err ? err
+               : hb_config_time(cmd->pool, cmd->cmd->name, arg, 0, apr_time_from_sec(3600),
+                                &d->warm_up);
+}
+
 static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     /* In lbhb_mode_e order, after LBHB_MODE_UNSET. */
@@ -182,13 +199,14 @@ static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *ar
  */
 static lbhb_dconf_t lbhb_settings(request_rec *r)
 {
-    lbhb_dconf_t out = {LBHB_MODE_MOST, LBHB_FB_NONE, 0};
+    lbhb_dconf_t out = {LBHB_MODE_MOST, LBHB_FB_NONE, 0, LBHB_FRESH_MAX};
     const lbhb_dconf_t *d = ap_get_module_config(r->per_dir_config, &lbmethod_heartbeat_module);
 
     if (d) {
         out.mode = d->mode ? d->mode : out.mode;
         out.fallback = d->fallback ? d->fallback : out.fallback;
         out.max_age = d->max_age;
+        out.warm_up = d->warm_up >= 0 ? d->warm_up : out.warm_up;
     }
     return out;
 }
@@ -208,6 +226,8 @@ typedef struct {
     lbhb_found_t *found;
     unsigned int nfound, cap;
     unsigned int with_entry; /* members offered that have any entry */
+    int warming;             /* within HeartbeatWarmUp of the start */
+    unsigned int unknown;    /* candidates not heard from yet */
     /* Why nothing was found, for LB0304: of the members with an entry,
      * how many had fresh data but were not up, and the newest stale one. */
     unsigned int not_up;
@@ -231,12 +251,35 @@ static int lbhb_lookup(const hm_table_t *t, const lbhb_member_t *m, hm_entry_t *
     return lbhb_find_any(t, keys, lbhb_member_keys(m, keys), e);
 }
 
+/* Add a candidate; returns what the balancer's walk wants from its
+ * callback: accepting the first one makes the walk settle on this tier
+ * (lbset or standby set); the choice among the collected members is ours. */
+static int lbhb_offer(lbhb_baton_t *b, proxy_worker *w, uint32_t ready, uint64_t started,
+                      int unknown)
+{
+    lbhb_found_t *f;
+
+    if (b->nfound == b->cap) {
+        return 0;
+    }
+    f = &b->found[b->nfound++];
+    f->worker = w;
+    f->cand.usable = 1;
+    f->cand.ready = ready;
+    f->cand.started = started;
+    f->cand.unknown = unknown;
+    /* loadfactor: mod_proxy keeps it at least 1 (some versions scaled by
+     * 100); only the ratio between members matters. */
+    f->cand.weight = w->s->lbfactor > 0 ? (uint32_t)w->s->lbfactor : 1;
+    b->unknown += unknown;
+    return b->nfound == 1;
+}
+
 static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *data)
 {
     lbhb_baton_t *b = data;
     lbhb_member_t *m = lbhb_member(current);
     lbhb_member_t local;
-    lbhb_found_t *f;
     hm_entry_t e = {{0}};
     apr_size_t busy_now;
     uint64_t started = 0;
@@ -247,7 +290,12 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         lbhb_member_fill(current, &local);
         m = &local;
     }
-    if (!lbhb_lookup(b->table, m, &e)) {
+    if (!b->table || !lbhb_lookup(b->table, m, &e)) {
+        if (b->warming) {
+            /* Not heard from yet, and the proxy has just started: it stands
+             * in as the mean of the others (lbhb_fill_unknown). */
+            return lbhb_offer(b, current, 0, current->s->busy, 1);
+        }
         if (m != &local && !apr_atomic_xchg32(&m->warned, 1)) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, b->r,
                           "LB0302: BalancerMember %s has no heartbeat entry%s; it gets no "
@@ -282,20 +330,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
                   "LB0309: %s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
                   " started=%" APR_UINT64_T_FMT,
                   current->s->name, e.ready, e.seen, busy_now, started);
-    if (b->nfound == b->cap) {
-        return 0;
-    }
-    f = &b->found[b->nfound++];
-    f->worker = current;
-    f->cand.usable = 1;
-    f->cand.ready = e.ready;
-    f->cand.started = started;
-    /* loadfactor: mod_proxy keeps it at least 1 (some versions scaled by
-     * 100); only the ratio between members matters. */
-    f->cand.weight = current->s->lbfactor > 0 ? (uint32_t)current->s->lbfactor : 1;
-    /* Accepting the first one makes the walk settle on this tier (lbset or
-     * standby set); the choice among the collected members is ours. */
-    return b->nfound == 1;
+    return lbhb_offer(b, current, e.ready, started, 0);
 }
 
 /* Fallback: plain rotation over the usable members, same tiers. */
@@ -382,12 +417,16 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
         b.cap = b.n;
     }
 
-    if (t) {
+    b.warming = b.now - lbhb_started_at < set->warm_up;
+    if (t || b.warming) {
         lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
     }
     if (b.nfound) {
         for (i = 0; i < b.nfound; i++) {
             cs[i] = b.found[i].cand;
+        }
+        if (b.unknown) {
+            lbhb_fill_unknown(cs, b.nfound);
         }
         switch (set->mode) {
         case LBHB_MODE_WEIGHTED:
@@ -489,6 +528,16 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
                      "LB0303: lbmethod_heartbeat needs mod_proxy (2.4.26 or later) loaded");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    {
+        apr_time_t *first = NULL;
+        apr_pool_userdata_get((void **)&first, "lbhb.started", s->process->pool);
+        if (!first) {
+            first = apr_palloc(s->process->pool, sizeof(*first));
+            *first = apr_time_now();
+            apr_pool_userdata_set(first, "lbhb.started", apr_pool_cleanup_null, s->process->pool);
+        }
+        lbhb_started_at = *first;
+    }
     /* Resolved now, so DefaultRuntimeDir counts wherever it stands. */
     lbhb_own_path = lbhb_default_path(p, conf);
     lbhb_own_path_set = conf->storage != NULL;
@@ -546,6 +595,9 @@ static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatMaxAge", lbhb_cmd_max_age, NULL, RSRC_CONF | ACCESS_CONF,
                   "ignore heartbeat data older than this (default: 3 sender intervals + "
                   "500ms, between 1s and 10s; 10s when the sender does not say)"),
+    AP_INIT_TAKE1("HeartbeatWarmUp", lbhb_cmd_warm_up, NULL, RSRC_CONF | ACCESS_CONF,
+                  "after start-up, how long members not heard from yet count as the mean of "
+                  "those that have (default 10s; 0: they get nothing until they report)"),
     AP_INIT_TAKE1("HeartbeatPickMode", lbhb_cmd_mode, NULL, RSRC_CONF | ACCESS_CONF,
                   "most (default: most effective ready slots), weighted (stock: random "
                   "weighted by ready) or p2c (best of two random members)"),

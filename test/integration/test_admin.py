@@ -177,7 +177,9 @@ class NoDataTest(AdminCase):
         return p
 
     def test_no_monitor_and_no_file(self):
-        p = self.proxy(with_monitor=False).start()
+        # Without the warm-up: members not heard from yet would otherwise
+        # take requests for the first 10 s.
+        p = self.proxy(with_monitor=False, extra='HeartbeatWarmUp 0\n').start()
         p.wait_log(r'LB0308: balancer://b uses lbmethod=heartbeat, but this server has no '
                    r'heartbeat data: mod_heartmonitor is not loaded and HeartbeatStorage '
                    r'.*run/heartbeat/hb\.dat does not exist')

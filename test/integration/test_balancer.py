@@ -205,9 +205,9 @@ class FreshnessTest(BalancerCase):
     def test_fallback(self):
         a, b = self.origins(['a', 'b'])
         members = ['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port]
-        proxy = self.proxy(members)
+        proxy = self.proxy(members, section='    HeartbeatWarmUp 0\n')
         proxy.start()
-        # No heartbeat at all: stock-like 503 by default.
+        # No heartbeat at all, no warm-up: stock-like 503 by default.
         self.assertEqual(self.who(proxy, 2), [503, 503])
         proxy.wait_log(r'LB0304: no member of balancer://b can be picked: no member has ever '
                        r'been heard from .*; refusing with 503')
@@ -217,7 +217,8 @@ class FreshnessTest(BalancerCase):
     def test_fallback_roundrobin(self):
         a, b = self.origins(['a', 'b'])
         members = ['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port]
-        proxy = self.proxy(members, section='    HeartbeatFallback roundrobin\n')
+        proxy = self.proxy(members,
+                           section='    HeartbeatFallback roundrobin\n    HeartbeatWarmUp 0\n')
         proxy.start()
         got = self.who(proxy, 10)
         # Rotation shared by all children: strictly alternating.
@@ -225,6 +226,48 @@ class FreshnessTest(BalancerCase):
         for x, y in zip(got, got[1:]):
             self.assertNotEqual(x, y, got)
         proxy.wait_log(r'LB0304: .*rotating over the usable members')
+
+
+class ColdStartTest(BalancerCase):
+    """Right after the proxy starts, members not heard from yet stand in as
+    the mean of those that have (or rotate while none has), instead of
+    getting nothing: no 503 and no herding onto the first member heard.
+    After HeartbeatWarmUp, a member that never reported gets nothing, and
+    one that reported and went silent is excluded all along."""
+
+    def test_no_data_yet_rotates(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % a.port, 'http://127.0.0.1:%d' % b.port],
+                           section='    HeartbeatWarmUp 3s\n')
+        proxy.start()
+        got = self.who(proxy, 10)
+        self.assertEqual(collections.Counter(got), {'a': 5, 'b': 5}, got)
+        self.assertNotIn('LB0304', proxy.error_log())
+        # Warm-up over, still nothing heard: as before, nothing to pick.
+        hbtest.wait_until(lambda: self.who(proxy, 1) == [503], timeout=6,
+                          message='no pick after the warm-up')
+        proxy.wait_log(r'LB0302: BalancerMember http://127.0.0.1:%d has no heartbeat entry'
+                       % a.port)
+
+    def test_unknown_member_counts_as_the_mean(self):
+        a, b, c = self.origins(['a', 'b', 'c'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b, c)],
+                           section='    HeartbeatWarmUp 60s\n    HeartbeatPickMode weighted\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 2)
+        f.set(b.port, 10)
+        f.wait_rounds()
+        got = collections.Counter(self.who(proxy, 180))
+        # c, not heard from yet, stands in as the mean report (6): a third
+        # of the requests (2 : 10 : 6), not none and not all.
+        self.assertEqual(sum(got.values()), 180, got)
+        self.assertTrue(35 <= got['c'] <= 85, got)
+        self.assertTrue(got['a'] < got['c'] < got['b'], got)
+        # A member heard once and then silent is stale, not unknown.
+        f.set(b.port, None)
+        hbtest.wait_until(lambda: 'b' not in self.who(proxy, 10), timeout=5,
+                          message='silent member excluded during the warm-up too')
 
 
 class BalancerRulesTest(BalancerCase):
@@ -493,6 +536,8 @@ HeartbeatStorage "%s"
 <Proxy balancer://b>
     BalancerMember http://%s:80
     ProxySet lbmethod=heartbeat
+    # Only data from the file may route, not the start-up warm-up.
+    HeartbeatWarmUp 0
 </Proxy>
 ProxyPass /app balancer://b
 """ % (path, lab['origin'].ip)

@@ -388,6 +388,31 @@ START_TEST(test_started_since)
 }
 END_TEST
 
+START_TEST(test_fill_unknown)
+{
+    /* Two known (one unusable, not counted), two unknown. */
+    lbhb_cand_t c[4] = {{1, 10, 3, 1, 0}, {0, 100, 0, 1, 0}, {1, 0, 2, 1, 1}, {1, 5, 0, 1, 0}};
+    lbhb_fill_unknown(c, 4);
+    /* mean of 10 and 5, rounded up; started untouched */
+    ck_assert_uint_eq(c[2].ready, 8);
+    ck_assert_uint_eq(c[2].started, 2);
+    ck_assert_uint_eq(c[0].ready, 10);
+    ck_assert_uint_eq(c[1].ready, 100);
+    /* The unknown one ranks as a member reporting the mean. */
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 0), 0); /* 10-3=7 vs 8-2=6 vs 5 */
+    c[0].started = 5;
+    ck_assert_int_eq(lbhb_pick_most(c, 4, 0), 2);
+
+    /* None known: all stand in as 0, so the least busy wins, ties rotate. */
+    lbhb_cand_t u[3] = {{1, 99, 1, 1, 1}, {1, 99, 0, 1, 1}, {1, 99, 0, 1, 1}};
+    lbhb_fill_unknown(u, 3);
+    ck_assert_uint_eq(u[0].ready, 0);
+    ck_assert_int_eq(lbhb_pick_most(u, 3, 0), 1);
+    ck_assert_int_eq(lbhb_pick_most(u, 3, 2), 2);
+    lbhb_fill_unknown(NULL, 0);
+}
+END_TEST
+
 START_TEST(test_mix64)
 {
     /* Consecutive counters give values differing in about half the bits. */
@@ -431,6 +456,7 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_max_age);
     tcase_add_test(tc, test_find);
     tcase_add_test(tc, test_started_since);
+    tcase_add_test(tc, test_fill_unknown);
     suite_add_tcase(s, tc);
     return s;
 }
