@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Log message IDs of the modules (docs/log-messages.md):
 
-- every message logged through httpd's ap_log_* functions starts with an ID
-  ("HB0101: ...") from its module's range: HB01xx mod_heartbeat, HM02xx
-  mod_heartmonitor, LB03xx mod_lbmethod_heartbeat; its format is a string
-  literal (adjacent literals and macros such as APR_SIZE_T_FMT between them,
-  over any number of lines, are read as the compiler joins them);
+- every message logged through httpd's ap_log_* functions, or by the core
+  through hb_log (hb_log.h), starts with an ID ("HB0101: ...") from its
+  module's range: HB01xx mod_heartbeat, HM02xx mod_heartmonitor, LB03xx
+  mod_lbmethod_heartbeat (the core's lines: any of them); its format is a
+  string literal (adjacent literals and macros such as APR_SIZE_T_FMT
+  between them, over any number of lines, are read as the compiler joins
+  them). The glue's callback that passes the core's lines on to httpd
+  (location written out, message "%s") is let through: those lines are
+  checked where the core writes them;
 - every ID is used once and listed in docs/log-messages.md, and every listed
   ID still exists in the code.
 
@@ -24,22 +28,31 @@ SRC = os.environ.get('HB_SRC_DIR') or os.path.join(os.path.dirname(__file__), '.
 
 ID_PATTERN = r'(?:HB|HM|LB)\d{4}'
 ID_RE = re.compile(r'(%s):' % ID_PATTERN)
-# The ID range of each module directory; other directories may log none.
+# The ID range of each module directory; the core (modules/common), which
+# every module links, may use any.
 RANGES = {'heartbeat': 'HB01', 'heartmonitor': 'HM02', 'lbmethod_heartbeat': 'LB03'}
 
-# httpd's logging functions: the position of the message (format or label)
-# among the arguments as written, APLOG_MARK counting as one.
+# The log functions the modules call: (where the location mark stands among
+# the arguments as written, the mark, how many arguments it stands for, where
+# the message (format or label) stands, the mark counting as one).
 LOG_FUNCS = {
-    'ap_log_error': 4,    # (APLOG_MARK, level, status, s, fmt, ...)
-    'ap_log_perror': 4,   # (APLOG_MARK, level, status, p, fmt, ...)
-    'ap_log_rerror': 4,   # (APLOG_MARK, level, status, r, fmt, ...)
-    'ap_log_cerror': 4,   # (APLOG_MARK, level, status, c, fmt, ...)
-    'ap_log_cserror': 5,  # (APLOG_MARK, level, status, c, s, fmt, ...)
-    'ap_log_data': 3,     # (APLOG_MARK, level, s, label, data, len, flags)
-    'ap_log_rdata': 3,    # (APLOG_MARK, level, r, label, ...)
-    'ap_log_cdata': 3,    # (APLOG_MARK, level, c, label, ...)
-    'ap_log_csdata': 4,   # (APLOG_MARK, level, c, s, label, ...)
+    'ap_log_error': (0, 'APLOG_MARK', 3, 4),    # (APLOG_MARK, level, status, s, fmt, ...)
+    'ap_log_perror': (0, 'APLOG_MARK', 3, 4),   # (APLOG_MARK, level, status, p, fmt, ...)
+    'ap_log_rerror': (0, 'APLOG_MARK', 3, 4),   # (APLOG_MARK, level, status, r, fmt, ...)
+    'ap_log_cerror': (0, 'APLOG_MARK', 3, 4),   # (APLOG_MARK, level, status, c, fmt, ...)
+    'ap_log_cserror': (0, 'APLOG_MARK', 3, 5),  # (APLOG_MARK, level, status, c, s, fmt, ...)
+    'ap_log_data': (0, 'APLOG_MARK', 3, 3),     # (APLOG_MARK, level, s, label, data, ...)
+    'ap_log_rdata': (0, 'APLOG_MARK', 3, 3),    # (APLOG_MARK, level, r, label, ...)
+    'ap_log_cdata': (0, 'APLOG_MARK', 3, 3),    # (APLOG_MARK, level, c, label, ...)
+    'ap_log_csdata': (0, 'APLOG_MARK', 3, 4),   # (APLOG_MARK, level, c, s, label, ...)
+    'hb_log': (2, 'HB_LOG_MARK', 2, 3),         # the core's (hb_log.h): (log, level,
+                                                # HB_LOG_MARK, fmt, ...)
 }
+# A call that writes the mark out passes on a location it was given: the
+# glue's callback for the core's lines, ap_log_error(file, line,
+# APLOG_MODULE_INDEX, level, 0, s, "%s", msg). Its message is then exactly
+# FORWARDED; the line itself was checked where the core wrote it.
+FORWARDED = '%s'
 # ap_log_* functions that log no message of ours.
 NOT_MESSAGES = {'ap_log_pid', 'ap_log_command_line', 'ap_log_mpm_common'}
 
@@ -121,8 +134,11 @@ def scan_file(path, rel, module):
     i = 0
     while i < len(toks):
         kind, tok, line = toks[i]
-        is_call = (kind == 'ident' and tok.startswith('ap_log_') and i + 1 < len(toks)
-                   and toks[i + 1][1] == '(')
+        # A call: the name, then '('; not the declaration or definition of
+        # a function of that name, where its type stands before the name.
+        is_call = (kind == 'ident' and (tok.startswith('ap_log_') or tok in LOG_FUNCS)
+                   and i + 1 < len(toks) and toks[i + 1][1] == '('
+                   and not (i > 0 and toks[i - 1][0] == 'ident'))
         if not is_call or tok in NOT_MESSAGES:
             i += 1
             continue
@@ -133,13 +149,19 @@ def scan_file(path, rel, module):
             i += 1
             continue
         args, i = call_args(toks, i + 1)
-        pos = LOG_FUNCS[tok]
-        if args is None or len(args) <= pos or [t[1] for t in args[0]] != ['APLOG_MARK']:
-            problems.append('%s: %s(): cannot find its message (expected APLOG_MARK first'
-                            ' and the message as argument %d)' % (where, tok, pos + 1))
+        mark_pos, mark, width, pos = LOG_FUNCS[tok]
+        marked = args is not None and len(args) > mark_pos and \
+            [t[1] for t in args[mark_pos]] == [mark]
+        if not marked:
+            pos += width - 1  # the mark written out
+        if args is None or len(args) <= pos:
+            problems.append('%s: %s(): cannot find its message (argument %d, %s as argument'
+                            ' %d)' % (where, tok, pos + 1, mark, mark_pos + 1))
             continue
         text, mline = message_prefix(args[pos])
         where = '%s:%d' % (rel, mline or line)
+        if not marked and len(args[pos]) == 1 and text == FORWARDED:
+            continue
         if text is None:
             problems.append('%s: %s(): the message is not a string literal, so it cannot be'
                             ' seen to start with a log ID' % (where, tok))
@@ -148,7 +170,7 @@ def scan_file(path, rel, module):
         if not m:
             problems.append('%s: %s() message "%s" does not start with a log ID'
                             ' ("%sNN: ...", docs/log-messages.md)'
-                            % (where, tok, text[:40], want or 'HB01'))
+                            % (where, tok, text[:40], want or 'HB01NN/HM02NN/LB03'))
         elif want and not m.group(1).startswith(want):
             problems.append('%s: %s is not in the range of modules/%s (%sNN)'
                             % (where, m.group(1), module, want))
@@ -209,10 +231,24 @@ void f(server_rec *s, request_rec *r, conn_rec *c, const char *msg)
     ap_log_fancy(APLOG_MARK, APLOG_INFO, 0, s, "HB0105: unknown function");
     ap_log_pid(p, "/run/x.pid");
     ap_log_data(APLOG_MARK, APLOG_TRACE8, s, "data without an ID", buf, 4, 0);
+    ap_log_error(file, line, APLOG_MODULE_INDEX, (int)level, 0, s, "%s", msg);
+    ap_log_error(__FILE__, __LINE__, APLOG_MODULE_INDEX, APLOG_ERR, 0, s, "no ID %s", msg);
+    hb_log_send_error(s, 1);
+}
+void hb_log(const hb_log_t *log, int level, const char *file, int line, const char *fmt, ...);
+'''
+SELF_TEST_CORE_C = r'''
+#include "hb_log.h"
+void g(const hb_log_t *log, const char *fmt, const char *x)
+{
+    hb_log(log, HB_LOG_DEBUG, HB_LOG_MARK, "HM0202: core line %s", x);
+    hb_log(log, HB_LOG_WARNING, HB_LOG_MARK,
+           "%s: no ID", x);
+    hb_log(log, HB_LOG_INFO, HB_LOG_MARK, fmt, x);
 }
 '''
 SELF_TEST_DOCS = '| ID | ... |\n| HB0101 | warn |\n| HB0102 | debug |\n| HB0103 | info |\n' \
-                 '| HB0105 | info |\n| HB0106 | info |\n'
+                 '| HB0105 | info |\n| HB0106 | info |\n| HM0202 | debug |\n'
 # What the checker must say about the tree above, every problem exactly once.
 SELF_TEST_EXPECT = [
     'modules/heartbeat/mod_x.c:12: ap_log_rerror() message "%s: ready=%u seen=%u" does not'
@@ -226,6 +262,9 @@ SELF_TEST_EXPECT = [
     'modules/heartbeat/mod_x.c:16: HM0201 is not in docs/log-messages.md',
     'modules/heartbeat/mod_x.c:18: HB0104 is not in docs/log-messages.md',
     'docs/log-messages.md: HB0106 is documented but no longer used',
+    'modules/heartbeat/mod_x.c:23: ap_log_error() message "no ID %s" does not start',
+    'modules/common/hm_core.c:6: hb_log() message "%s: no ID" does not start',
+    'modules/common/hm_core.c:7: hb_log(): the message is not a string literal',
 ]
 
 
@@ -234,9 +273,12 @@ def self_test():
     must in SELF_TEST_C."""
     with tempfile.TemporaryDirectory(prefix='hb-lint-') as tmp:
         os.makedirs(os.path.join(tmp, 'modules', 'heartbeat'))
+        os.makedirs(os.path.join(tmp, 'modules', 'common'))
         os.makedirs(os.path.join(tmp, 'docs'))
         with open(os.path.join(tmp, 'modules', 'heartbeat', 'mod_x.c'), 'w') as f:
             f.write(SELF_TEST_C.lstrip('\n'))
+        with open(os.path.join(tmp, 'modules', 'common', 'hm_core.c'), 'w') as f:
+            f.write(SELF_TEST_CORE_C.lstrip('\n'))
         with open(os.path.join(tmp, 'docs', 'log-messages.md'), 'w') as f:
             f.write(SELF_TEST_DOCS)
         got, _ = check(tmp)
