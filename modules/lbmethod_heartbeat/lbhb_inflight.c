@@ -16,14 +16,16 @@
 
 #include "apr_shm.h"
 
+#include "lbhb_outlier.h"
 #include "lbhb_pick.h"
 
 #define LBHB_INFLIGHT_SLOTS 4096 /* power of two */
 #define LBHB_INFLIGHT_PROBE 32
 
 typedef struct {
-    uint64_t key;  /* balancer name hash and member index; 0 = free */
-    uint64_t word; /* busy baseline << 32 | low 32 bits of the report time */
+    uint64_t key;           /* balancer name hash and member index; 0 = free */
+    uint64_t word;          /* busy baseline << 32 | low 32 bits of the report time */
+    lbhb_outlier_t outlier; /* the member's answers (lbhb_outlier.h) */
 } lbhb_inflight_t;
 
 static lbhb_inflight_t *lbhb_slots;
@@ -92,6 +94,16 @@ int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t b
         return -1;
     }
     return (int64_t)lbhb_started_since(&sl->word, report_seen, busy_now);
+}
+
+lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w)
+{
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
+        return NULL;
+    }
+    return &sl->outlier;
 }
 
 apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b)

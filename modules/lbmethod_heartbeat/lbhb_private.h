@@ -11,6 +11,7 @@
 #include "apr_atomic.h"
 
 #include "hm_table.h"
+#include "lbhb_outlier.h"
 
 extern module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
 
@@ -62,6 +63,9 @@ int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t b
 /* The balancer's tie-break rotation counter, shared by all children so that
  * ties alternate across the whole proxy, not per child. */
 apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b);
+
+/* The member's outlier state, shared by all children (NULL if no slot). */
+lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w);
 
 /* ---- storage file (lbhb_file.c) ---- */
 

@@ -38,6 +38,13 @@
 
 #define LBHB_RESOLVE_EVERY apr_time_from_sec(30)
 #define LBHB_STACK_CANDS   64
+/* Outlier ejection defaults (lbhb_outlier.h): five failures in a row with
+ * a rate 30 points above the peers', out for 10 s, doubling up to 30 times
+ * that, at most half of the members out. */
+#define LBHB_EJECT_AFTER  5
+#define LBHB_EJECT_TIME   apr_time_from_sec(10)
+#define LBHB_EJECT_MAX    50
+#define LBHB_EJECT_EXCESS (LBHB_RATE_ONE * 3 / 10)
 
 typedef enum { LBHB_MODE_UNSET = 0, LBHB_MODE_MOST, LBHB_MODE_WEIGHTED, LBHB_MODE_P2C } lbhb_mode_e;
 typedef enum { LBHB_FB_UNSET = 0, LBHB_FB_NONE, LBHB_FB_ROUNDROBIN } lbhb_fallback_e;
@@ -47,8 +54,12 @@ typedef enum { LBHB_FB_UNSET = 0, LBHB_FB_NONE, LBHB_FB_ROUNDROBIN } lbhb_fallba
 typedef struct {
     lbhb_mode_e mode;
     lbhb_fallback_e fallback;
-    apr_interval_time_t max_age; /* 0 = unset */
-    apr_interval_time_t warm_up; /* -1 = unset */
+    apr_interval_time_t max_age;    /* 0 = unset */
+    apr_interval_time_t warm_up;    /* -1 = unset */
+    int eject;                      /* -1 = unset, 0 off, 1 on */
+    int eject_after;                /* failures in a row; 0 = unset */
+    apr_interval_time_t eject_time; /* 0 = unset */
+    int eject_max;                  /* percent; -1 = unset */
 } lbhb_dconf_t;
 
 typedef struct {
@@ -72,6 +83,8 @@ static void *lbhb_create_dir_config(apr_pool_t *p, char *dir)
 {
     lbhb_dconf_t *d = apr_pcalloc(p, sizeof(*d));
     d->warm_up = -1;
+    d->eject = -1;
+    d->eject_max = -1;
     return d;
 }
 
@@ -82,6 +95,10 @@ static void *lbhb_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     c->fallback = add->fallback ? add->fallback : base->fallback;
     c->max_age = add->max_age ? add->max_age : base->max_age;
     c->warm_up = add->warm_up >= 0 ? add->warm_up : base->warm_up;
+    c->eject = add->eject >= 0 ? add->eject : base->eject;
+    c->eject_after = add->eject_after ? add->eject_after : base->eject_after;
+    c->eject_time = add->eject_time ? add->eject_time : base->eject_time;
+    c->eject_max = add->eject_max >= 0 ? add->eject_max : base->eject_max;
     return c;
 }
 
@@ -164,6 +181,62 @@ static const char *lbhb_cmd_warm_up(cmd_parms *cmd, void *dconf, const char *arg
                                 &d->warm_up);
 }
 
+static const char *lbhb_cmd_eject(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    static const char *const words[] = {"off", "on", NULL};
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+
+    if (!err) {
+        err = hb_config_choice(cmd->pool, cmd->cmd->name, arg, words, &d->eject);
+    }
+    return err;
+}
+
+static const char *lbhb_cmd_eject_after(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), 1000, &v) != HB_OK || v < 1) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a number of failures from 1 to 1000",
+                            cmd->cmd->name, arg);
+    }
+    d->eject_after = (int)v;
+    return NULL;
+}
+
+static const char *lbhb_cmd_eject_time(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+
+    return err ? err
+               : hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_sec(1),
+                                apr_time_from_sec(3600), &d->eject_time);
+}
+
+static const char *lbhb_cmd_eject_max(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), 100, &v) != HB_OK) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a percentage from 0 to 100",
+                            cmd->cmd->name, arg);
+    }
+    d->eject_max = (int)v;
+    return NULL;
+}
+
 static const char *lbhb_cmd_mode(cmd_parms *cmd, void *dconf, const char *arg)
 {
     /* In lbhb_mode_e order, after LBHB_MODE_UNSET. */
@@ -199,7 +272,8 @@ static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *ar
  */
 static lbhb_dconf_t lbhb_settings(request_rec *r)
 {
-    lbhb_dconf_t out = {LBHB_MODE_MOST, LBHB_FB_NONE, 0, LBHB_FRESH_MAX};
+    lbhb_dconf_t out = {LBHB_MODE_MOST,  LBHB_FB_NONE,  0, LBHB_FRESH_MAX, 1, LBHB_EJECT_AFTER,
+                        LBHB_EJECT_TIME, LBHB_EJECT_MAX};
     const lbhb_dconf_t *d = ap_get_module_config(r->per_dir_config, &lbmethod_heartbeat_module);
 
     if (d) {
@@ -207,6 +281,10 @@ static lbhb_dconf_t lbhb_settings(request_rec *r)
         out.fallback = d->fallback ? d->fallback : out.fallback;
         out.max_age = d->max_age;
         out.warm_up = d->warm_up >= 0 ? d->warm_up : out.warm_up;
+        out.eject = d->eject >= 0 ? d->eject : out.eject;
+        out.eject_after = d->eject_after ? d->eject_after : out.eject_after;
+        out.eject_time = d->eject_time ? d->eject_time : out.eject_time;
+        out.eject_max = d->eject_max >= 0 ? d->eject_max : out.eject_max;
     }
     return out;
 }
@@ -227,6 +305,8 @@ typedef struct {
     unsigned int nfound, cap;
     unsigned int with_entry; /* members offered that have any entry */
     int warming;             /* within HeartbeatWarmUp of the start */
+    int eject;               /* HeartbeatEject on */
+    unsigned int ejected;    /* members skipped as ejected */
     unsigned int unknown;    /* candidates not heard from yet */
     /* Why nothing was found, for LB0304: of the members with an entry,
      * how many had fresh data but were not up, and the newest stale one. */
@@ -285,6 +365,13 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     uint64_t started = 0;
     int64_t shared;
 
+    if (b->eject) {
+        lbhb_outlier_t *o = lbhb_inflight_outlier(current);
+        if (o && lbhb_outlier_ejected(o, b->now)) {
+            b->ejected++;
+            return 0;
+        }
+    }
     if (!m) {
         memset(&local, 0, sizeof(local));
         lbhb_member_fill(current, &local);
@@ -381,9 +468,14 @@ static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fall
                            (double)b->stale_max_age / APR_USEC_PER_SEC, b->not_up);
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                  "LB0304: no member of %s can be picked: %s; %s (HeartbeatFallback; logged at "
-                  "most once a minute)",
+                  "LB0304: no member of %s can be picked: %s%s; %s (HeartbeatFallback; logged "
+                  "at most once a minute)",
                   balancer->s->name, why,
+                  b->ejected ? apr_psprintf(r->pool,
+                                            " (%u more ejected for failing, "
+                                            "HeartbeatEject)",
+                                            b->ejected)
+                             : "",
                   fallback ? "rotating over the usable members" : "refusing with 503");
 }
 
@@ -418,6 +510,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     }
 
     b.warming = b.now - lbhb_started_at < set->warm_up;
+    b.eject = set->eject;
     if (t || b.warming) {
         lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
     }
@@ -449,6 +542,12 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     return NULL;
 }
 
+/* The member a request went to, for lbhb_log_transaction. */
+typedef struct {
+    proxy_worker *worker;
+    proxy_balancer *balancer;
+} lbhb_picked_t;
+
 static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
 {
     lbhb_dconf_t set = lbhb_settings(r);
@@ -458,11 +557,96 @@ static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
         return NULL;
     }
     if (lbhb_shared) {
-        return lbhb_choose(balancer, r, lbhb_shared, &set);
+        w = lbhb_choose(balancer, r, lbhb_shared, &set);
+    } else {
+        w = lbhb_choose(balancer, r, lbhb_file_acquire(r->server, apr_time_now()), &set);
+        lbhb_file_release();
     }
-    w = lbhb_choose(balancer, r, lbhb_file_acquire(r->server, apr_time_now()), &set);
-    lbhb_file_release();
+    if (w && set.eject) {
+        /* A retry after a failed connect picks again: the last one counts. */
+        lbhb_picked_t *pk = ap_get_module_config(r->request_config, &lbmethod_heartbeat_module);
+        if (!pk) {
+            pk = apr_palloc(r->pool, sizeof(*pk));
+            ap_set_module_config(r->request_config, &lbmethod_heartbeat_module, pk);
+        }
+        pk->worker = w;
+        pk->balancer = balancer;
+    }
     return w;
+}
+
+/*
+ * After each answer of a member we picked: a 5xx (the member's own, or the
+ * proxy's when it could not reach it) is a failure. Only a failure needs
+ * the peers' rates, so a success costs one shared-memory update.
+ */
+static void lbhb_record(request_rec *r, const lbhb_picked_t *pk)
+{
+    lbhb_dconf_t set = lbhb_settings(r);
+    lbhb_outlier_conf_t c;
+    lbhb_outlier_t *o = lbhb_inflight_outlier(pk->worker);
+    proxy_worker **ws = (proxy_worker **)pk->balancer->workers->elts;
+    unsigned int members = (unsigned int)pk->balancer->workers->nelts, out = 0, n = 0, i;
+    uint64_t sum = 0;
+    int failed = r->status >= 500;
+    apr_time_t now = apr_time_now();
+    lbhb_outlier_e ev;
+
+    if (!o || !set.eject) {
+        return;
+    }
+    c.consecutive = (uint32_t)set.eject_after;
+    c.excess = LBHB_EJECT_EXCESS;
+    c.base = set.eject_time;
+    c.max = 30 * set.eject_time;
+    c.max_share = (unsigned int)set.eject_max;
+    for (i = 0; failed && i < members; i++) {
+        lbhb_outlier_t *po = ws[i] == pk->worker ? NULL : lbhb_inflight_outlier(ws[i]);
+        if (!po) {
+            continue;
+        }
+        if (lbhb_outlier_ejected(po, now)) {
+            out++;
+        } else {
+            sum += __atomic_load_n(&po->rate, __ATOMIC_RELAXED);
+            n++;
+        }
+    }
+    ev = lbhb_outlier_record(o, failed, now, &c, n ? (uint32_t)(sum / n) : 0, out, members);
+    if (ev == LBHB_OUTLIER_EJECTED) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "LB0310: %s ejected from %s for %" APR_TIME_T_FMT
+                      " s: it failed %d times in a row (status %d), far more than the other "
+                      "members (HeartbeatEject)",
+                      pk->worker->s->name, pk->balancer->s->name,
+                      apr_time_sec(__atomic_load_n(&o->until, __ATOMIC_RELAXED) - now),
+                      set.eject_after, r->status);
+    } else if (ev == LBHB_OUTLIER_RETURNED) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "LB0311: %s is back in %s: it answered after its ejection",
+                      pk->worker->s->name, pk->balancer->s->name);
+    }
+}
+
+static int lbhb_log_transaction(request_rec *r)
+{
+    const lbhb_picked_t *pk = NULL;
+    request_rec *at = r, *rr;
+
+    /* The request that was proxied: the last one of an internal redirect
+     * chain that we picked for. */
+    for (rr = r; rr; rr = rr->next) {
+        const lbhb_picked_t *p =
+            ap_get_module_config(rr->request_config, &lbmethod_heartbeat_module);
+        if (p) {
+            pk = p;
+            at = rr;
+        }
+    }
+    if (pk) {
+        lbhb_record(at, pk);
+    }
+    return DECLINED;
 }
 
 static apr_status_t lbhb_reset(proxy_balancer *balancer, server_rec *s)
@@ -586,6 +770,7 @@ static void lbhb_register_hooks(apr_pool_t *p)
     ap_register_provider(p, PROXY_LBMETHOD, "heartbeat", "0", &lbhb_method);
     ap_hook_post_config(lbhb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lbhb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(lbhb_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 static const command_rec lbhb_cmds[] = {
@@ -598,6 +783,16 @@ static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatWarmUp", lbhb_cmd_warm_up, NULL, RSRC_CONF | ACCESS_CONF,
                   "after start-up, how long members not heard from yet count as the mean of "
                   "those that have (default 10s; 0: they get nothing until they report)"),
+    AP_INIT_TAKE1("HeartbeatEject", lbhb_cmd_eject, NULL, RSRC_CONF | ACCESS_CONF,
+                  "on (default): take a member that fails in a row, far more than its "
+                  "peers, out of rotation for a while; off"),
+    AP_INIT_TAKE1("HeartbeatEjectAfter", lbhb_cmd_eject_after, NULL, RSRC_CONF | ACCESS_CONF,
+                  "failures (5xx or no answer) in a row that may eject a member (default 5)"),
+    AP_INIT_TAKE1("HeartbeatEjectTime", lbhb_cmd_eject_time, NULL, RSRC_CONF | ACCESS_CONF,
+                  "how long a first ejection lasts (default 10s; doubles with each one "
+                  "in a row, up to 30 times this)"),
+    AP_INIT_TAKE1("HeartbeatEjectMaxPercent", lbhb_cmd_eject_max, NULL, RSRC_CONF | ACCESS_CONF,
+                  "largest share of a balancer's members out at once (default 50)"),
     AP_INIT_TAKE1("HeartbeatPickMode", lbhb_cmd_mode, NULL, RSRC_CONF | ACCESS_CONF,
                   "most (default: most effective ready slots), weighted (stock: random "
                   "weighted by ready) or p2c (best of two random members)"),
