@@ -6,12 +6,15 @@ APACHE_MODPATH_INIT(lbmethod_heartbeat)
 
 dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
+dnl mod_heartmonitor.h (the monitor's optional functions) is included from
+dnl ../heartmonitor, where it lives beside the module that provides them.
 lbmethod_heartbeat_objects="mod_lbmethod_heartbeat.lo lbhb_file.lo lbhb_inflight.lo lbhb_members.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo \
 hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo"
 
 APACHE_MODULE(lbmethod_heartbeat, [Load balancing from heartbeats (heartbeat suite)],
               $lbmethod_heartbeat_objects, , , [
   APR_ADDTO(INCLUDES, [-I\$(top_srcdir)/modules/common])
+  APR_ADDTO(INCLUDES, [-I\$(top_srcdir)/modules/heartmonitor])
   AC_CHECK_LIB(crypto, HMAC, [
     APR_ADDTO(MOD_LBMETHOD_HEARTBEAT_LDADD, [-lcrypto])
   ], [
