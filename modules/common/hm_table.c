@@ -745,6 +745,26 @@ done:
     return res;
 }
 
+hm_update_e hm_table_put_entry(hm_table_t *t, const hm_entry_t *e, int64_t now)
+{
+    hb_packet_t pkt;
+    int64_t age;
+
+    memset(&pkt, 0, sizeof(pkt));
+    pkt.version = 1;
+    pkt.ready = e->ready;
+    pkt.busy = e->busy;
+    pkt.seq = e->seq;
+    pkt.interval_ms = e->interval_ms;
+    pkt.state = (hb_state_e)e->state;
+    pkt.flags = HB_HAS_SEQ | HB_HAS_STATE | (e->interval_ms ? HB_HAS_INTERVAL : 0);
+    if (__builtin_sub_overflow(now, e->seen, &age) || age == INT64_MAX) {
+        age = INT64_MAX - 1;
+    }
+    /* Applied as of e->seen, so the copy is exactly as old as the entry. */
+    return hm_table_update(t, &e->key, &pkt, e->seen, age + 1, e->flags);
+}
+
 unsigned int hm_table_expire(hm_table_t *t, int64_t now, int64_t max_age)
 {
     return hm_table_expire_ex(t, now, max_age, NULL);

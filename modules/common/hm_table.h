@@ -99,6 +99,17 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
                             int64_t now, int64_t stale_after, uint32_t entry_flags);
 
 /*
+ * Put a copy of e (an entry of another table, or one read from a storage
+ * file) into t: its key, ready, busy, seq, interval, state, flags and the
+ * time it was last seen, so the copy looks no fresher than the original.
+ * Its packet count starts again at 1 and its first_seen is e->seen. When t
+ * is full, the entry seen longest ago gives way only if it was seen more
+ * than e's age (now - e->seen) before e. Returns what hm_table_update
+ * returns.
+ */
+hm_update_e hm_table_put_entry(hm_table_t *t, const hm_entry_t *e, int64_t now);
+
+/*
  * Hints for a batch of updates: stage 0 asks the CPU for key's index
  * position, stage 1 (later, once that has arrived) for the slot it names.
  * Issuing them for a whole batch before applying it overlaps the cache

@@ -565,20 +565,9 @@ static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int cap
         int64_t now = apr_time_now();
         for (i = 0; i < hm_table_capacity(ot); i++) {
             hm_entry_t e;
-            hb_packet_t pkt;
-            if (!hm_table_get(ot, i, &e)) {
-                continue;
+            if (hm_table_get(ot, i, &e)) {
+                hm_table_put_entry(t, &e, now);
             }
-            memset(&pkt, 0, sizeof(pkt));
-            pkt.version = 1;
-            pkt.ready = e.ready;
-            pkt.busy = e.busy;
-            pkt.seq = e.seq;
-            pkt.interval_ms = e.interval_ms;
-            pkt.state = (hb_state_e)e.state;
-            pkt.flags = HB_HAS_SEQ | HB_HAS_STATE | (e.interval_ms ? HB_HAS_INTERVAL : 0);
-            /* Keep the entry's own age: a copy must not look fresher. */
-            hm_table_update(t, &e.key, &pkt, e.seen, now - e.seen + 1, e.flags);
         }
     }
     if (old) {

@@ -30,7 +30,7 @@ static apr_thread_mutex_t *lbhb_mutex;
 static lbhb_file_snap_t *lbhb_snap;
 static apr_time_t lbhb_checked;
 
-static hm_table_t *lbhb_snapshot_table(apr_array_header_t *entries)
+static hm_table_t *lbhb_snapshot_table(apr_array_header_t *entries, apr_time_t now)
 {
     unsigned int cap = entries->nelts > 0 ? (unsigned int)entries->nelts : 1;
     size_t size = hm_table_size(cap);
@@ -42,17 +42,9 @@ static hm_table_t *lbhb_snapshot_table(apr_array_header_t *entries)
         return NULL;
     }
     t = hm_table_create(mem, size, cap);
+    /* Room for every line: no entry is ever turned away. */
     for (i = 0; i < entries->nelts; i++) {
-        const hm_entry_t *e = &APR_ARRAY_IDX(entries, i, hm_entry_t);
-        hb_packet_t pkt;
-        memset(&pkt, 0, sizeof(pkt));
-        pkt.version = 1;
-        pkt.ready = e->ready;
-        pkt.busy = e->busy;
-        pkt.interval_ms = e->interval_ms;
-        pkt.state = (hb_state_e)e->state;
-        pkt.flags = HB_HAS_STATE | (e->interval_ms ? HB_HAS_INTERVAL : 0);
-        hm_table_update(t, &e->key, &pkt, e->seen, INT64_MAX, e->flags);
+        hm_table_put_entry(t, &APR_ARRAY_IDX(entries, i, hm_entry_t), now);
     }
     return t;
 }
@@ -98,7 +90,7 @@ static void lbhb_refresh(server_rec *s, apr_time_t now)
     }
     snap = calloc(1, sizeof(*snap));
     if (snap) {
-        snap->table = lbhb_snapshot_table(entries);
+        snap->table = lbhb_snapshot_table(entries, now);
         snap->mtime = mtime;
         snap->size = fi.size;
         if (!snap->table) {

@@ -490,6 +490,105 @@ START_TEST(test_full_evicts_stale)
 }
 END_TEST
 
+/* A table carried into a new one (graceful restart with a new size) or
+ * built from a storage file: every entry as it was, no fresher. */
+START_TEST(test_put_entry)
+{
+    hm_table_t *src = new_table(4);
+    void *src_mem = mem;
+    hm_entry_t e, c;
+    hm_addr_t k = key4("10.0.0.1", 8080);
+    hb_packet_t p = pkt(7, 3);
+
+    p.seq = 41;
+    p.interval_ms = 250;
+    p.state = HB_STATE_DRAIN;
+    p.flags = HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE | HB_HAS_PORT;
+    ck_assert_int_eq(hm_table_update(src, &k, &p, 10 * SEC, 0,
+                                     HM_ENTRY_PORT_KNOWN | HM_ENTRY_AUTH | HM_ENTRY_VIA_HTTP),
+                     HM_UPD_INSERTED);
+    p.seq = 42;
+    ck_assert_int_eq(hm_table_update(src, &k, &p, 20 * SEC, 0,
+                                     HM_ENTRY_PORT_KNOWN | HM_ENTRY_AUTH | HM_ENTRY_VIA_HTTP),
+                     HM_UPD_UPDATED);
+    ck_assert_int_ge(hm_table_find(src, &k, &e), 0);
+
+    mem = NULL; /* new_table frees the last one: keep src */
+    hm_table_t *t = new_table(4);
+    ck_assert_int_eq(hm_table_put_entry(t, &e, 25 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &k, &c), 0);
+    ck_assert(hm_addr_equal(&c.key, &e.key));
+    ck_assert_str_eq(c.ip, "10.0.0.1");
+    ck_assert_uint_eq(c.ready, 7);
+    ck_assert_uint_eq(c.busy, 3);
+    ck_assert_uint_eq(c.seq, 42);
+    ck_assert_uint_eq(c.interval_ms, 250);
+    ck_assert_uint_eq(c.state, HB_STATE_DRAIN);
+    ck_assert_uint_eq(c.flags, HM_ENTRY_PORT_KNOWN | HM_ENTRY_AUTH | HM_ENTRY_VIA_HTTP);
+    ck_assert_int_eq(c.seen, 20 * SEC);
+    ck_assert_int_eq(c.first_seen, 20 * SEC);
+    ck_assert_uint_eq(c.packets, 1);
+    /* The copy is still spoken for by its key: no unsigned update, no
+     * replay of the sequence number it had. */
+    p.seq = 42;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 26 * SEC, 0, HM_ENTRY_PORT_KNOWN),
+                     HM_UPD_DOWNGRADE);
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 26 * SEC, 0, HM_ENTRY_PORT_KNOWN | HM_ENTRY_AUTH),
+                     HM_UPD_REPLAY);
+    free(src_mem);
+
+    /* Without optional fields: up, no interval, no sequence number. */
+    memset(&e, 0, sizeof(e));
+    e.key = key4("10.0.0.2", 80);
+    e.ready = 1;
+    e.seen = 24 * SEC;
+    ck_assert_int_eq(hm_table_put_entry(t, &e, 25 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &e.key, &c), 0);
+    ck_assert_uint_eq(c.state, HB_STATE_UP);
+    ck_assert_uint_eq(c.interval_ms, 0);
+    ck_assert_uint_eq(c.seq, 0);
+    ck_assert_uint_eq(c.flags, 0);
+    ck_assert_int_eq(c.seen, 24 * SEC);
+}
+END_TEST
+
+/* Into a smaller table: of two entries for one slot the fresher stays,
+ * whichever comes first. */
+START_TEST(test_put_entry_smaller)
+{
+    hm_entry_t fresh, old, c;
+    hm_table_t *t;
+
+    memset(&fresh, 0, sizeof(fresh));
+    fresh.key = key4("10.0.0.1", 80);
+    fresh.ready = 1;
+    fresh.seen = 90 * SEC;
+    memset(&old, 0, sizeof(old));
+    old.key = key4("10.0.0.2", 80);
+    old.ready = 2;
+    old.seen = 10 * SEC;
+
+    t = new_table(1);
+    ck_assert_int_eq(hm_table_put_entry(t, &fresh, 100 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_eq(hm_table_put_entry(t, &old, 100 * SEC), HM_UPD_FULL);
+    ck_assert_int_ge(hm_table_find(t, &fresh.key, &c), 0);
+
+    t = new_table(1);
+    ck_assert_int_eq(hm_table_put_entry(t, &old, 100 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_eq(hm_table_put_entry(t, &fresh, 100 * SEC), HM_UPD_REPLACED);
+    ck_assert_int_ge(hm_table_find(t, &fresh.key, &c), 0);
+    ck_assert_int_eq(c.seen, 90 * SEC);
+    ck_assert_int_lt(hm_table_find(t, &old.key, NULL), 0);
+
+    /* Times at the ends of the range do not overflow. */
+    t = new_table(1);
+    old.seen = INT64_MIN;
+    ck_assert_int_eq(hm_table_put_entry(t, &old, INT64_MAX), HM_UPD_INSERTED);
+    fresh.seen = INT64_MAX;
+    ck_assert_int_ne(hm_table_put_entry(t, &fresh, INT64_MIN), HM_UPD_INSERTED);
+}
+END_TEST
+
 START_TEST(test_full_keeps_fresh)
 {
     hm_table_t *t = new_table(2);
@@ -998,6 +1097,8 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_get_bounds);
     tcase_add_test(tc, test_full_evicts_stale);
     tcase_add_test(tc, test_full_keeps_fresh);
+    tcase_add_test(tc, test_put_entry);
+    tcase_add_test(tc, test_put_entry_smaller);
     tcase_add_test(tc, test_extreme_times);
     tcase_add_test(tc, test_expire);
     tcase_add_test(tc, test_expire_oldest_left);
