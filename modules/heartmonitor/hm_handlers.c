@@ -55,30 +55,33 @@ static int hm_post_handler(request_rec *r)
     hm_conf_t *conf = hm_conf(r->server);
     char buf[HB_PACKET_MAX];
     apr_size_t len;
-    int rc, st;
+    hm_reason_e reason;
+    int rc;
 
     r->allowed = AP_METHOD_BIT << M_POST;
     ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
     if (r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    if (!conf->table) {
+    if (!conf->admit) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
     rc = hm_read_body(r, buf, sizeof(buf), &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        hm_reject(conf, r->useragent_addr, 1, HB_E_TOOLONG, r->server);
+        hm_admit_reject(conf->admit, r->useragent_addr, 1, HM_REASON_TOOLONG, apr_time_now());
         return rc;
     }
     if (rc != OK) {
         return rc;
     }
-    st = hm_apply(conf, buf, len, r->useragent_addr, 1, r->server);
-    if (st != HB_OK) {
+    reason = hm_admit(conf->admit, NULL, buf, len, r->useragent_addr, 1, apr_time_now());
+    if (reason != HM_REASON_OK) {
+        int refused = hm_reason_refused(reason);
         /* Malformed: 400. Refused by the authentication rules: 403. */
         ap_set_content_type(r, "text/plain");
-        r->status = st >= 100 ? HTTP_FORBIDDEN : HTTP_BAD_REQUEST;
-        ap_rprintf(r, "%s heartbeat: %s\n", st >= 100 ? "refused" : "malformed", hm_reason_str(st));
+        r->status = refused ? HTTP_FORBIDDEN : HTTP_BAD_REQUEST;
+        ap_rprintf(r, "%s heartbeat: %s\n", refused ? "refused" : "malformed",
+                   hm_reason_str(reason));
         return OK;
     }
     ap_set_content_type(r, "text/plain");
@@ -144,11 +147,6 @@ static const hm_reject_t *hm_last_error(const hm_snapshot_t *sn, const hm_entry_
     return NULL;
 }
 
-static const char *hm_reason(uint32_t reason)
-{
-    return hm_reason_str((int)reason);
-}
-
 /* The JSON head both ?json and ?counters start with, up to the counters'
  * closing brace. */
 static void hm_json_head(request_rec *r, unsigned int capacity, unsigned int count,
@@ -190,7 +188,7 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
                    (e->flags & HM_ENTRY_AUTH) ? "true" : "false");
         if (last) {
             ap_rprintf(r, "{\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}}",
-                       hm_reason(last->reason), (sn->now - last->when) / 1000);
+                       hm_reason_str(last->reason), (sn->now - last->when) / 1000);
         } else {
             ap_rputs("null}", r);
         }
@@ -200,7 +198,7 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
         char ip[HM_IP_MAX];
         hm_addr_to_string(&sn->rejects[i].src, ip);
         ap_rprintf(r, "%s{\"ip\":\"%s\",\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}",
-                   i ? "," : "", ip, hm_reason(sn->rejects[i].reason),
+                   i ? "," : "", ip, hm_reason_str(sn->rejects[i].reason),
                    (sn->now - sn->rejects[i].when) / 1000);
     }
     ap_rputs("]}\n", r);
@@ -260,7 +258,7 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
                    e->interval_ms, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "HTTP" : "UDP",
                    (e->flags & HM_ENTRY_AUTH) ? "yes" : "<b>no</b>");
         if (last) {
-            ap_rprintf(r, "%s, %.0fs ago", hm_reason(last->reason),
+            ap_rprintf(r, "%s, %.0fs ago", hm_reason_str(last->reason),
                        (double)(sn->now - last->when) / 1e6);
         }
         ap_rputs("</td></tr>\n", r);
@@ -280,7 +278,8 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
         char ip[HM_IP_MAX];
         hm_addr_to_string(&sn->rejects[i].src, ip);
         ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%.1f</td></tr>\n", ap_escape_html(r->pool, ip),
-                   hm_reason(sn->rejects[i].reason), (double)(sn->now - sn->rejects[i].when) / 1e6);
+                   hm_reason_str(sn->rejects[i].reason),
+                   (double)(sn->now - sn->rejects[i].when) / 1e6);
     }
     ap_rputs("</table>\n", r);
 }

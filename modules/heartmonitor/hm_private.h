@@ -10,6 +10,7 @@
 #include "apr_network_io.h"
 #include "apr_thread_proc.h"
 
+#include "hm_admit.h"
 #include "hm_table.h"
 #include "lbhb_pick.h"
 
@@ -42,32 +43,12 @@ typedef struct {
 
     /* run time */
     hm_table_t *table;
+    hm_admit_t *admit;    /* with table: whether a heartbeat gets into it */
     apr_size_t huge_page; /* the table's huge page size, 0 = normal pages */
     server_rec *s;
 } hm_conf_t;
 
 hm_conf_t *hm_conf(server_rec *s);
-
-/* Apply one heartbeat from addr (port taken from the packet or the default).
- * Returns the parse status; via_http marks entries fed by POST. */
-int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
-             int via_http, server_rec *s);
-
-/* Rejection reasons beyond hb_status_e (which covers malformed input). */
-#define HM_REASON_UNSIGNED   100
-#define HM_REASON_BADSIG     101
-#define HM_REASON_REPLAY     102
-#define HM_REASON_CLOCK      103
-#define HM_REASON_NOTALLOWED 104
-#define HM_REASON_RATE       105
-#define HM_REASON_DOWNGRADE  106
-
-const char *hm_reason_str(int reason);
-
-/* Count, remember (status page) and log a rejected heartbeat; reason is
- * an hb_status_e or an HM_REASON_*. */
-void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason,
-               server_rec *s);
 
 /* Request handlers: "heartbeat" (POST) and "heartbeat-status". */
 int hm_handler(request_rec *r);

@@ -43,9 +43,11 @@
 #include "hb_auth.h"
 #include "hb_config.h"
 #include "hb_elect.h"
+#include "hb_log.h"
 #include "hb_net.h"
 #include "hb_packet.h"
 #include "hb_throttle.h"
+#include "hm_admit.h"
 #include "hm_pace.h"
 #include "hm_ratelimit.h"
 #include "hm_shm.h"
@@ -70,6 +72,7 @@
  * make the receiver rewrite a large file for every packet. */
 #define HM_STATE_WRITE_GAP apr_time_from_msec(20)
 #define HM_RL_SOURCES      4096 /* addresses the rate limiter tracks at once */
+#define HM_LOG_LINE_MAX    1024
 
 /* This generation's table and file, for the optional functions. */
 static hm_table_t *hm_exported_table;
@@ -297,208 +300,28 @@ static const char *hm_cmd_rate_limit(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
-/* ------------------------------------------------------------ bad input */
+/* ------------------------------------------------------------- logging */
 
-/* Rate-limited: a flood of garbage costs a counter increment and at most
- * one line a minute. */
-static void hm_log_bad_input(server_rec *s, const char *what, const char *from, const char *why)
+/* The core's lines (hb_log.h) into this server's error log, tagged with
+ * this module; dropped before formatting when below the LogLevel. */
+static void hm_log_print(void *baton, hb_log_level_e level, const char *file, int line,
+                         const char *fmt, va_list ap)
 {
-    static hb_throttle_t throttle;
-    uint64_t held;
+    server_rec *s = baton;
+    char msg[HM_LOG_LINE_MAX];
 
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "HM0201: rejected %s from %s: %s", what, from, why);
-    if (hb_throttle(&throttle, apr_time_now(), HB_REPORT_EVERY, &held)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "HM0202: rejected %s from %s: %s (%" APR_UINT64_T_FMT
-                     " more rejected since the last report; next report in 60s at the earliest, "
-                     "all at LogLevel debug)",
-                     what, from, why, held);
-    }
-}
-
-static void hm_log_full(server_rec *s, const char *from)
-{
-    static hb_throttle_t throttle;
-
-    if (hb_throttle(&throttle, apr_time_now(), HB_REPORT_EVERY, NULL)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "HM0203: table full, heartbeat from new origin %s dropped: raise "
-                     "HeartbeatMaxServers (further drops are counted on the status page)",
-                     from);
-    }
-}
-
-void hm_reject(hm_conf_t *conf, const apr_sockaddr_t *addr, int via_http, int reason, server_rec *s)
-{
-    static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
-                                         HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
-                                         HM_CTR_UNSIGNED};
-    char ip[HM_IP_MAX];
-    hm_addr_t src;
-
-    if (reason < 100) {
-        hm_table_counter_add(conf->table, HM_CTR_MALFORMED, 1);
-    } else {
-        hm_table_counter_add(conf->table, HM_CTR_REJECTED, 1);
-        hm_table_counter_add(conf->table, which[reason - 100], 1);
-    }
-    /* A flood is what the rate cap is for: count it and nothing more, so
-     * the excess costs two atomic increments and does not wash the useful
-     * entries out of the recent-rejections list. */
-    if (reason == HM_REASON_RATE) {
+    if (!APLOG_IS_LEVEL(s, (int)level)) {
         return;
     }
-    if (hm_addr_from_sockaddr(&src, &addr->sa, 0) == 0) {
-        hm_table_note_reject(conf->table, &src, (uint32_t)reason, apr_time_now());
-    }
-    apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)addr);
-    hm_log_bad_input(s, via_http ? "heartbeat POST" : "heartbeat packet", ip,
-                     hm_reason_str(reason));
+    apr_vsnprintf(msg, sizeof(msg), fmt, ap);
+    ap_log_error(file, line, APLOG_MODULE_INDEX, (int)level, 0, s, "%s", msg);
 }
 
-const char *hm_reason_str(int reason)
-{
-    switch (reason) {
-    case HM_REASON_UNSIGNED:
-        return "unsigned";
-    case HM_REASON_BADSIG:
-        return "bad signature";
-    case HM_REASON_REPLAY:
-        return "replayed (sequence not newer)";
-    case HM_REASON_CLOCK:
-        return "timestamp outside the window";
-    case HM_REASON_NOTALLOWED:
-        return "source not in HeartbeatAllow";
-    case HM_REASON_RATE:
-        return "over HeartbeatRateLimit";
-    case HM_REASON_DOWNGRADE:
-        return "unsigned update of a signed origin";
-    }
-    return hb_status_str((hb_status_e)reason);
-}
-
-static int hm_allowed(const hm_conf_t *conf, const apr_sockaddr_t *addr)
-{
-    int i;
-
-    if (conf->allow->nelts == 0) {
-        return 1;
-    }
-    for (i = 0; i < conf->allow->nelts; i++) {
-        if (apr_ipsubnet_test(APR_ARRAY_IDX(conf->allow, i, apr_ipsubnet_t *),
-                              (apr_sockaddr_t *)addr)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* A heartbeat that passed every check, waiting for the table. */
-typedef struct {
-    hb_packet_t pkt;
-    hm_addr_t key;
-    uint32_t flags;
-    apr_time_t now;
-    const apr_sockaddr_t *addr;
-    int via_http;
-} hm_pending_t;
-
-/* The receiver's per-source limiter; only its thread touches it. */
-static hm_ratelimit_t *hm_rl;
-
-/*
- * Everything before the table: address filter, rate cap, signature, parse.
- * Returns HB_OK with *pd ready for hm_apply_commit(), or why the heartbeat
- * was refused (counted and logged already).
- */
-static int hm_apply_check(hm_conf_t *conf, const char *buf, apr_size_t len,
-                          const apr_sockaddr_t *addr, int via_http, apr_time_t now, server_rec *s,
-                          hm_pending_t *pd)
-{
-    hb_status_e st;
-    size_t plen = len;
-
-    pd->now = now;
-    pd->flags = 0;
-    pd->addr = addr;
-    pd->via_http = via_http;
-    /* Datagrams have no Require: the address filter and the rate cap stand
-     * in for it, before any parsing. POSTs pass through httpd's access
-     * control instead. */
-    if (!via_http) {
-        if (!hm_allowed(conf, addr)) {
-            hm_reject(conf, addr, via_http, HM_REASON_NOTALLOWED, s);
-            return HM_REASON_NOTALLOWED;
-        }
-        if (hm_rl && hm_addr_from_sockaddr(&pd->key, &addr->sa, 0) == 0 &&
-            !hm_ratelimit_allow(hm_rl, &pd->key, pd->now)) {
-            hm_reject(conf, addr, via_http, HM_REASON_RATE, s);
-            return HM_REASON_RATE;
-        }
-    }
-    if (conf->keys->nelts) {
-        size_t slen = 0;
-        hb_auth_e a = hb_auth_verify(
-            (const hb_secret_t *)conf->keys->elts, (unsigned int)conf->keys->nelts, buf, len,
-            apr_time_as_msec(pd->now), apr_time_as_msec(conf->auth_window), &slen, NULL);
-        if (a == HB_AUTH_OK) {
-            pd->flags |= HM_ENTRY_AUTH;
-            plen = slen;
-        } else if (!(a == HB_AUTH_UNSIGNED && conf->auth_migrate)) {
-            int reason = a == HB_AUTH_UNSIGNED ? HM_REASON_UNSIGNED
-                         : a == HB_AUTH_CLOCK  ? HM_REASON_CLOCK
-                                               : HM_REASON_BADSIG;
-            hm_reject(conf, addr, via_http, reason, s);
-            return reason;
-        }
-    }
-    st = hb_packet_parse(buf, plen, &pd->pkt);
-    if (st == HB_OK && (pd->flags & HM_ENTRY_AUTH) && !(pd->pkt.flags & HB_HAS_SEQ)) {
-        /* Without a sequence number a signed packet could be replayed. */
-        st = HB_E_MISSING;
-    }
-    if (st == HB_OK &&
-        hm_addr_from_sockaddr(&pd->key, &addr->sa,
-                              (pd->pkt.flags & HB_HAS_PORT) ? pd->pkt.port : HM_DEFAULT_PORT)) {
-        st = HB_E_SYNTAX;
-    }
-    if (st != HB_OK) {
-        hm_reject(conf, addr, via_http, st, s);
-        return st;
-    }
-    pd->flags |= (pd->pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
-    if (via_http) {
-        pd->flags |= HM_ENTRY_VIA_HTTP;
-    }
-    return HB_OK;
-}
-
-static int hm_apply_commit(hm_conf_t *conf, const hm_pending_t *pd, server_rec *s)
-{
-    hm_update_e up;
-
-    up = hm_table_update(conf->table, &pd->key, &pd->pkt, pd->now, conf->stale_after, pd->flags);
-    if (up == HM_UPD_REPLAY || up == HM_UPD_DOWNGRADE) {
-        int reason = up == HM_UPD_REPLAY ? HM_REASON_REPLAY : HM_REASON_DOWNGRADE;
-        hm_reject(conf, pd->addr, pd->via_http, reason, s);
-        return reason;
-    }
-    if (up == HM_UPD_FULL) {
-        char ip[HM_IP_MAX];
-        hm_addr_to_string(&pd->key, ip);
-        hm_log_full(s, ip);
-    }
-    return HB_OK;
-}
-
-int hm_apply(hm_conf_t *conf, const char *buf, apr_size_t len, const apr_sockaddr_t *addr,
-             int via_http, server_rec *s)
-{
-    hm_pending_t pd;
-    int st = hm_apply_check(conf, buf, len, addr, via_http, apr_time_now(), s, &pd);
-
-    return st == HB_OK ? hm_apply_commit(conf, &pd, s) : st;
-}
+/* hb_log_level_e is syslog's order, as APLOG_* is. */
+typedef char hm_log_levels_match[HB_LOG_EMERG == APLOG_EMERG && HB_LOG_WARNING == APLOG_WARNING &&
+                                         HB_LOG_DEBUG == APLOG_DEBUG
+                                     ? 1
+                                     : -1];
 
 /* ------------------------------------------------------- shared memory */
 
@@ -722,6 +545,7 @@ typedef struct {
     apr_time_t last_expire;
     apr_time_t expire_due; /* no entry can expire before this */
     hm_pace_t pace;        /* how long to let datagrams queue up between reads */
+    hm_ratelimit_t *rl;    /* HeartbeatRateLimit, per source; NULL = off */
     uint64_t written_version;
     uint64_t written_changes; /* HM_CTR_STATE_CHANGES in the file last written */
 } hm_receiver_t;
@@ -907,8 +731,8 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
         now = apr_time_now();
         for (i = 0; i < got; i++) {
             hm_fix_from(&b->from[i]);
-            b->ok[i] = hm_apply_check(rx->conf, b->data[i], b->msg[i].msg_len, &b->from[i], 0, now,
-                                      rx->s, &b->pend[i]) == HB_OK;
+            b->ok[i] = hm_admit_check(rx->conf->admit, rx->rl, b->data[i], b->msg[i].msg_len,
+                                      &b->from[i], 0, now, &b->pend[i]) == HM_REASON_OK;
             if (b->ok[i]) {
                 hm_table_prefetch(rx->conf->table, &b->pend[i].key, 0);
             }
@@ -920,7 +744,7 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
         }
         for (i = 0; i < got; i++) {
             if (b->ok[i]) {
-                hm_apply_commit(rx->conf, &b->pend[i], rx->s);
+                hm_admit_commit(rx->conf->admit, &b->pend[i]);
             }
         }
         if (got < HM_RECV_VEC) {
@@ -945,7 +769,7 @@ static int hm_drain(hm_receiver_t *rx, apr_socket_t *sock)
             return n;
         }
         hm_fix_from(from);
-        hm_apply(rx->conf, buf, len, from, 0, rx->s);
+        hm_admit(rx->conf->admit, rx->rl, buf, len, from, 0, apr_time_now());
     }
     return n;
 }
@@ -1055,11 +879,10 @@ static hm_receiver_t *hm_receiver_init(server_rec *s, hm_conf_t *conf)
         hm_rxbuf_init(pool, conf->rate_limit ? hm_ratelimit_size(HM_RL_SOURCES) : 0, &rl_mem);
     hm_pace_init(&rx->pace, HM_COALESCE_MIN, HM_COALESCE_MAX,
                  hm_pace_target(hm_min_rcvbuf(conf), HM_DGRAM_BUDGET, HM_PACE_TARGET));
-    hm_rl = NULL;
     if (conf->rate_limit) {
         /* Burst of two seconds' worth: a sender restarting or a proxy
          * catching up must not be cut off. */
-        hm_rl = hm_ratelimit_init(rl_mem, HM_RL_SOURCES, conf->rate_limit, 2 * conf->rate_limit);
+        rx->rl = hm_ratelimit_init(rl_mem, HM_RL_SOURCES, conf->rate_limit, 2 * conf->rate_limit);
     }
     rv = apr_pollset_create(&rx->pollset, conf->listens->nelts + 1, pool, APR_POLLSET_WAKEABLE);
     for (i = 0; rv == APR_SUCCESS && i < conf->listens->nelts; i++) {
@@ -1254,6 +1077,8 @@ static int hm_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     hm_conf_t *conf = hm_conf(s);
+    hm_admit_policy_t policy;
+    hb_log_t log = {hm_log_print, s};
     unsigned int capacity;
     apr_status_t rv;
     int rc;
@@ -1291,6 +1116,16 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     if (!conf->table) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    memset(&policy, 0, sizeof(policy));
+    policy.table = conf->table;
+    policy.stale_after = conf->stale_after;
+    policy.keys = (const hb_secret_t *)conf->keys->elts;
+    policy.nkeys = (unsigned int)conf->keys->nelts;
+    policy.migrate = conf->auth_migrate;
+    policy.auth_window = conf->auth_window;
+    policy.allow = (apr_ipsubnet_t *const *)conf->allow->elts;
+    policy.nallow = (unsigned int)conf->allow->nelts;
+    conf->admit = hm_admit_create(p, &policy, &log);
     if (conf->max_servers > 0) {
         hm_exported_table = conf->table;
     }

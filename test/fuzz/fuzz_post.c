@@ -2,32 +2,37 @@
  * fuzz_post.c: libFuzzer target for the path a heartbeat takes from a POST
  * body (or a UDP datagram) into the monitor's shared table.
  *
- * It repeats what mod_heartmonitor's hm_apply() and POST handler do, with
- * the httpd parts replaced by plain values (keep the two in step; the
- * HeartbeatAllow address filter is httpd's and not modelled): the body
- * limit, the per-source rate cap (UDP), signature verification
- * (hb_auth_verify, when keys are configured), hb_packet_parse(), the key
- * from the client's address and the packet's port, then either
- * hm_table_update() or the counters and the rejection ring. A small table
- * (1 to 8 slots) makes the full-table and eviction paths common. After
- * every step it checks the table against what the step must have done,
- * and the invariants every reader relies on:
+ * It runs the monitor's own admission code (hm_admit.c: address filter,
+ * per-source rate cap, signature, parse, table), as the receiver and the
+ * POST handler call it, with httpd's parts replaced by plain values: the
+ * POST handler's body limit is the one step played here. A small table
+ * (1 to 8 slots) makes the full-table and eviction paths common. For every
+ * step it works out what the rules (hm_admit.h) must decide, from the
+ * parts they are built on (the subnet list, a limiter of its own fed the
+ * same datagrams, hb_auth_verify, hb_packet_parse, the key), requires the
+ * code to decide the same, and checks the table against what the step
+ * must have done and the invariants every reader relies on:
  *  - count <= capacity, and count equals the slots hm_table_get() returns;
  *  - every entry is found by hm_table_find() at its own slot, and no two
  *    entries share a key;
  *  - a malformed or refused body, or a new origin turned away by a full
- *    table, leaves every entry exactly as it was;
+ *    table, leaves every entry exactly as it was; so do stages 1 to 3
+ *    (hm_admit_check) for an accepted one, before hm_admit_commit;
  *  - only a body this target signed with a configured key, in the time
  *    window, passes the signature check, and every such body passes it
  *    unless it arrived cut short or holds a ts= or kid= pair of its own;
  *  - the rate cap never lets more through than its burst plus its rate;
- *  - the counters account for every step.
+ *  - the counters account for every step, each refusal once on its
+ *    reason's counter, and the ring of recent rejections holds every one
+ *    but the rate cap's;
+ *  - every log line is one of the monitor's (HM02xx).
  *
  * Input: byte 0 is the configuration:
  *  - & 0x07: capacity - 1;
  *  - & 0x18: keys: 0 none, 1 required, 2 migrate (unsigned accepted too),
  *    3 required with two keys (rotation);
- *  - & 0x20: rate cap on UDP (10 per second, bursts of 20).
+ *  - & 0x20: rate cap on UDP (10 per second, bursts of 20);
+ *  - & 0x40: HeartbeatAllow 127.0.0.0/8 2001:db8::/32 (UDP only).
  * The rest is records separated by '\n' (bodies containing '\n' are
  * malformed anyway; fuzz_packet covers them). A record is
  * [source][time][body...]:
@@ -42,16 +47,20 @@
  *    time & 0x80: the body came by UDP (truncated to the receive buffer, as
  *    recvfrom does) rather than by POST (refused above HB_PACKET_MAX).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+
+#include "apr_general.h"
+#include "apr_network_io.h"
+#include "apr_pools.h"
 
 #include "hb_auth.h"
+#include "hb_log.h"
 #include "hb_packet.h"
+#include "hm_admit.h"
 #include "hm_ratelimit.h"
 #include "hm_table.h"
 
@@ -81,33 +90,33 @@
 #define KEY1 "fuzz-key-one-0123456789abcdef"
 #define KEY0 "fuzz-key-zero-0123456789abcdef"
 
-/* mod_heartmonitor's rejection reasons beyond hb_status_e (hm_private.h,
- * which needs httpd's headers). */
-enum {
-    R_UNSIGNED = 100,
-    R_BADSIG = 101,
-    R_REPLAY = 102,
-    R_CLOCK = 103,
-    R_RATE = 105,
-    R_DOWNGRADE = 106
-};
-
 static const char *const sources[16] = {"127.0.0.1",        "127.0.0.2",        "10.0.0.11",
                                         "10.0.0.12",        "192.0.2.1",        "198.51.100.7",
                                         "0.0.0.0",          "255.255.255.255",  "::1",
                                         "2001:db8::1",      "2001:db8::2",      "fe80::1",
                                         "::ffff:127.0.0.1", "::ffff:127.0.0.2", "::ffff:10.0.0.11",
                                         "::ffff:10.0.0.12"};
+/* Which of them HeartbeatAllow 127.0.0.0/8 2001:db8::/32 lets in: the
+ * first two, 2001:db8::1 and ::2, and the mapped forms of the first two. */
+#define ALLOWED_SOURCES 0x3603u
+
+/* Made once: the sources as httpd hands them over, and the subnets. */
+static apr_pool_t *root;
+static apr_sockaddr_t *source_sa[16];
+static apr_ipsubnet_t *allow_nets[2];
 
 typedef struct {
     hm_table_t *t;
+    hm_admit_t *adm;
     unsigned int capacity;
     int64_t now;
     /* configuration */
     hb_secret_t keys[2], rogue;
     unsigned int nkeys;
     int migrate;
+    int allow;
     hm_ratelimit_t *rl;
+    hm_ratelimit_t *rl_expect; /* the same limit, fed here to know its verdicts */
     /* What the counters must say, counted independently of the table. */
     uint64_t accepted, full, malformed, rejected, noted;
     uint64_t by_counter[HM_CTR_COUNT];
@@ -211,49 +220,32 @@ static void check_table(const model_t *m)
     REQUIRE(nr == 0 || (rj[0].reason == m->last_reason && rj[0].when == m->last_when));
 }
 
-/* The client address as the handler gets it: a sockaddr. */
-static void make_sockaddr(unsigned int sel, struct sockaddr_storage *ss)
+/* Every log line is one of the monitor's, and formats (under ASan). */
+static void log_line(void *baton, hb_log_level_e level, const char *file, int line, const char *fmt,
+                     va_list ap)
 {
-    const char *text = sources[sel & 0x0f];
+    char text[1024];
 
-    memset(ss, 0, sizeof(*ss));
-    if (strchr(text, ':') != NULL) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(40000);
-        REQUIRE(inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1);
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(40000);
-        REQUIRE(inet_pton(AF_INET, text, &sin->sin_addr) == 1);
-    }
+    REQUIRE(baton == NULL && file != NULL && line > 0);
+    REQUIRE(level == HB_LOG_DEBUG || level == HB_LOG_WARNING);
+    REQUIRE(vsnprintf(text, sizeof(text), fmt, ap) > 0);
+    REQUIRE(strncmp(text, "HM020", 5) == 0 && memchr(text, '\0', sizeof(text)) != NULL);
 }
 
-/* hm_reject(): count; remember for the status page unless it is the rate
- * cap's excess, which costs counters only. */
-static void reject(model_t *m, const struct sockaddr_storage *ss, int reason)
+/* What a refusal must have done to the counters and the ring. */
+static void expect_refusal(model_t *m, hm_reason_e reason)
 {
-    static const hm_counter_e which[] = {HM_CTR_UNSIGNED, HM_CTR_BADSIG,     HM_CTR_REPLAY,
-                                         HM_CTR_CLOCK,    HM_CTR_NOTALLOWED, HM_CTR_RATELIMITED,
-                                         HM_CTR_UNSIGNED};
-    hm_addr_t src;
-
-    if (reason < 100) {
-        hm_table_counter_add(m->t, HM_CTR_MALFORMED, 1);
-        m->malformed++;
-    } else {
-        REQUIRE(reason - 100 < (int)(sizeof(which) / sizeof(which[0])));
-        hm_table_counter_add(m->t, HM_CTR_REJECTED, 1);
-        hm_table_counter_add(m->t, which[reason - 100], 1);
+    REQUIRE(reason != HM_REASON_OK && reason < HM_REASON_COUNT);
+    if (hm_reason_refused(reason)) {
         m->rejected++;
-        m->by_counter[which[reason - 100]]++;
+    } else {
+        m->malformed++;
     }
-    if (reason == R_RATE) {
+    m->by_counter[hm_reason_counter(reason)]++;
+    /* The rate cap's excess is counted only. */
+    if (reason == HM_REASON_RATE) {
         return;
     }
-    REQUIRE(hm_addr_from_sockaddr(&src, ss, 0) == 0);
-    hm_table_note_reject(m->t, &src, (uint32_t)reason, m->now);
     m->noted++;
     m->last_reason = (uint32_t)reason;
     m->last_when = m->now;
@@ -281,22 +273,23 @@ static int spoils_signature(const char *body, size_t len)
 
 static void apply(model_t *m, unsigned int sel, const char *body, size_t len, int via_udp)
 {
-    struct sockaddr_storage ss;
+    const apr_sockaddr_t *sa = source_sa[sel & 0x0fu];
     snap_t before[CAPACITY_MAX];
     char *signed_buf = NULL;
     hb_packet_t pkt;
     hb_status_e st;
     hm_addr_t key, src;
     hm_entry_t old, e;
-    int had, slot, we_signed_ok = 0, auth_ok = 0, truncated = 0;
+    hm_pending_t pd;
+    hm_reason_e expect = HM_REASON_OK, r;
+    int had, slot, we_signed_ok = 0, truncated = 0;
     size_t body_len = len;
     unsigned int count0, si = sel & 0x0fu;
     uint32_t flags = 0;
     size_t plen;
-    hm_update_e up;
+    uint64_t full0, inserted0, replaced0;
     int64_t now_ms = m->now / 1000;
 
-    make_sockaddr(sel, &ss);
     snapshot(m, before);
     count0 = hm_table_count(m->t);
 
@@ -322,30 +315,39 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
             truncated = 1;
         }
     } else if (len > HB_PACKET_MAX) {
-        /* hm_read_body() refuses the body before anything parses it. */
-        reject(m, &ss, HB_E_TOOLONG);
+        /* hm_read_body() refuses the body before anything parses it, and
+         * the handler reports it. */
+        hm_admit_reject(m->adm, sa, 1, HM_REASON_TOOLONG, m->now);
+        expect_refusal(m, HM_REASON_TOOLONG);
         goto unchanged;
     }
 
-    /* Datagrams only: the rate cap, before any parsing. */
-    if (via_udp && m->rl) {
-        REQUIRE(hm_addr_from_sockaddr(&src, &ss, 0) == 0);
-        if (!hm_ratelimit_allow(m->rl, &src, m->now)) {
-            reject(m, &ss, R_RATE);
-            goto unchanged;
+    /* What the stages must decide, one after the other (hm_admit.h). */
+
+    /* 1. Datagrams only: the address filter, then the rate cap. */
+    if (via_udp && m->allow && !(ALLOWED_SOURCES & (1u << si))) {
+        expect = HM_REASON_NOTALLOWED;
+    }
+    if (expect == HM_REASON_OK && via_udp && m->rl) {
+        REQUIRE(hm_addr_from_sockaddr(&src, &sa->sa, 0) == 0);
+        if (!hm_ratelimit_allow(m->rl_expect, &src, m->now)) {
+            expect = HM_REASON_RATE;
+        } else {
+            /* Never more than the burst plus what the rate earned since.
+             * Keyed by the list entry: mapped and plain IPv4 forms share
+             * a bucket, so the bound is checked per form, which only
+             * loosens it. */
+            if (m->rl_passed[si]++ == 0) {
+                m->rl_first[si] = m->now;
+            }
+            REQUIRE(m->rl_passed[si] <=
+                    BURST + (uint64_t)((m->now - m->rl_first[si]) / 1000) * RATE / 1000 + 1);
         }
-        /* Never more than the burst plus what the rate earned since. Keyed
-         * by the list entry: mapped and plain IPv4 forms share a bucket, so
-         * the bound is checked per form, which only loosens it. */
-        if (m->rl_passed[si]++ == 0) {
-            m->rl_first[si] = m->now;
-        }
-        REQUIRE(m->rl_passed[si] <=
-                BURST + (uint64_t)((m->now - m->rl_first[si]) / 1000) * RATE / 1000 + 1);
     }
 
+    /* 2. The signature. */
     plen = len;
-    if (m->nkeys) {
+    if (expect == HM_REASON_OK && m->nkeys) {
         size_t slen = 0;
         const hb_secret_t *which = NULL;
         hb_auth_e a =
@@ -364,53 +366,67 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
             REQUIRE(which != NULL && slen < len && memcmp(body + slen, "&sig=", 5) == 0);
             flags |= HM_ENTRY_AUTH;
             plen = slen;
-            auth_ok = 1;
-        } else if (!(a == HB_AUTH_UNSIGNED && m->migrate)) {
-            int reason = a == HB_AUTH_UNSIGNED ? R_UNSIGNED
-                         : a == HB_AUTH_CLOCK  ? R_CLOCK
-                                               : R_BADSIG;
-            reject(m, &ss, reason);
-            goto unchanged;
+        } else if (a == HB_AUTH_UNSIGNED) {
+            expect = m->migrate ? HM_REASON_OK : HM_REASON_UNSIGNED;
+        } else {
+            expect = a == HB_AUTH_CLOCK ? HM_REASON_CLOCK : HM_REASON_BADSIG;
         }
     }
 
-    st = hb_packet_parse(body, plen, &pkt);
-    if (st == HB_OK && auth_ok && !(pkt.flags & HB_HAS_SEQ)) {
-        st = HB_E_MISSING;
-    }
-    if (st == HB_OK &&
-        hm_addr_from_sockaddr(&key, &ss, (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT)) {
-        st = HB_E_SYNTAX;
-    }
-    if (st != HB_OK) {
-        reject(m, &ss, st);
-        goto unchanged;
+    /* 3. The content, and the key. */
+    if (expect == HM_REASON_OK) {
+        st = hb_packet_parse(body, plen, &pkt);
+        if (st == HB_OK && (flags & HM_ENTRY_AUTH) && !(pkt.flags & HB_HAS_SEQ)) {
+            st = HB_E_MISSING;
+        }
+        if (st == HB_OK) {
+            REQUIRE(hm_addr_from_sockaddr(&key, &sa->sa,
+                                          (pkt.flags & HB_HAS_PORT) ? pkt.port : HM_DEFAULT_PORT) ==
+                    0);
+            flags |= (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
+            flags |= via_udp ? 0 : HM_ENTRY_VIA_HTTP;
+        }
+        expect = hm_reason_of_status(st);
     }
 
-    flags |= (pkt.flags & HB_HAS_PORT) ? HM_ENTRY_PORT_KNOWN : 0;
-    if (!via_udp) {
-        flags |= HM_ENTRY_VIA_HTTP;
+    /* The code under test, stages 1 to 3. */
+    r = hm_admit_check(m->adm, m->rl, body, len, sa, !via_udp, m->now, &pd);
+    REQUIRE(r == expect);
+    if (r != HM_REASON_OK) {
+        expect_refusal(m, r);
+        goto unchanged;
     }
+    REQUIRE(hm_addr_equal(&pd.key, &key) && pd.flags == flags && pd.now == m->now);
+    REQUIRE(pd.from == sa && pd.via_http == !via_udp);
+    REQUIRE(pd.pkt.ready == pkt.ready && pd.pkt.busy == pkt.busy && pd.pkt.flags == pkt.flags);
+    /* Nothing is applied before the commit. */
+    check_unchanged(m, before);
+
+    /* 4. The table. */
     had = hm_table_find(m->t, &key, &old) >= 0;
-    up = hm_table_update(m->t, &key, &pkt, m->now, STALE_AFTER, flags);
+    full0 = hm_table_counter(m->t, HM_CTR_FULL);
+    inserted0 = hm_table_counter(m->t, HM_CTR_INSERTED);
+    replaced0 = hm_table_counter(m->t, HM_CTR_REPLACED);
+    r = hm_admit_commit(m->adm, &pd);
 
     /* An origin that signed once is spoken for by signed, newer packets only. */
     if (had && (old.flags & HM_ENTRY_AUTH) && !(flags & HM_ENTRY_AUTH)) {
-        REQUIRE(up == HM_UPD_DOWNGRADE);
-        reject(m, &ss, R_DOWNGRADE);
+        REQUIRE(r == HM_REASON_DOWNGRADE);
+        expect_refusal(m, r);
         goto unchanged;
     }
     if (had && (old.flags & HM_ENTRY_AUTH) && (flags & HM_ENTRY_AUTH) && pkt.seq <= old.seq) {
-        REQUIRE(up == HM_UPD_REPLAY);
-        reject(m, &ss, R_REPLAY);
+        REQUIRE(r == HM_REASON_REPLAY);
+        expect_refusal(m, r);
         goto unchanged;
     }
-    REQUIRE(up != HM_UPD_DOWNGRADE && up != HM_UPD_REPLAY);
+    REQUIRE(r == HM_REASON_OK);
 
-    if (up == HM_UPD_FULL) {
+    if (hm_table_counter(m->t, HM_CTR_FULL) != full0) {
         /* Only a new origin can be turned away, only when every slot is
          * taken, and only when no entry is stale. */
         REQUIRE(!had && count0 == m->capacity);
+        REQUIRE(hm_table_counter(m->t, HM_CTR_FULL) == full0 + 1);
         for (unsigned int i = 0; i < m->capacity; i++) {
             REQUIRE(before[i].used && before[i].e.seen >= m->now - STALE_AFTER);
         }
@@ -420,11 +436,14 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     }
     m->accepted++;
     if (had) {
-        REQUIRE(up == HM_UPD_UPDATED);
+        REQUIRE(hm_table_counter(m->t, HM_CTR_INSERTED) == inserted0 &&
+                hm_table_counter(m->t, HM_CTR_REPLACED) == replaced0);
     } else if (count0 < m->capacity) {
-        REQUIRE(up == HM_UPD_INSERTED && hm_table_count(m->t) == count0 + 1);
+        REQUIRE(hm_table_counter(m->t, HM_CTR_INSERTED) == inserted0 + 1);
+        REQUIRE(hm_table_count(m->t) == count0 + 1);
     } else {
-        REQUIRE(up == HM_UPD_REPLACED && hm_table_count(m->t) == count0);
+        REQUIRE(hm_table_counter(m->t, HM_CTR_REPLACED) == replaced0 + 1);
+        REQUIRE(hm_table_count(m->t) == count0);
     }
 
     slot = hm_table_find(m->t, &key, &e);
@@ -446,7 +465,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     }
     /* A replacement takes the slot of the entry seen longest ago, and only
      * if that one is stale. */
-    if (up == HM_UPD_REPLACED) {
+    if (!had && count0 == m->capacity) {
         REQUIRE(before[slot].used && before[slot].e.seen < m->now - STALE_AFTER);
         REQUIRE(hm_table_find(m->t, &before[slot].e.key, NULL) < 0);
         for (unsigned int i = 0; i < m->capacity; i++) {
@@ -486,10 +505,31 @@ static void expire(model_t *m)
     }
 }
 
+static void init_once(void)
+{
+    if (root) {
+        return;
+    }
+    REQUIRE(apr_initialize() == APR_SUCCESS);
+    REQUIRE(apr_pool_create(&root, NULL) == APR_SUCCESS);
+    for (unsigned int i = 0; i < 16; i++) {
+        /* The family named: with APR_UNSPEC, getaddrinfo may refuse IPv6
+         * on a host without an IPv6 address of its own. */
+        REQUIRE(apr_sockaddr_info_get(&source_sa[i], sources[i],
+                                      strchr(sources[i], ':') ? APR_INET6 : APR_INET, 40000, 0,
+                                      root) == APR_SUCCESS);
+    }
+    REQUIRE(apr_ipsubnet_create(&allow_nets[0], "127.0.0.0", "8", root) == APR_SUCCESS);
+    REQUIRE(apr_ipsubnet_create(&allow_nets[1], "2001:db8::", "32", root) == APR_SUCCESS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const hb_log_t log = {log_line, NULL};
+    hm_admit_policy_t policy;
+    apr_pool_t *pool;
     model_t m;
     void *mem;
     size_t bytes;
@@ -498,6 +538,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
+    init_once();
     memset(&m, 0, sizeof(m));
     m.capacity = (data[0] & 0x07u) + 1;
     m.now = INT64_C(1796003978158256);
@@ -525,9 +566,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(hb_secret_set(&m.rogue, "k1", (const unsigned char *)KEY0, strlen(KEY0)) == 0);
     if (data[0] & 0x20u) {
         m.rl = malloc(hm_ratelimit_size(RL_SOURCES));
-        REQUIRE(m.rl != NULL);
+        m.rl_expect = malloc(hm_ratelimit_size(RL_SOURCES));
+        REQUIRE(m.rl != NULL && m.rl_expect != NULL);
         REQUIRE(hm_ratelimit_init(m.rl, RL_SOURCES, RATE, BURST) == m.rl);
+        REQUIRE(hm_ratelimit_init(m.rl_expect, RL_SOURCES, RATE, BURST) == m.rl_expect);
     }
+    m.allow = (data[0] & 0x40u) != 0;
     bytes = hm_table_size(m.capacity);
     REQUIRE(bytes > 0);
     /* Exactly the size asked for, so ASan sees any access past the block. */
@@ -537,6 +581,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.t = hm_table_create(mem, bytes, m.capacity);
     REQUIRE(m.t != NULL);
     check_table(&m);
+
+    /* The monitor's settings: HeartbeatExpiry 30s (stale after 10s),
+     * HeartbeatAuthWindow 30s. */
+    memset(&policy, 0, sizeof(policy));
+    policy.table = m.t;
+    policy.stale_after = STALE_AFTER;
+    policy.keys = m.keys;
+    policy.nkeys = m.nkeys;
+    policy.migrate = m.migrate;
+    policy.auth_window = AUTH_WINDOW_MS * 1000;
+    policy.allow = m.allow ? allow_nets : NULL;
+    policy.nallow = m.allow ? 2 : 0;
+    REQUIRE(apr_pool_create(&pool, root) == APR_SUCCESS);
+    m.adm = hm_admit_create(pool, &policy, &log);
+    REQUIRE(m.adm != NULL);
 
     p = data + 1;
     end = data + size;
@@ -563,7 +622,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Another process attaches to the same block and sees the same table. */
     REQUIRE(hm_table_attach(mem, bytes) == m.t);
+    apr_pool_destroy(pool);
     free(mem);
     free(m.rl);
+    free(m.rl_expect);
     return 0;
 }

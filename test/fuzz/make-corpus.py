@@ -136,7 +136,8 @@ STORAGE = {
 # --------------------------------------------------------------------------
 # fuzz_post: a configuration byte, then records [source][time][body] split
 # by \n. Configuration: low 3 bits = capacity - 1, 0x08/0x10 = keys (1
-# required, 2 migrate, 3 two keys), 0x20 = rate cap on UDP. Source: low 4
+# required, 2 migrate, 3 two keys), 0x20 = rate cap on UDP, 0x40 =
+# HeartbeatAllow 127.0.0.0/8 2001:db8::/32 on UDP. Source: low 4
 # bits = address, 0x10 = sign the body, 0x20 = with the wrong key material,
 # 0x40 = with a stale timestamp. Time: low 6 bits = 100 ms steps, 0x40 = run
 # expiry, 0x80 = came by UDP.
@@ -148,7 +149,7 @@ NOW_POST = 0x00      # no time passes, by POST
 LATER = 0x3f         # 6.3 s later, by POST
 EXPIRE = 0x40 | 0x3f  # 6.3 s later, then expiry
 SIGN, ROGUE, STALE = 0x10, 0x20, 0x40
-REQUIRED, MIGRATE, TWO_KEYS, RATE = 0x08, 0x10, 0x18, 0x20
+REQUIRED, MIGRATE, TWO_KEYS, RATE, ALLOW = 0x08, 0x10, 0x18, 0x20, 0x40
 
 
 def post(cap, *records, cfg=0):
@@ -241,6 +242,12 @@ POST = {
     'rate-post-exempt': post(4, *[(0, NOW_POST, pkt(1, port=80))] * 30, cfg=RATE),
     'rate-two-forms': post(4, *[(0, NOW_UDP, pkt(1, port=80)), (12, NOW_UDP, pkt(1, port=80))] * 15,
                            cfg=RATE),
+    # HeartbeatAllow: sources 0, 1, 9, 10, 12, 13 are in it; POSTs are not filtered
+    'allow-filter': post(8, *[(i, UDP_T, pkt(i, port=80)) for i in range(16)],
+                         (2, POST_T, pkt(2, port=80)), cfg=ALLOW),
+    # refused by the filter before the rate cap sees them
+    'allow-then-rate': post(4, *[(2, NOW_UDP, pkt(1, port=80))] * 25,
+                            *[(0, NOW_UDP, pkt(1, port=80))] * 25, cfg=ALLOW | RATE),
 }
 
 
