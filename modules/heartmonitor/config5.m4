@@ -11,6 +11,8 @@ hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbh
 APACHE_MODULE(heartmonitor, [Collects heartbeats into a shared table (heartbeat suite)],
               $heartmonitor_objects, , , [
   APR_ADDTO(INCLUDES, [-I\$(top_srcdir)/modules/common])
+  dnl The status page shows the balancers' members (mod_lbmethod_heartbeat.h).
+  APR_ADDTO(INCLUDES, [-I\$(top_srcdir)/modules/lbmethod_heartbeat])
   AC_CHECK_LIB(crypto, HMAC, [
     APR_ADDTO(MOD_HEARTMONITOR_LDADD, [-lcrypto])
   ], [

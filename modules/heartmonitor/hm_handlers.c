@@ -18,6 +18,7 @@
 
 #include "hb_packet.h"
 #include "hm_private.h"
+#include "mod_lbmethod_heartbeat.h"
 
 static int hm_read_body(request_rec *r, char *buf, apr_size_t cap, apr_size_t *len)
 {
@@ -147,6 +148,55 @@ static const hm_reject_t *hm_last_error(const hm_snapshot_t *sn, const hm_entry_
     return NULL;
 }
 
+/* The members of this server's heartbeat balancers, when
+ * mod_lbmethod_heartbeat is loaded: their ejection state is the
+ * balancer's, shown here so that operators find it beside the table. */
+static apr_array_header_t *hm_members(request_rec *r)
+{
+    APR_OPTIONAL_FN_TYPE(lbhb_member_status) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_member_status);
+
+    return fn ? fn(r->pool, r->server) : NULL;
+}
+
+/* A JSON string's contents: names come from the configuration, which may
+ * hold quotes or backslashes. */
+static const char *hm_json_str(apr_pool_t *p, const char *s)
+{
+    char *out = apr_palloc(p, strlen(s) * 6 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += apr_snprintf(o, 7, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void hm_members_json(request_rec *r, const apr_array_header_t *ms, apr_time_t now)
+{
+    int i;
+
+    ap_rputs(",\"members\":[", r);
+    for (i = 0; ms && i < ms->nelts; i++) {
+        const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
+        ap_rprintf(r,
+                   "%s{\"balancer\":\"%s\",\"member\":\"%s\",\"ejected\":%s,"
+                   "\"ejected_for_ms\":%" APR_INT64_T_FMT ",\"ejections\":%u,"
+                   "\"failure_rate\":%.3f}",
+                   i ? "," : "", hm_json_str(r->pool, m->balancer), hm_json_str(r->pool, m->member),
+                   m->ejected ? "true" : "false", m->ejected ? (m->until - now) / 1000 : 0,
+                   m->ejections, m->failure_rate);
+    }
+    ap_rputs("]", r);
+}
+
 /* The JSON head both ?json and ?counters start with, up to the counters'
  * closing brace. */
 static void hm_json_head(request_rec *r, unsigned int capacity, unsigned int count,
@@ -193,7 +243,9 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
             ap_rputs("null}", r);
         }
     }
-    ap_rputs("],\"rejections\":[", r);
+    ap_rputs("]", r);
+    hm_members_json(r, hm_members(r), sn->now);
+    ap_rputs(",\"rejections\":[", r);
     for (i = 0; i < (int)sn->nrejects; i++) {
         char ip[HM_IP_MAX];
         hm_addr_to_string(&sn->rejects[i].src, ip);
@@ -220,6 +272,7 @@ static void hm_status_counters(request_rec *r, const hm_table_t *t)
 
 static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *prefix)
 {
+    apr_array_header_t *ms;
     int i, c;
 
     ap_rprintf(r, "%sCapacity: %u\n%sCount: %u\n%sHugePageKB: %" APR_SIZE_T_FMT "\n", prefix,
@@ -234,6 +287,39 @@ static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *
                    prefix, e->ip, (unsigned)e->key.port, e->ready, e->busy,
                    hb_state_str((hb_state_e)e->state), (sn->now - e->seen) / 1000);
     }
+    ms = hm_members(r);
+    for (i = 0; ms && i < ms->nelts; i++) {
+        const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
+        /* Names without spaces or newlines, as each line is "Key: words". */
+        ap_rprintf(r, "%sMember: %s %s ejected=%d ejections=%u failure_rate=%.3f\n", prefix,
+                   ap_escape_uri(r->pool, m->balancer), ap_escape_uri(r->pool, m->member),
+                   m->ejected, m->ejections, m->failure_rate);
+    }
+}
+
+static void hm_members_html(request_rec *r, const apr_array_header_t *ms, apr_time_t now,
+                            const char *h)
+{
+    int i;
+
+    if (!ms || !ms->nelts) {
+        return;
+    }
+    ap_rprintf(r,
+               "<%s>Balancer members</%s>\n<table class=\"hb\"><tr><th>Balancer</th>"
+               "<th>Member</th><th>Ejected (s left)</th><th>Ejections in a row</th>"
+               "<th>Recent failures</th></tr>\n",
+               h, h);
+    for (i = 0; i < ms->nelts; i++) {
+        const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%u</td><td>%.0f%%</td></tr>\n",
+                   ap_escape_html(r->pool, m->balancer), ap_escape_html(r->pool, m->member),
+                   m->ejected
+                       ? apr_psprintf(r->pool, "<b>yes</b> (%.0f)", (double)(m->until - now) / 1e6)
+                       : "no",
+                   m->ejections, m->failure_rate * 100);
+    }
+    ap_rputs("</table>\n", r);
 }
 
 static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const char *h)
@@ -263,7 +349,9 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
         }
         ap_rputs("</td></tr>\n", r);
     }
-    ap_rprintf(r, "</table>\n<%s>Counters</%s>\n<table class=\"hb\">\n", h, h);
+    ap_rputs("</table>\n", r);
+    hm_members_html(r, hm_members(r), sn->now, h);
+    ap_rprintf(r, "<%s>Counters</%s>\n<table class=\"hb\">\n", h, h);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "<tr><th>%s</th><td>%" APR_UINT64_T_FMT "</td></tr>\n", hm_counter_names[c],
                    sn->counters[c]);

@@ -35,6 +35,7 @@
 #include "lbhb_pick.h"
 #include "lbhb_private.h"
 #include "mod_heartmonitor.h"
+#include "mod_lbmethod_heartbeat.h"
 
 #define LBHB_RESOLVE_EVERY apr_time_from_sec(30)
 #define LBHB_STACK_CANDS   64
@@ -664,6 +665,42 @@ static const proxy_balancer_method lbhb_method = {"heartbeat", &lbhb_finder, NUL
 
 /* --------------------------------------------------------------- hooks */
 
+/* Named as the optional function it implements (mod_lbmethod_heartbeat.h). */
+static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
+{
+    module *proxy = ap_find_linked_module("mod_proxy.c");
+    apr_array_header_t *out = apr_array_make(p, 8, sizeof(lbhb_member_status_t));
+    apr_time_t now = apr_time_now();
+
+    for (; proxy && s; s = s->next) {
+        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
+        proxy_balancer *b = psf && psf->balancers ? (proxy_balancer *)psf->balancers->elts : NULL;
+        int i, j;
+
+        for (i = 0; b && i < psf->balancers->nelts; i++) {
+            proxy_worker **ws = (proxy_worker **)b[i].workers->elts;
+            if (!b[i].lbmethod || strcmp(b[i].lbmethod->name, "heartbeat")) {
+                continue;
+            }
+            for (j = 0; j < b[i].workers->nelts; j++) {
+                lbhb_outlier_t *o = lbhb_inflight_outlier(ws[j]);
+                lbhb_member_status_t *m = apr_array_push(out);
+                memset(m, 0, sizeof(*m));
+                m->balancer = b[i].s->name;
+                m->member = ws[j]->s->name;
+                if (o) {
+                    m->until = __atomic_load_n(&o->until, __ATOMIC_RELAXED);
+                    m->ejected = lbhb_outlier_ejected(o, now);
+                    m->ejections = __atomic_load_n(&o->ejections, __ATOMIC_RELAXED);
+                    m->failure_rate =
+                        (double)__atomic_load_n(&o->rate, __ATOMIC_RELAXED) / LBHB_RATE_ONE;
+                }
+            }
+        }
+    }
+    return out;
+}
+
 /* Whether any balancer of any virtual host uses lbmethod=heartbeat. */
 static const char *lbhb_first_user(server_rec *s)
 {
@@ -771,6 +808,7 @@ static void lbhb_register_hooks(apr_pool_t *p)
     ap_hook_post_config(lbhb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lbhb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(lbhb_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(lbhb_member_status);
 }
 
 static const command_rec lbhb_cmds[] = {

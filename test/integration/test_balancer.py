@@ -305,6 +305,17 @@ class OutlierTest(BalancerCase):
         self.assertEqual(got['a'] + got['b'] + got[503], 200, got)
         proxy.wait_log(r'LB0310: http://127.0.0.1:%d ejected from balancer://b for 10 s: it '
                        r'failed 5 times in a row \(status 503\)' % c.port)
+        # The status page shows who is out, in every form.
+        members = json.loads(proxy.get('/hb-status?json').body.decode())['members']
+        state = {m['member']: m for m in members if m['balancer'] == 'balancer://b'}
+        self.assertTrue(state['http://127.0.0.1:%d' % c.port]['ejected'], members)
+        self.assertGreater(state['http://127.0.0.1:%d' % c.port]['ejected_for_ms'], 0)
+        self.assertGreater(state['http://127.0.0.1:%d' % c.port]['failure_rate'], 0.3)
+        self.assertFalse(state['http://127.0.0.1:%d' % a.port]['ejected'], members)
+        auto = proxy.get('/hb-status?auto').body.decode()
+        self.assertRegex(auto, r'(?m)^Member: balancer://b http://127.0.0.1:%d ejected=1 '
+                               r'ejections=1 failure_rate=0\.\d+$' % c.port)
+        self.assertIn('Balancer members', proxy.get('/hb-status').body.decode())
 
     def test_errors_like_the_peers_eject_nobody(self):
         origins = []
