@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hb_elect.h"
 
@@ -23,24 +24,33 @@ struct hb_elect {
     uint32_t generation;
 };
 
-static apr_status_t hb_elect_word(hb_elect_word_t **out, const char *name, apr_pool_t *pproc)
+apr_status_t hb_shm_once(void **out, const char *name, apr_size_t size, apr_pool_t *pproc)
 {
     char key[96];
     apr_shm_t *shm = NULL;
     apr_status_t rv;
 
-    apr_snprintf(key, sizeof(key), "hb_elect.%s", name);
+    apr_snprintf(key, sizeof(key), "hb_shm.%s", name);
     apr_pool_userdata_get((void **)&shm, key, pproc);
     if (!shm) {
-        rv = apr_shm_create(&shm, sizeof(hb_elect_word_t), NULL, pproc);
+        rv = apr_shm_create(&shm, size, NULL, pproc);
         if (rv != APR_SUCCESS) {
             return rv;
         }
+        memset(apr_shm_baseaddr_get(shm), 0, size);
         /* Once per name: the key must live as long as pproc. */
         apr_pool_userdata_set(shm, apr_pstrdup(pproc, key), apr_pool_cleanup_null, pproc);
     }
     *out = apr_shm_baseaddr_get(shm);
     return APR_SUCCESS;
+}
+
+static apr_status_t hb_elect_word(hb_elect_word_t **out, const char *name, apr_pool_t *pproc)
+{
+    char key[96];
+
+    apr_snprintf(key, sizeof(key), "hb_elect.%s", name);
+    return hb_shm_once((void **)out, key, sizeof(hb_elect_word_t), pproc);
 }
 
 apr_status_t hb_elect_create(hb_elect_t **out, const char *name, apr_pool_t *pconf,

@@ -21,6 +21,11 @@
 
 typedef struct hb_elect hb_elect_t;
 
+/* Shared memory that outlives generations: made zeroed, once per name, in
+ * pproc (the process pool), and found again by name after every restart.
+ * For the words a singleton keeps across graceful restarts. */
+apr_status_t hb_shm_once(void **out, const char *name, apr_size_t size, apr_pool_t *pproc);
+
 /* In the parent, once per generation before its children fork: a new
  * election in shared memory that lives as long as pconf (children keep
  * their own mapping after the parent lets it go); the word shared by all

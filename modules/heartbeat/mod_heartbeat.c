@@ -840,21 +840,7 @@ static apr_status_t hb_parent_cleanup(void *data)
 /* The shared sequence word, made once per server process lifetime. */
 static apr_status_t hb_seq_init(apr_pool_t *pproc)
 {
-    static const char key[] = "mod_heartbeat.seq";
-    apr_shm_t *shm = NULL;
-    apr_status_t rv;
-
-    apr_pool_userdata_get((void **)&shm, key, pproc);
-    if (!shm) {
-        rv = apr_shm_create(&shm, sizeof(uint64_t), NULL, pproc);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        apr_pool_userdata_set(shm, key, apr_pool_cleanup_null, pproc);
-        *(uint64_t *)apr_shm_baseaddr_get(shm) = 0;
-    }
-    hb_seq = apr_shm_baseaddr_get(shm);
-    return APR_SUCCESS;
+    return hb_shm_once((void **)&hb_seq, "mod_heartbeat.seq", sizeof(*hb_seq), pproc);
 }
 
 static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -933,8 +919,8 @@ static const command_rec hb_cmds[] = {
                    "key file (mode 0600, owned by root) to sign heartbeats with, and an "
                    "optional key id (default: the file name without extension)"),
     AP_INIT_TAKE1("HeartbeatStateFile", hb_cmd_state_file, NULL, RSRC_CONF,
-                  "file whose content 'drain' or 'up' overrides HeartbeatState at run time "
-                  "(see hbctl drain)"),
+                  "file whose content 'drain' drains this origin at run time, whatever "
+                  "HeartbeatState says (see hbctl drain)"),
     AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
                   "'idle' (default, stock: idle worker threads) or 'spare' "
                   "(MaxRequestWorkers minus busy)"),
