@@ -3,9 +3,12 @@
 (plain and signed), and drain/undrain through HeartbeatStateFile with a
 real origin and proxy."""
 
+import http.server
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
@@ -18,12 +21,33 @@ PROXY = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byreq
          'watchdog', 'heartmonitor', 'lbmethod_heartbeat']
 
 
+def stated_status(text, what):
+    """The exit status text gives for `what` ('usage error', 'failure'):
+    the number in "N on a usage error", or None."""
+    m = re.search(r'\b(\d+) on (?:an? )?%s' % re.escape(what), ' '.join(text.split()))
+    return int(m.group(1)) if m else None
+
+
 def hbctl(*args, check=True):
     r = subprocess.run(['/usr/bin/python3', HBCTL] + list(args), capture_output=True, text=True,
                        timeout=30)
     if check and r.returncode != 0:
         raise AssertionError('hbctl %s: %s%s' % (args, r.stdout, r.stderr))
     return r
+
+
+class WrongJson(http.server.BaseHTTPRequestHandler):
+
+    def do_GET(self):
+        body = b'{"servers": [{"ip": "10.0.0.1"}]}'
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 class HbctlTest(hbtest.HbTestCase):
@@ -33,6 +57,59 @@ class HbctlTest(hbtest.HbTestCase):
         self.assertIn('hbctl table SOURCE', r.stdout)
         self.assertNotEqual(hbctl('send', 'nohostport', check=False).returncode, 0)
         self.assertNotEqual(hbctl('table', '/nonexistent', check=False).returncode, 0)
+
+    def test_exit_status_is_what_help_and_manual_say(self):
+        """Every usage error exits with the status --help and docs/hbctl.md
+        give for one (argparse's 2), every failure with theirs (1), each with
+        a message and no traceback."""
+        help_text = hbctl('--help').stdout
+        with open(os.path.join(SRC, 'docs', 'hbctl.md')) as f:
+            manual = f.read().split('## EXIT STATUS', 1)[1].split('\n## ', 1)[0]
+        usage = stated_status(help_text, 'usage error')
+        failure = stated_status(help_text, 'failure')
+        self.assertEqual((usage, failure), (2, 1), help_text)
+        self.assertEqual((stated_status(manual, 'usage error'),
+                          stated_status(manual, 'failure')), (usage, failure), manual)
+
+        garbage = os.path.join(self.sandbox.path, 'garbage.dat')
+        with open(garbage, 'w') as f:
+            f.write('10.0.0.1 &ready=1&busy=0&seen=notanumber\n')
+        open_key = os.path.join(self.sandbox.path, 'open.key')
+        with open(open_key, 'w') as f:
+            f.write('0123456789abcdef\n')
+        os.chmod(open_key, 0o644)
+        # A web server whose "status" answer is JSON of the wrong shape.
+        server = http.server.HTTPServer(('127.0.0.1', 0), WrongJson)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        wrong_json = 'http://127.0.0.1:%d/heartbeat-status' % server.server_port
+
+        cases = [
+            (usage, []),
+            (usage, ['bogus']),
+            (usage, ['table']),
+            (usage, ['table', 'a', 'b']),
+            (usage, ['send', '--ready', 'many', '127.0.0.1:9']),
+            (usage, ['send', 'nohostport']),
+            (usage, ['send', '127.0.0.1:70000']),
+            (usage, ['send', '127.0.0.1:9', '--ttl', '999']),
+            (usage, ['send', '127.0.0.1:9', '--state', 'sideways']),
+            (usage, ['drain']),
+            (failure, ['table', '/nonexistent']),
+            (failure, ['table', garbage]),
+            (failure, ['table', 'http://127.0.0.1:%d/' % hbtest.free_port()]),
+            (failure, ['table', wrong_json]),
+            (failure, ['send', '127.0.0.1:9', '--key', '/nonexistent.key']),
+            (failure, ['send', '127.0.0.1:9', '--key', open_key]),
+            (failure, ['drain', '/nonexistent/dir/a.state']),
+        ]
+        for want, args in cases:
+            r = hbctl(*args, check=False)
+            self.assertEqual(r.returncode, want, 'hbctl %s: %s' % (' '.join(args), r.stderr))
+            self.assertNotIn('Traceback', r.stderr, 'hbctl %s' % ' '.join(args))
+            self.assertRegex(r.stderr, r'^(usage: hbctl|hbctl: )' if want == usage
+                             else r'^hbctl: ', 'hbctl %s' % ' '.join(args))
 
     def test_table_from_stock_file(self):
         path = os.path.join(self.sandbox.path, 'hb.dat')
