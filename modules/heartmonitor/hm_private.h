@@ -1,5 +1,10 @@
 /*
- * hm_private.h: state shared by the files of mod_heartmonitor.
+ * hm_private.h: what the files of mod_heartmonitor share: the server
+ * record, and each file's functions for the others. The dependencies run
+ * one way: mod_heartmonitor.c (hooks) calls into hm_config.c, hm_listen.c,
+ * hm_receiver.c and hm_handlers.c; these use the server record and the
+ * core, and call nothing in mod_heartmonitor.c or in each other, but for
+ * hm_conf() and hm_listen_min_rcvbuf().
  */
 #ifndef HM_PRIVATE_H
 #define HM_PRIVATE_H
@@ -10,6 +15,7 @@
 #include "apr_network_io.h"
 #include "apr_thread_proc.h"
 
+#include "hb_elect.h"
 #include "hm_admit.h"
 #include "hm_table.h"
 #include "lbhb_pick.h"
@@ -48,7 +54,29 @@ typedef struct {
     server_rec *s;
 } hm_conf_t;
 
+/* ---- hm_config.c ---- */
+
 hm_conf_t *hm_conf(server_rec *s);
+void *hm_create_server_config(apr_pool_t *p, server_rec *s);
+extern const command_rec hm_cmds[];
+
+/* ---- hm_listen.c ---- */
+
+/* Bind every HeartbeatListen (in the parent), or reuse the socket an
+ * earlier generation bound; OK or HTTP_INTERNAL_SERVER_ERROR (logged). */
+int hm_listen_bind_all(server_rec *s, hm_conf_t *conf);
+
+/* The smallest receive buffer of the sockets, as SO_RCVBUF reports it, or
+ * -1. */
+long hm_listen_min_rcvbuf(const hm_conf_t *conf);
+
+/* ---- hm_receiver.c ---- */
+
+/* At child_init: this child's standby thread for election (NULL: no
+ * receiver in this generation), and its stop when the child exits. */
+void hm_receiver_child_init(apr_pool_t *pchild, server_rec *s, hb_elect_t *election);
+
+/* ---- hm_handlers.c ---- */
 
 /* Request handlers: "heartbeat" (POST) and "heartbeat-status". */
 int hm_handler(request_rec *r);
