@@ -29,8 +29,13 @@ REAL_STATEDIR = '/var/lib/apache2'
 class A2enmodTest(MakeMixin, hbtest.HbTestCase):
 
     def run_tool(self, cmd, expect_ok=True):
+        env = dict(self.env)
+        if cmd[0] == 'apache2ctl' and os.environ.get('HB_HTTPD_PRELOAD'):
+            # httpd loads our modules: an ASan build needs its runtime first
+            # (test/run-sanitizers), as the harness gives every httpd.
+            env['LD_PRELOAD'] = os.environ['HB_HTTPD_PRELOAD']
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, text=True, env=self.env, timeout=60)
+                           stdin=subprocess.DEVNULL, text=True, env=env, timeout=60)
         if expect_ok:
             self.assertEqual(r.returncode, 0, '%s:\n%s' % (' '.join(cmd), r.stdout))
             self.assertNotIn('ERROR', r.stdout, ' '.join(cmd))

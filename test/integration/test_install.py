@@ -105,8 +105,10 @@ export APACHE_STATE_DIRECTORY="$T/state"
 step install make -j4 install bindir="$T/bin"
 step divert-list-installed dpkg-divert --list
 step a2enmod a2enmod heartmonitor lbmethod_heartbeat heartbeat
-step configtest apache2ctl -t
-step modules apache2ctl -M
+# An ASan build of our modules needs its runtime first in httpd
+# (test/run-sanitizers sets HB_HTTPD_PRELOAD, as the harness does for httpd).
+step configtest env LD_PRELOAD="${HB_HTTPD_PRELOAD:-}" apache2ctl -t
+step modules env LD_PRELOAD="${HB_HTTPD_PRELOAD:-}" apache2ctl -M
 step a2dismod a2dismod heartbeat lbmethod_heartbeat heartmonitor
 cp -a "$MODDIR" "$T/installed-modules" && cp -a "$CONFDIR/mods-available" "$T/installed-avail"
 step uninstall make -j4 uninstall bindir="$T/bin"
