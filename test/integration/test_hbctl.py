@@ -175,7 +175,8 @@ ProxyPass /app balancer://b
         hbctl('drain', statefile)
         hbtest.wait_until(lambda: who() == 'b', timeout=5, message='a drained')
         self.assertEqual({who() for _ in range(5)}, {'b'})
-        hbctl('undrain', statefile)
+        # undrain lifts the file's drain only, and says so.
+        self.assertIn('configured HeartbeatState', hbctl('undrain', statefile).stdout)
         hbtest.wait_until(lambda: who() == 'a', timeout=5, message='a back')
 
 
