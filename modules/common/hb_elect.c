@@ -6,6 +6,9 @@
 #include "apr_strings.h"
 
 #include <errno.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -134,4 +137,43 @@ int hb_elect_superseded(const hb_elect_t *e)
 void hb_elect_release(hb_elect_t *e)
 {
     pthread_mutex_unlock(&e->mutex);
+}
+
+void hb_elect_standby(hb_elect_t *e, pthread_mutex_t *guard, const hb_standby_t *hooks, void *baton)
+{
+    hb_elect_e won = hb_elect_wait(e);
+    int run;
+
+    if (won == HB_ELECT_ERROR) {
+        if (hooks->failed) {
+            hooks->failed(baton, errno);
+        }
+        return;
+    }
+    if (won == HB_ELECT_WON_FROM_DEAD && hooks->took_over) {
+        hooks->took_over(baton);
+    }
+    pthread_mutex_lock(guard);
+    run = (!hooks->may_run || hooks->may_run(baton)) && hb_elect_claim(e) == 0 &&
+          (!hooks->prepare || hooks->prepare(baton));
+    pthread_mutex_unlock(guard);
+    if (run) {
+        hooks->run(baton);
+        pthread_mutex_lock(guard);
+        if (hooks->finish) {
+            hooks->finish(baton);
+        }
+        pthread_mutex_unlock(guard);
+    }
+    /* Stopping, or this child cannot run it: the next waiter's turn. */
+    hb_elect_release(e);
+}
+
+void hb_thread_name(const char *name)
+{
+#ifdef __linux__
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+#else
+    (void)name;
+#endif
 }

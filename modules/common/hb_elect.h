@@ -19,6 +19,8 @@
 
 #include "apr_pools.h"
 
+#include <pthread.h>
+
 typedef struct hb_elect hb_elect_t;
 
 /* Shared memory that outlives generations: made zeroed, once per name, in
@@ -52,5 +54,30 @@ int hb_elect_superseded(const hb_elect_t *e);
 
 /* Let go (only the thread that won may). */
 void hb_elect_release(hb_elect_t *e);
+
+/*
+ * What every child's standby thread does, whatever the singleton: wait to
+ * be elected (failed() if the wait itself fails; took_over() if the last
+ * holder died holding it); then, holding the caller's guard, run only if
+ * may_run() (the child is not stopping), this generation's claim holds
+ * (an older generation's child that wins after its singleton left has
+ * nothing to do) and prepare() succeeds; run() outside the guard,
+ * finish() under it; release the election last. Each hook gets baton;
+ * any may be NULL but run.
+ */
+typedef struct {
+    void (*failed)(void *baton, int err);
+    void (*took_over)(void *baton);
+    int (*may_run)(void *baton);
+    int (*prepare)(void *baton);
+    void (*run)(void *baton);
+    void (*finish)(void *baton);
+} hb_standby_t;
+
+void hb_elect_standby(hb_elect_t *e, pthread_mutex_t *guard, const hb_standby_t *hooks,
+                      void *baton);
+
+/* Name the calling thread (top -H, ps -L show it), where the system can. */
+void hb_thread_name(const char *name);
 
 #endif

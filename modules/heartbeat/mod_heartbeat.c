@@ -39,7 +39,6 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/inotify.h>
-#include <sys/prctl.h>
 #endif
 
 #include "hb_auth.h"
@@ -706,47 +705,47 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
     conf->sock_pool = NULL;
 }
 
-static void hb_thread_name(const char *name)
+static void hb_standby_failed(void *baton, int err)
 {
-#ifdef __linux__
-    /* So that top -H and ps -L show which thread this is. */
-    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
-#else
-    (void)name;
-#endif
+    ap_log_error(APLOG_MARK, APLOG_CRIT, err, baton,
+                 "HB0111: cannot take part in the heartbeat sender election");
+}
+
+static void hb_standby_took_over(void *baton)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, baton,
+                 "HB0110: the child sending heartbeats died; this one "
+                 "(pid %" APR_PID_T_FMT ") took over",
+                 getpid());
+}
+
+static int hb_standby_may_run(void *baton)
+{
+    return !hb_stopping;
+}
+
+static int hb_standby_prepare(void *baton)
+{
+    hb_running = 1;
+    return 1;
+}
+
+static void hb_standby_run(void *baton)
+{
+    server_rec *s = baton;
+
+    hb_thread_name("hb-sender");
+    hb_sender_run(s, hb_conf(s));
 }
 
 /* One per child: waits to be elected, then sends until the child stops. */
 static void *hb_standby_main(void *data)
 {
-    server_rec *s = data;
-    hb_elect_e won;
-    int run;
+    static const hb_standby_t hooks = {hb_standby_failed,  hb_standby_took_over, hb_standby_may_run,
+                                       hb_standby_prepare, hb_standby_run,       NULL};
 
     hb_thread_name("hb-standby");
-    won = hb_elect_wait(hb_election);
-    if (won == HB_ELECT_ERROR) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
-                     "HB0111: cannot take part in the heartbeat sender election");
-        return NULL;
-    }
-    if (won == HB_ELECT_WON_FROM_DEAD) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "HB0110: the child sending heartbeats died; this one "
-                     "(pid %" APR_PID_T_FMT ") took over",
-                     getpid());
-    }
-    pthread_mutex_lock(&hb_guard);
-    /* A child of an older generation that wins after its sender left has
-     * nothing to do: the newer one sends. */
-    run = !hb_stopping && hb_elect_claim(hb_election) == 0;
-    hb_running = run;
-    pthread_mutex_unlock(&hb_guard);
-    if (run) {
-        hb_thread_name("hb-sender");
-        hb_sender_run(s, hb_conf(s));
-    }
-    hb_elect_release(hb_election);
+    hb_elect_standby(hb_election, &hb_guard, &hooks, data);
     return NULL;
 }
 

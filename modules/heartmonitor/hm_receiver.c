@@ -20,9 +20,6 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 /* One system call per batch instead of one per datagram: under a flood the
  * receiver's cost is almost all syscall entry. APR passes _GNU_SOURCE. */
@@ -358,54 +355,56 @@ fail:
     return NULL;
 }
 
-static void hm_thread_name(const char *name)
+static void hm_standby_failed(void *baton, int err)
 {
-#ifdef __linux__
-    /* So that top -H and ps -L show which thread this is. */
-    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
-#else
-    (void)name;
-#endif
+    ap_log_error(APLOG_MARK, APLOG_CRIT, err, baton,
+                 "HM0210: cannot take part in the receiver election");
+}
+
+static void hm_standby_took_over(void *baton)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, baton,
+                 "HM0211: the child running the heartbeat receiver died; this one "
+                 "(pid %" APR_PID_T_FMT ") took over",
+                 getpid());
+}
+
+static int hm_standby_may_run(void *baton)
+{
+    return !hm_child_stopping;
+}
+
+static int hm_standby_prepare(void *baton)
+{
+    server_rec *s = baton;
+
+    hm_rx = hm_receiver_init(s, hm_conf(s));
+    return hm_rx != NULL;
+}
+
+static void hm_standby_run(void *baton)
+{
+    hb_thread_name("hm-receiver");
+    hm_receiver_run(hm_rx);
+}
+
+static void hm_standby_finish(void *baton)
+{
+    hm_receiver_t *rx = hm_rx;
+
+    hm_rx = NULL;
+    apr_pool_destroy(rx->pool);
 }
 
 /* One per child: waits to be elected, then is the receiver until the
  * child stops. */
 static void *hm_standby_main(void *data)
 {
-    server_rec *s = data;
-    hm_conf_t *conf = hm_conf(s);
-    hm_receiver_t *rx;
-    hb_elect_e won;
+    static const hb_standby_t hooks = {hm_standby_failed,  hm_standby_took_over, hm_standby_may_run,
+                                       hm_standby_prepare, hm_standby_run,       hm_standby_finish};
 
-    hm_thread_name("hm-standby");
-    won = hb_elect_wait(hm_election);
-    if (won == HB_ELECT_ERROR) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
-                     "HM0210: cannot take part in the receiver election");
-        return NULL;
-    }
-    if (won == HB_ELECT_WON_FROM_DEAD) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "HM0211: the child running the heartbeat receiver died; this one "
-                     "(pid %" APR_PID_T_FMT ") took over",
-                     getpid());
-    }
-    pthread_mutex_lock(&hm_rx_guard);
-    /* A child of an older generation that wins after its receiver left
-     * has nothing to do: the newer one receives. */
-    rx = hm_child_stopping || hb_elect_claim(hm_election) != 0 ? NULL : hm_receiver_init(s, conf);
-    hm_rx = rx;
-    pthread_mutex_unlock(&hm_rx_guard);
-    if (rx) {
-        hm_thread_name("hm-receiver");
-        hm_receiver_run(rx);
-        pthread_mutex_lock(&hm_rx_guard);
-        hm_rx = NULL;
-        pthread_mutex_unlock(&hm_rx_guard);
-        apr_pool_destroy(rx->pool);
-    }
-    /* Stopping, or this child cannot receive: the next waiter's turn. */
-    hb_elect_release(hm_election);
+    hb_thread_name("hm-standby");
+    hb_elect_standby(hm_election, &hm_rx_guard, &hooks, data);
     return NULL;
 }
 
