@@ -93,9 +93,15 @@ static hb_elect_t *hb_election; /* this generation's, made by the parent */
 static pthread_mutex_t hb_guard = PTHREAD_MUTEX_INITIALIZER;
 static volatile int hb_stopping;
 static int hb_running; /* this child's thread is the sender */
-/* The last sequence number sent by any process of this server, in shared
- * memory that outlives generations (see hb_next_seq). */
-static uint64_t *hb_seq;
+/* The last sequence number sent by any process of this server, and the
+ * lock under which a number is taken and its packets sent, in shared
+ * memory that outlives generations (see hb_seq_take). */
+typedef struct {
+    pthread_mutex_t lock; /* robust, process-shared */
+    uint64_t last;
+    int ready; /* lock initialised */
+} hb_seq_t;
+static hb_seq_t *hb_seq;
 static int hb_wake_fd[2] = {-1, -1}; /* written to stop the sender at once */
 static pthread_t hb_thread;
 static int hb_thread_started;
@@ -471,23 +477,36 @@ static void hb_close_all(hb_conf_t *conf)
  * rising across full restarts without state kept on disk. The last one is
  * shared by every process of this server: after a graceful restart the
  * senders of two generations overlap for up to an interval, and the
- * parent's last "stopping" packet must come after both. A receiver can so
- * treat a lower number as a replay.
+ * parent's last "stopping" packet must come after both. A receiver treats
+ * a lower number as a replay, so a number is taken and its packets sent
+ * under one lock: otherwise a sender preempted between the two would send
+ * its number after a newer one (seen on a loaded machine).
  */
-static uint64_t hb_next_seq(int from_clock)
+static uint64_t hb_seq_take(int from_clock)
 {
     uint64_t now = (uint64_t)apr_time_as_msec(apr_time_now());
-    uint64_t cur, want;
+    int rc;
 
-    if (!hb_seq) {
+    if (!hb_seq || !hb_seq->ready) {
         return now;
     }
-    cur = __atomic_load_n(hb_seq, __ATOMIC_ACQUIRE);
-    do {
-        want = from_clock && now > cur + 1 ? now : cur + 1;
-    } while (
-        !__atomic_compare_exchange_n(hb_seq, &cur, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-    return want;
+    rc = pthread_mutex_lock(&hb_seq->lock);
+    if (rc == EOWNERDEAD) {
+        /* A sender died holding it: the number it took is spent, which
+         * is all the lock guards. */
+        pthread_mutex_consistent(&hb_seq->lock);
+    } else if (rc != 0) {
+        return now;
+    }
+    hb_seq->last = from_clock && now > hb_seq->last + 1 ? now : hb_seq->last + 1;
+    return hb_seq->last;
+}
+
+static void hb_seq_done(void)
+{
+    if (hb_seq && hb_seq->ready) {
+        pthread_mutex_unlock(&hb_seq->lock);
+    }
 }
 
 /*
@@ -570,7 +589,8 @@ static hb_state_e hb_send(server_rec *s, hb_conf_t *conf, int first)
         ready = 0;
         state = HB_STATE_STOPPING;
     }
-    hb_send_all(s, conf, hb_next_seq(first), (uint32_t)ready, (uint32_t)busy, state);
+    hb_send_all(s, conf, hb_seq_take(first), (uint32_t)ready, (uint32_t)busy, state);
+    hb_seq_done();
     return state;
 }
 
@@ -829,7 +849,8 @@ static apr_status_t hb_parent_cleanup(void *data)
     for (i = 0; i < conf->dests->nelts; i++) {
         APR_ARRAY_IDX(conf->dests, i, hb_dest_t).sock = NULL;
     }
-    hb_send_all(pc->s, conf, hb_next_seq(1), 0, 0, HB_STATE_STOPPING);
+    hb_send_all(pc->s, conf, hb_seq_take(1), 0, 0, HB_STATE_STOPPING);
+    hb_seq_done();
     hb_close_all(conf);
     apr_pool_destroy(conf->sock_pool);
     conf->sock_pool = NULL;
@@ -839,7 +860,31 @@ static apr_status_t hb_parent_cleanup(void *data)
 /* The shared sequence word, made once per server process lifetime. */
 static apr_status_t hb_seq_init(apr_pool_t *pproc)
 {
-    return hb_shm_once((void **)&hb_seq, "mod_heartbeat.seq", sizeof(*hb_seq), pproc);
+    pthread_mutexattr_t attr;
+    apr_status_t rv =
+        hb_shm_once((void **)&hb_seq, "mod_heartbeat.seqlock", sizeof(*hb_seq), pproc);
+    int rc;
+
+    /* Once, in the parent, before any child exists. */
+    if (rv != APR_SUCCESS || hb_seq->ready) {
+        return rv;
+    }
+    if ((rc = pthread_mutexattr_init(&attr)) != 0) {
+        return APR_FROM_OS_ERROR(rc);
+    }
+    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        rc = pthread_mutex_init(&hb_seq->lock, &attr);
+    }
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) {
+        return APR_FROM_OS_ERROR(rc);
+    }
+    hb_seq->ready = 1;
+    return APR_SUCCESS;
 }
 
 static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
