@@ -48,6 +48,25 @@ apr_status_t hb_shm_once(void **out, const char *name, apr_size_t size, apr_pool
     return APR_SUCCESS;
 }
 
+apr_status_t hb_robust_mutex_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    int rc;
+
+    if ((rc = pthread_mutexattr_init(&attr)) != 0) {
+        return APR_FROM_OS_ERROR(rc);
+    }
+    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) {
+        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    }
+    if (rc == 0) {
+        rc = pthread_mutex_init(m, &attr);
+    }
+    pthread_mutexattr_destroy(&attr);
+    return rc == 0 ? APR_SUCCESS : APR_FROM_OS_ERROR(rc);
+}
+
 static apr_status_t hb_elect_word(hb_elect_word_t **out, const char *name, apr_pool_t *pproc)
 {
     char key[96];
@@ -59,12 +78,10 @@ static apr_status_t hb_elect_word(hb_elect_word_t **out, const char *name, apr_p
 apr_status_t hb_elect_create(hb_elect_t **out, const char *name, apr_pool_t *pconf,
                              apr_pool_t *pproc)
 {
-    pthread_mutexattr_t attr;
     hb_elect_word_t *word;
     apr_shm_t *shm;
     hb_elect_t *e;
     apr_status_t rv;
-    int rc;
 
     if ((rv = hb_elect_word(&word, name, pproc)) != APR_SUCCESS) {
         return rv;
@@ -74,19 +91,8 @@ apr_status_t hb_elect_create(hb_elect_t **out, const char *name, apr_pool_t *pco
         return rv;
     }
     e = apr_shm_baseaddr_get(shm);
-    if ((rc = pthread_mutexattr_init(&attr)) != 0) {
-        return APR_FROM_OS_ERROR(rc);
-    }
-    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (rc == 0) {
-        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rc == 0) {
-        rc = pthread_mutex_init(&e->mutex, &attr);
-    }
-    pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-        return APR_FROM_OS_ERROR(rc);
+    if ((rv = hb_robust_mutex_init(&e->mutex)) != APR_SUCCESS) {
+        return rv;
     }
     e->word = word;
     /* Only the parent writes this, between generations. */

@@ -77,6 +77,11 @@ typedef struct {
 void hb_elect_standby(hb_elect_t *e, pthread_mutex_t *guard, const hb_standby_t *hooks,
                       void *baton);
 
+/* A mutex in shared memory for every process (PTHREAD_PROCESS_SHARED)
+ * that passes on when its holder dies (PTHREAD_MUTEX_ROBUST: the next
+ * locker gets EOWNERDEAD). */
+apr_status_t hb_robust_mutex_init(pthread_mutex_t *m);
+
 /* Name the calling thread (top -H, ps -L show it), where the system can. */
 void hb_thread_name(const char *name);
 

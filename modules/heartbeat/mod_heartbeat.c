@@ -860,31 +860,17 @@ static apr_status_t hb_parent_cleanup(void *data)
 /* The shared sequence word, made once per server process lifetime. */
 static apr_status_t hb_seq_init(apr_pool_t *pproc)
 {
-    pthread_mutexattr_t attr;
     apr_status_t rv =
         hb_shm_once((void **)&hb_seq, "mod_heartbeat.seqlock", sizeof(*hb_seq), pproc);
-    int rc;
 
     /* Once, in the parent, before any child exists. */
     if (rv != APR_SUCCESS || hb_seq->ready) {
         return rv;
     }
-    if ((rc = pthread_mutexattr_init(&attr)) != 0) {
-        return APR_FROM_OS_ERROR(rc);
+    if ((rv = hb_robust_mutex_init(&hb_seq->lock)) == APR_SUCCESS) {
+        hb_seq->ready = 1;
     }
-    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    if (rc == 0) {
-        rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    }
-    if (rc == 0) {
-        rc = pthread_mutex_init(&hb_seq->lock, &attr);
-    }
-    pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-        return APR_FROM_OS_ERROR(rc);
-    }
-    hb_seq->ready = 1;
-    return APR_SUCCESS;
+    return rv;
 }
 
 static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
