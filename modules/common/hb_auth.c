@@ -51,20 +51,53 @@ int hb_secret_set(hb_secret_t *k, const char *id, const unsigned char *material,
     return 0;
 }
 
+/*
+ * Whether a path that could not be opened may be named in an error
+ * message. A key pasted where the path of its file belongs fails to open
+ * like a mistyped path, and the message goes to the console and the error
+ * log: name it only if its file name has an extension (site.key), which
+ * hex and base64 key material never has, and it holds nothing but the
+ * characters of ordinary paths.
+ */
+static int looks_like_path(const char *path)
+{
+    const char *base = strrchr(path, '/'), *dot;
+    const char *c;
+
+    for (c = path; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '/' || *c == '.' || *c == '_' || *c == '-')) {
+            return 0;
+        }
+    }
+    base = base ? base + 1 : path;
+    dot = strrchr(base, '.');
+    return dot && dot > base && dot[1] != '\0';
+}
+
 int hb_secret_load(hb_secret_t *k, const char *path, const char *id, char *err, size_t errlen)
 {
     unsigned char material[HB_SECRET_MAX + 64];
     char defid[HB_SECRET_ID_MAX + 1];
     struct stat st;
     ssize_t n;
-    int fd;
+    int fd, rc = -1;
 
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen,
-                 "cannot open key file %s (%s); give the path of a file holding the key, "
-                 "never the key itself",
-                 path, strerror(errno));
+        if (looks_like_path(path)) {
+            snprintf(err, errlen,
+                     "cannot open key file %s (%s); give the path of a file holding the key, "
+                     "never the key itself",
+                     path, strerror(errno));
+        } else {
+            snprintf(err, errlen,
+                     "cannot open the key file (%s); the argument does not look like a path "
+                     "(a file name such as site.key) and may be key material, so it is not "
+                     "repeated here: give the path of a file holding the key, never the key "
+                     "itself",
+                     strerror(errno));
+        }
         return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -88,7 +121,7 @@ int hb_secret_load(hb_secret_t *k, const char *path, const char *id, char *err, 
     if (n < 0 || (size_t)n >= sizeof(material)) {
         snprintf(err, errlen, "cannot read key file %s, or it is larger than %d bytes", path,
                  HB_SECRET_MAX);
-        return -1;
+        goto done;
     }
     if (!id) {
         const char *base = strrchr(path, '/');
@@ -105,14 +138,66 @@ int hb_secret_load(hb_secret_t *k, const char *path, const char *id, char *err, 
     if (!hb_secret_id_valid(id)) {
         snprintf(err, errlen, "key id '%s' must be 1 to %d of A-Z a-z 0-9 _ . -", id,
                  HB_SECRET_ID_MAX);
-        return -1;
+        goto done;
     }
     if (hb_secret_set(k, id, material, (size_t)n) != 0) {
         snprintf(err, errlen, "key file %s must hold %d to %d bytes of key", path, HB_SECRET_MIN,
                  HB_SECRET_MAX);
-        return -1;
+        goto done;
     }
-    return 0;
+    rc = 0;
+done:
+    OPENSSL_cleanse(material, sizeof(material));
+    return rc;
+}
+
+void hb_secret_clear(hb_secret_t *k)
+{
+    OPENSSL_cleanse(k, sizeof(*k));
+}
+
+apr_status_t hb_secret_cleanup(void *k)
+{
+    hb_secret_clear(k);
+    return APR_SUCCESS;
+}
+
+apr_status_t hb_secret_array_cleanup(void *keys)
+{
+    apr_array_header_t *a = keys;
+
+    if (a->elt_size == (int)sizeof(hb_secret_t) && a->nalloc > 0) {
+        OPENSSL_cleanse(a->elts, (size_t)a->nalloc * sizeof(hb_secret_t));
+    }
+    return APR_SUCCESS;
+}
+
+hb_secret_t *hb_secret_push(apr_array_header_t *keys, hb_secret_t *k)
+{
+    hb_secret_t *slot;
+
+    if (keys->elt_size != (int)sizeof(hb_secret_t)) {
+        return NULL;
+    }
+    if (keys->nelts == 0) {
+        apr_pool_cleanup_register(keys->pool, keys, hb_secret_array_cleanup, apr_pool_cleanup_null);
+    }
+    if (keys->nelts == keys->nalloc) {
+        /* Grow it here, as apr_array_push would, but wipe the old copy. */
+        int nalloc = keys->nalloc > 0 ? keys->nalloc * 2 : 1;
+        char *elts = apr_pcalloc(keys->pool, (apr_size_t)nalloc * sizeof(hb_secret_t));
+
+        if (keys->nalloc > 0) {
+            memcpy(elts, keys->elts, (size_t)keys->nelts * sizeof(hb_secret_t));
+            OPENSSL_cleanse(keys->elts, (size_t)keys->nalloc * sizeof(hb_secret_t));
+        }
+        keys->elts = elts;
+        keys->nalloc = nalloc;
+    }
+    slot = apr_array_push(keys);
+    *slot = *k;
+    hb_secret_clear(k);
+    return slot;
 }
 
 static int mac(const hb_secret_t *k, const char *buf, size_t len, unsigned char out[32])
@@ -130,6 +215,9 @@ size_t hb_auth_sign(const hb_secret_t *k, char *buf, size_t len, size_t cap, int
     int n;
     size_t i;
 
+    if (k->len < HB_SECRET_MIN) {
+        return 0; /* wiped, or never set: signing with no key proves nothing */
+    }
     n = snprintf(buf + len, cap > len ? cap - len : 0, "&ts=%lld&kid=%s", (long long)now_ms, k->id);
     if (n < 0 || len + (size_t)n + 5 + HB_SIG_HEX_LEN + 1 > cap) {
         return 0;
@@ -186,7 +274,10 @@ hb_auth_e hb_auth_verify(const hb_secret_t *keys, unsigned int nkeys, const char
         return HB_AUTH_UNSIGNED;
     }
     slen = (size_t)(sig - 5 - buf);
-    if ((size_t)(buf + len - sig) != HB_SIG_HEX_LEN || unhex(sig, got) != 0) {
+    /* The limit is the datagram's, signature included: the parser, which
+     * enforces it, sees only the signed part. */
+    if (len > HB_PACKET_MAX || (size_t)(buf + len - sig) != HB_SIG_HEX_LEN ||
+        unhex(sig, got) != 0) {
         return HB_AUTH_MALFORMED;
     }
     p = buf;

@@ -1,9 +1,11 @@
 /*
  * hb_config.c: strict parsing of directive values.
  */
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
+#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include "hb_config.h"
@@ -110,6 +112,44 @@ const char *hb_config_addr(apr_pool_t *p, const char *name, const char *arg, int
         char err[128];
         return apr_psprintf(p, "%s: cannot resolve '%s': %s", name, host,
                             apr_strerror(rv, err, sizeof(err)));
+    }
+    return NULL;
+}
+
+const char *hb_config_subnet(apr_pool_t *p, const char *name, const char *arg, apr_ipsubnet_t **sub)
+{
+    char *ip = apr_pstrdup(p, arg), *bits = strchr(ip, '/');
+    unsigned char bin[16];
+    int v6 = strchr(ip, ':') != NULL, max = v6 ? 128 : 32;
+    uint64_t n;
+    const char *c;
+
+    if (bits) {
+        *bits++ = '\0';
+    }
+    if (v6 ? inet_pton(AF_INET6, ip, bin) != 1 : inet_pton(AF_INET, ip, bin) != 1) {
+        /* Digits and dots, but not four parts: the shorthand this refuses. */
+        for (c = ip; *c && (apr_isdigit(*c) || *c == '.'); c++) {
+        }
+        if (*ip && !*c && !v6) {
+            return apr_psprintf(p,
+                                "%s: '%s' is not a whole IPv4 address: write all four parts "
+                                "(e.g. 10.0.0.0/8, not 10)",
+                                name, arg);
+        }
+        return apr_psprintf(p, "%s: '%s' is not an IP address or CIDR range (no names)", name, arg);
+    }
+    /* /0 is refused as APR does: it would trust every address, which is
+     * what leaving HeartbeatAllow out says plainly. */
+    if (bits &&
+        (!*bits || hb_parse_u64(bits, strlen(bits), (uint64_t)max, &n) != HB_OK || n == 0)) {
+        return apr_psprintf(p,
+                            "%s: '%s' is not an IP address or CIDR range: the prefix length "
+                            "after / must be a number from 1 to %d",
+                            name, arg, max);
+    }
+    if (apr_ipsubnet_create(sub, ip, bits, p) != APR_SUCCESS) {
+        return apr_psprintf(p, "%s: '%s' is not an IP address or CIDR range", name, arg);
     }
     return NULL;
 }

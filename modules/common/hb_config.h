@@ -51,4 +51,15 @@ const char *hb_config_time(apr_pool_t *p, const char *name, const char *arg, int
 const char *hb_config_addr(apr_pool_t *p, const char *name, const char *arg, int need_port,
                            apr_sockaddr_t **sa);
 
+/*
+ * An address or CIDR range of HeartbeatAllow: a whole IPv4 address (four
+ * decimal parts) or an IPv6 address, then optionally "/" and a prefix
+ * length (1-32, 1-128). No names, no netmasks, no scope ids, and none of
+ * the shortened IPv4 forms apr_ipsubnet_create still takes ("10" for
+ * 10.0.0.0/8, "10.1" for 10.1.0.0/16): a typo there would silently trust
+ * a whole network. *sub is made from p.
+ */
+const char *hb_config_subnet(apr_pool_t *p, const char *name, const char *arg,
+                             apr_ipsubnet_t **sub);
+
 #endif

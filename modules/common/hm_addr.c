@@ -2,8 +2,11 @@
  * hm_addr.c: an origin's address and port (see hm_addr.h).
  */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -37,7 +40,7 @@ static void key_set_v6(hm_addr_t *key, const uint8_t addr[16], uint16_t port)
 
 int hm_addr_from_string(hm_addr_t *key, const char *text, uint16_t port)
 {
-    char buf[HM_IP_MAX + 2];
+    char buf[HM_IP_MAX + 2], *pct;
     size_t len;
     struct in_addr a4;
     struct in6_addr a6;
@@ -63,6 +66,28 @@ int hm_addr_from_string(hm_addr_t *key, const char *text, uint16_t port)
         return 0;
     }
     memcpy(buf, text, len + 1);
+    if ((pct = strchr(buf, '%')) != NULL) {
+        /* fe80::1%2 or fe80::1%eth0, as hm_addr_to_string writes it and
+         * as an administrator writes it. */
+        char *end;
+        unsigned long scope;
+        uint32_t be;
+        *pct++ = '\0';
+        scope = strtoul(pct, &end, 10);
+        if (end == pct || *end != '\0') {
+            scope = if_nametoindex(pct);
+        }
+        if (scope == 0 || scope > UINT32_MAX || inet_pton(AF_INET6, buf, &a6) != 1) {
+            return -1;
+        }
+        key_set_v6(key, a6.s6_addr, port);
+        if (!hm_addr_link_local(key)) {
+            return -1;
+        }
+        be = htonl((uint32_t)scope);
+        memcpy(key->addr + 4, &be, sizeof(be));
+        return 0;
+    }
     if (inet_pton(AF_INET, buf, &a4) == 1) {
         memset(key, 0, sizeof(*key));
         key->family = 4;
@@ -101,9 +126,48 @@ int hm_addr_from_sockaddr(hm_addr_t *key, const void *sockaddr, uint16_t port)
         struct sockaddr_in6 sin6;
         memcpy(&sin6, sa, sizeof(sin6));
         key_set_v6(key, sin6.sin6_addr.s6_addr, port);
+        if (hm_addr_link_local(key) && sin6.sin6_scope_id != 0) {
+            /* fe80::1 on eth0 and fe80::1 on eth1 are two hosts. The
+             * scope goes where link-local addresses are zero by
+             * definition (fe80::/64), as BSD kernels keep it. */
+            uint32_t scope = htonl(sin6.sin6_scope_id);
+            memcpy(key->addr + 4, &scope, sizeof(scope));
+        }
         return 0;
     }
     return -1;
+}
+
+int hm_addr_link_local(const hm_addr_t *key)
+{
+    return key->family == 6 && key->addr[0] == 0xfe && (key->addr[1] & 0xc0) == 0x80;
+}
+
+uint32_t hm_addr_scope(const hm_addr_t *key)
+{
+    uint32_t scope;
+
+    if (!hm_addr_link_local(key)) {
+        return 0;
+    }
+    memcpy(&scope, key->addr + 4, sizeof(scope));
+    return ntohl(scope);
+}
+
+int hm_addr_same_host(const hm_addr_t *a, const hm_addr_t *b)
+{
+    uint8_t x[16], y[16];
+
+    if (a->family != b->family) {
+        return 0;
+    }
+    memcpy(x, a->addr, sizeof(x));
+    memcpy(y, b->addr, sizeof(y));
+    if (hm_addr_link_local(a)) {
+        memset(x + 4, 0, 4);
+        memset(y + 4, 0, 4);
+    }
+    return memcmp(x, y, addr_len(a->family)) == 0;
 }
 
 void hm_addr_to_string(const hm_addr_t *key, char *buf)
@@ -113,7 +177,21 @@ void hm_addr_to_string(const hm_addr_t *key, char *buf)
     if (key->family == 4) {
         r = inet_ntop(AF_INET, key->addr, buf, HM_IP_MAX);
     } else if (key->family == 6) {
-        r = inet_ntop(AF_INET6, key->addr, buf, HM_IP_MAX);
+        uint8_t a[16];
+        uint32_t scope = hm_addr_scope(key);
+        memcpy(a, key->addr, sizeof(a));
+        if (scope) {
+            memset(a + 4, 0, 4);
+        }
+        r = inet_ntop(AF_INET6, a, buf, HM_IP_MAX);
+        if (r != NULL && scope) {
+            size_t len = strlen(buf);
+            /* "%" and up to 10 digits; an address this long with a scope
+             * does not occur (fe80::/64 leaves 19 characters at most). */
+            if (len + 12 <= HM_IP_MAX) {
+                snprintf(buf + len, HM_IP_MAX - len, "%%%u", (unsigned int)scope);
+            }
+        }
     }
     if (r == NULL) {
         buf[0] = '\0';

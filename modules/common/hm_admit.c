@@ -14,6 +14,7 @@ struct hm_admit {
     hb_log_t log;
     hb_throttle_t bad_input; /* HM0202 */
     hb_throttle_t full;      /* HM0203 */
+    hb_throttle_t per_addr;  /* HM0217 */
 };
 
 /* Every reason: the counter it goes to and its words. */
@@ -48,6 +49,11 @@ static const struct {
      * only a signed one may speak. */
     [HM_REASON_DOWNGRADE] = {HM_CTR_UNSIGNED, HM_RF_REFUSED, HB_OK,
                              "unsigned update of a signed origin"},
+    [HM_REASON_IDENTITY] = {HM_CTR_IDENTITY, HM_RF_REFUSED, HB_OK,
+                            "signed addr= is not the source address"},
+    [HM_REASON_UNBOUND] = {HM_CTR_UNBOUND, HM_RF_REFUSED, HB_OK,
+                           "signed without addr= (an older sender: upgrade it, or accept "
+                           "it as unsigned with HeartbeatAuthMode migrate)"},
 };
 
 hm_reason_e hm_reason_of_status(hb_status_e st)
@@ -106,6 +112,15 @@ hm_admit_t *hm_admit_create(apr_pool_t *p, const hm_admit_policy_t *policy, cons
     if (log) {
         adm->log = *log;
     }
+    if (policy->table) {
+        /* Only signed entries leave tombstones, so the window is moot
+         * without keys; the cap is for migrate mode, where unsigned
+         * packets share the table with signed ones (without keys every
+         * source address can be forged, and a cap would only stop
+         * honest hosts). */
+        hm_table_set_guard(policy->table, policy->nkeys ? policy->auth_window : 0,
+                           policy->nkeys && policy->migrate ? policy->max_per_addr : 0);
+    }
     return adm;
 }
 
@@ -127,10 +142,18 @@ void hm_admit_reject(hm_admit_t *adm, const apr_sockaddr_t *from, int via_http, 
         hm_table_counter_add(t, HM_CTR_REJECTED, 1);
     }
     hm_table_counter_add(t, hm_reasons[reason].counter, 1);
-    if (hm_reasons[reason].flags & HM_RF_QUIET) {
+    if (hm_addr_from_sockaddr(&src, &from->sa, 0) != 0) {
         return;
     }
-    if (hm_addr_from_sockaddr(&src, &from->sa, 0) == 0) {
+    if (hm_reasons[reason].flags & HM_RF_QUIET) {
+        if (reason == HM_REASON_RATE) {
+            hm_table_note_limited(t, &src, now);
+        }
+        return;
+    }
+    if (reason == HM_REASON_NOTALLOWED) {
+        hm_table_note_outside(t, &src, (uint32_t)reason, now);
+    } else {
         hm_table_note_reject(t, &src, (uint32_t)reason, now);
     }
     apr_sockaddr_ip_getbuf(ip, sizeof(ip), (apr_sockaddr_t *)from);
@@ -148,29 +171,43 @@ void hm_admit_reject(hm_admit_t *adm, const apr_sockaddr_t *from, int via_http, 
 
 /* -------------------------------------------------------------- stages */
 
-/* Stage 1, the source of a datagram: HeartbeatAllow, then the rate cap. */
-static hm_reason_e hm_admit_source(const hm_admit_t *adm, hm_ratelimit_t *rl,
-                                   const apr_sockaddr_t *from, int64_t now)
+/* Stage 1, the source: HeartbeatAllow ... */
+static int hm_admit_allowed(const hm_admit_t *adm, const apr_sockaddr_t *from)
 {
     const hm_admit_policy_t *pol = &adm->policy;
-    hm_addr_t src;
-    unsigned int i;
 
-    if (pol->nallow) {
-        for (i = 0; i < pol->nallow; i++) {
-            if (apr_ipsubnet_test(pol->allow[i], (apr_sockaddr_t *)from)) {
-                break;
-            }
-        }
-        if (i == pol->nallow) {
-            return HM_REASON_NOTALLOWED;
+    if (pol->nallow == 0) {
+        return 1;
+    }
+    for (unsigned int i = 0; i < pol->nallow; i++) {
+        if (apr_ipsubnet_test(pol->allow[i], (apr_sockaddr_t *)from)) {
+            return 1;
         }
     }
-    if (rl && hm_addr_from_sockaddr(&src, &from->sa, 0) == 0 &&
-        !hm_ratelimit_allow(rl, &src, now)) {
-        return HM_REASON_RATE;
+    return 0;
+}
+
+/* ... and the rate cap: 1 if within. */
+static int hm_admit_within_rate(hm_ratelimit_t *rl, const apr_sockaddr_t *from, int64_t now)
+{
+    hm_addr_t src;
+
+    return rl == NULL || hm_addr_from_sockaddr(&src, &from->sa, 0) != 0 ||
+           hm_ratelimit_allow(rl, &src, now);
+}
+
+/* Whether buf carries a signature (a check that costs nothing next to
+ * verifying it). */
+static int hm_admit_looks_signed(const char *buf, size_t len)
+{
+    static const char mark[] = "&sig=";
+
+    for (size_t i = 0; i + sizeof(mark) - 1 <= len; i++) {
+        if (buf[i] == '&' && memcmp(buf + i, mark, sizeof(mark) - 1) == 0) {
+            return 1;
+        }
     }
-    return HM_REASON_OK;
+    return 0;
 }
 
 /* Stage 2, the signature: on success *plen is the length of the signed
@@ -205,14 +242,42 @@ static hm_reason_e hm_admit_signature(const hm_admit_t *adm, const char *buf, si
     return HM_REASON_BADSIG;
 }
 
+/* Stage 3 for a signed packet: does it speak for the address it came
+ * from? */
+static hm_reason_e hm_admit_identity(const hm_admit_t *adm, hm_pending_t *pd)
+{
+    hm_addr_t claimed, src;
+
+    if (!(pd->pkt.flags & HB_HAS_ADDR)) {
+        if (!adm->policy.migrate) {
+            return HM_REASON_UNBOUND;
+        }
+        /* An older sender's: whoever holds the key may have sent it from
+         * anywhere, so it proves no more than an unsigned one. */
+        pd->flags &= ~HM_ENTRY_AUTH;
+        return HM_REASON_OK;
+    }
+    if (hm_addr_from_string(&claimed, pd->pkt.addr, 0) != 0 ||
+        hm_addr_from_sockaddr(&src, &pd->from->sa, 0) != 0 || !hm_addr_same_host(&claimed, &src)) {
+        return HM_REASON_IDENTITY;
+    }
+    return HM_REASON_OK;
+}
+
 /* Stage 3, the content: parse, and the entry's key. */
-static hm_reason_e hm_admit_content(const char *buf, size_t plen, hm_pending_t *pd)
+static hm_reason_e hm_admit_content(const hm_admit_t *adm, const char *buf, size_t plen,
+                                    hm_pending_t *pd)
 {
     hb_status_e st = hb_packet_parse(buf, plen, &pd->pkt);
+    hm_reason_e r;
 
     if (st == HB_OK && (pd->flags & HM_ENTRY_AUTH) && !(pd->pkt.flags & HB_HAS_SEQ)) {
         /* Without a sequence number a signed packet could be replayed. */
         st = HB_E_MISSING;
+    }
+    if (st == HB_OK && (pd->flags & HM_ENTRY_AUTH) &&
+        (r = hm_admit_identity(adm, pd)) != HM_REASON_OK) {
+        return r;
     }
     if (st == HB_OK &&
         hm_addr_from_sockaddr(&pd->key, &pd->from->sa,
@@ -236,19 +301,32 @@ hm_reason_e hm_admit_check(hm_admit_t *adm, hm_ratelimit_t *rl, const char *buf,
 {
     hm_reason_e r = HM_REASON_OK;
     size_t plen = len;
+    int verify_first;
 
     pd->now = now;
     pd->flags = 0;
     pd->from = from;
     pd->via_http = via_http;
-    if (!via_http) {
-        r = hm_admit_source(adm, rl, from, now);
-    }
-    if (r == HM_REASON_OK) {
-        r = hm_admit_signature(adm, buf, len, now, &plen, &pd->flags);
-    }
-    if (r == HM_REASON_OK) {
-        r = hm_admit_content(buf, plen, pd);
+    if (!hm_admit_allowed(adm, from)) {
+        r = HM_REASON_NOTALLOWED;
+    } else {
+        verify_first = rl != NULL && adm->policy.nkeys > 0 && hm_admit_looks_signed(buf, len) &&
+                       hm_ratelimit_budget(rl, now);
+        if (!verify_first && !hm_admit_within_rate(rl, from, now)) {
+            r = HM_REASON_RATE;
+        } else {
+            /* The whole datagram, signature included (hb_packet_parse
+             * sees only the signed part). */
+            r = len > HB_PACKET_MAX ? HM_REASON_TOOLONG
+                                    : hm_admit_signature(adm, buf, len, now, &plen, &pd->flags);
+            if (r == HM_REASON_OK) {
+                r = hm_admit_content(adm, buf, plen, pd);
+            }
+            /* Checked first for free; refused, it pays like any other. */
+            if (r != HM_REASON_OK && verify_first && !hm_admit_within_rate(rl, from, now)) {
+                r = HM_REASON_RATE;
+            }
+        }
     }
     if (r != HM_REASON_OK) {
         hm_admit_reject(adm, from, via_http, r, now);
@@ -264,11 +342,19 @@ hm_reason_e hm_admit_commit(hm_admit_t *adm, const hm_pending_t *pd)
     hm_reason_e r = up == HM_UPD_REPLAY      ? HM_REASON_REPLAY
                     : up == HM_UPD_DOWNGRADE ? HM_REASON_DOWNGRADE
                                              : HM_REASON_OK;
+    char ip[HM_IP_MAX];
 
     if (r != HM_REASON_OK) {
         hm_admit_reject(adm, pd->from, pd->via_http, r, pd->now);
+    } else if (up == HM_UPD_PER_ADDRESS &&
+               hb_throttle(&adm->per_addr, pd->now, HB_REPORT_EVERY, NULL)) {
+        hm_addr_to_string(&pd->key, ip);
+        hb_log(&adm->log, HB_LOG_WARNING, HB_LOG_MARK,
+               "HM0217: unsigned heartbeat from new origin %s port %u dropped: that address "
+               "already has HeartbeatMaxPerAddress (%u) unsigned origins in the table (further "
+               "drops are counted on the status page as per_address)",
+               ip, (unsigned int)pd->key.port, adm->policy.max_per_addr);
     } else if (up == HM_UPD_FULL && hb_throttle(&adm->full, pd->now, HB_REPORT_EVERY, NULL)) {
-        char ip[HM_IP_MAX];
         hm_addr_to_string(&pd->key, ip);
         hb_log(&adm->log, HB_LOG_WARNING, HB_LOG_MARK,
                "HM0203: table full, heartbeat from new origin %s dropped: raise "

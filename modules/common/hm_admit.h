@@ -8,20 +8,29 @@
  * A heartbeat passes these stages in order; the first that refuses it
  * names the reason:
  *
- *  1. source     UDP only. The sender's address is in HeartbeatAllow, and
- *                within HeartbeatRateLimit. Datagrams have no Require:
- *                these stand in for it, before any parsing. A POST has
- *                passed httpd's access control instead.
+ *  1. source     The sender's address (a datagram's source, a POST's
+ *                connection peer) is in HeartbeatAllow, and within
+ *                HeartbeatRateLimit: before any parsing, except that a
+ *                packet that carries a signature is checked first (within
+ *                a global budget, HM_VERIFY_BUDGET) and charged to its
+ *                source's bucket only if it is refused, so forgeries sent
+ *                from an origin's address cannot starve that origin.
  *  2. signature  With HeartbeatSecret: signed with a configured key, its
  *                timestamp within HeartbeatAuthWindow; or unsigned under
  *                HeartbeatAuthMode migrate (then marked unsigned).
- *  3. content    The (signed part of the) packet parses; a signed packet
- *                carries seq=. Its key: the sender's address and the port
- *                the packet names.
+ *  3. content    The (signed part of the) packet parses. A signed packet
+ *                carries seq= and names the address it comes from (addr=),
+ *                which must be the sender's address: a key proves who
+ *                wrote the bytes, addr= which origin they speak for. One
+ *                without addr= (an older sender) is refused, or under
+ *                migrate taken as unsigned. Its key: the sender's address
+ *                and the port the packet names.
  *  4. table      An origin whose last heartbeat was signed takes only
- *                signed heartbeats with a newer seq=. A new origin that a
- *                full table turns away is counted (full) and logged, but is
- *                no rejection.
+ *                signed heartbeats with a newer seq=, also for a while
+ *                after it left the table (hm_table_set_guard). A new origin
+ *                that a full table, or HeartbeatMaxPerAddress, turns away
+ *                is counted (full, per_address) and logged, but is no
+ *                rejection.
  *
  * Stages 1 to 3 touch no table lock (hm_admit_check), so the receiver runs
  * them over a whole batch and prefetches the table before stage 4
@@ -69,6 +78,8 @@ typedef enum {
     HM_REASON_NOTALLOWED, /* source outside HeartbeatAllow */
     HM_REASON_RATE,       /* over HeartbeatRateLimit */
     HM_REASON_DOWNGRADE,  /* unsigned update of an origin that signed */
+    HM_REASON_IDENTITY,   /* signed, and addr= is not the sender's address */
+    HM_REASON_UNBOUND,    /* signed without addr= (required mode) */
     HM_REASON_COUNT
 } hm_reason_e;
 
@@ -85,16 +96,20 @@ typedef struct {
     unsigned int nkeys;
     int migrate;
     int64_t auth_window; /* HeartbeatAuthWindow, microseconds */
-    /* HeartbeatAllow: the networks datagrams may come from; none = any. */
+    /* HeartbeatAllow: the networks heartbeats may come from; none = any. */
     apr_ipsubnet_t *const *allow;
     unsigned int nallow;
+    /* HeartbeatMaxPerAddress: in migrate mode, the most unsigned origins
+     * one address may hold in the table (0: no limit). */
+    unsigned int max_per_addr;
 } hm_admit_policy_t;
 
 typedef struct hm_admit hm_admit_t;
 
 /* An admission context for policy, logging through log (copied; NULL:
  * silent). Any thread may use it; the counters and log throttles it keeps
- * are per process. */
+ * are per process. Sets the table's guard (hm_table_set_guard) from the
+ * policy. */
 hm_admit_t *hm_admit_create(apr_pool_t *p, const hm_admit_policy_t *policy, const hb_log_t *log);
 
 /* A heartbeat that passed stages 1 to 3, waiting for the table. */
@@ -110,8 +125,9 @@ typedef struct {
 /*
  * Stages 1 to 3 for the heartbeat in buf (len bytes) that came from `from`
  * at now (microseconds), by POST if via_http, else by UDP. rl is the
- * caller's per-source limiter for datagrams (NULL: none; a limiter is not
- * thread-safe, so each receiving thread has its own). Returns
+ * caller's per-source limiter (NULL: none; a limiter is not thread-safe:
+ * each receiving thread has its own, and POST handlers share one under a
+ * lock). Returns
  * HM_REASON_OK with *pd ready for hm_admit_commit, or why the heartbeat
  * was refused (counted, remembered and logged already).
  */
@@ -130,9 +146,11 @@ hm_reason_e hm_admit(hm_admit_t *adm, hm_ratelimit_t *rl, const char *buf, size_
 
 /* Count, remember and log a heartbeat refused for reason (not
  * HM_REASON_OK) before it reached the stages, e.g. a POST body longer
- * than HB_PACKET_MAX. Rate-capped datagrams are counted only: remembering
- * or logging a flood would cost what the cap is there to save, and wash
- * the useful entries out of the ring. */
+ * than HB_PACKET_MAX. Rate-capped heartbeats are counted, and against
+ * their source (hm_table_note_limited), but neither logged nor put in the
+ * ring: that would cost what the cap is there to save, and wash the useful
+ * entries out of the ring. Refusals of sources outside HeartbeatAllow go
+ * to a ring of their own. */
 void hm_admit_reject(hm_admit_t *adm, const apr_sockaddr_t *from, int via_http, hm_reason_e reason,
                      int64_t now);
 

@@ -21,6 +21,7 @@ struct hm_ratelimit {
     unsigned int size; /* power of two */
     int64_t rate;      /* packets per second */
     int64_t cap;       /* burst, in millionths */
+    rl_slot_t budget;  /* hm_ratelimit_budget's bucket */
     rl_slot_t slots[];
 };
 
@@ -60,11 +61,51 @@ static uint32_t hash(const hm_addr_t *k)
     return h ^ (h >> 15);
 }
 
-int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_addr_t *src, int64_t now)
+/* Refill s at rate per second up to cap, then take one packet if there is
+ * one. */
+static int take(rl_slot_t *s, int64_t rate, int64_t cap, int64_t now)
 {
-    size_t n = src->family == 4 ? 4 : 16;
-    uint32_t h = hash(src), i;
+    if (now > s->last) {
+        /* Past a minute the bucket is full anyway; capping dt keeps the
+         * product far from overflow. */
+        int64_t dt = now - s->last > 60000000 ? 60000000 : now - s->last;
+        int64_t add = dt * rate;
+        s->tokens = s->tokens + add > cap ? cap : s->tokens + add;
+        s->last = now;
+    }
+    if (s->tokens < 1000000) {
+        return 0;
+    }
+    s->tokens -= 1000000;
+    return 1;
+}
+
+int hm_ratelimit_budget(hm_ratelimit_t *rl, int64_t now)
+{
+    if (!rl->budget.used) {
+        rl->budget.used = 1;
+        rl->budget.last = now;
+        rl->budget.tokens = (int64_t)HM_VERIFY_BUDGET * 1000000;
+    }
+    return take(&rl->budget, HM_VERIFY_BUDGET, (int64_t)HM_VERIFY_BUDGET * 1000000, now);
+}
+
+int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_addr_t *from, int64_t now)
+{
+    size_t n = from->family == 4 ? 4 : 16;
+    hm_addr_t net = *from;
+    const hm_addr_t *src = &net;
+    uint32_t h, i;
     rl_slot_t *s = NULL, *victim = NULL;
+
+    /* One holder of an IPv6 /64 has 2^64 addresses to send from: the
+     * /64 is the unit that gets one bucket, as one IPv4 address does. A
+     * link-local key keeps its scope (bytes 4-7), so each link is its own
+     * /64. */
+    if (net.family == 6) {
+        memset(net.addr + 8, 0, 8);
+    }
+    h = hash(src);
 
     for (i = 0; i < PROBE; i++) {
         rl_slot_t *c = &rl->slots[(h + i) & (rl->size - 1)];
@@ -85,17 +126,5 @@ int hm_ratelimit_allow(hm_ratelimit_t *rl, const hm_addr_t *src, int64_t now)
         s->last = now;
         s->tokens = rl->cap;
     }
-    if (now > s->last) {
-        /* Past a minute the bucket is full anyway; capping dt keeps the
-         * product far from overflow. */
-        int64_t dt = now - s->last > 60000000 ? 60000000 : now - s->last;
-        int64_t add = dt * rl->rate;
-        s->tokens = s->tokens + add > rl->cap ? rl->cap : s->tokens + add;
-        s->last = now;
-    }
-    if (s->tokens < 1000000) {
-        return 0;
-    }
-    s->tokens -= 1000000;
-    return 1;
+    return take(s, rl->rate, rl->cap, now);
 }

@@ -1,7 +1,8 @@
 /*
  * hm_table.c: the origin table in one flat, position-independent block.
  *
- * Layout: [header][slot 0 .. slot capacity-1][index: int32 x index_size].
+ * Layout: [header][slot 0 .. slot capacity-1][index: int32 x index_size]
+ * [tombstones: capacity].
  * The hm_table_t pointer is the block itself, so nothing inside the block
  * depends on where it is mapped.
  */
@@ -19,7 +20,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 5u
+#define HM_LAYOUT_VERSION 6u
 
 /* Keeps slot numbers within an index entry's 24 bits and the index size
  * within uint32. */
@@ -56,7 +57,25 @@ struct hm_table {
     uint32_t rej_seq;    /* seqlock over the ring below */
     uint32_t rej_next;   /* total rejections noted; ring position = rej_next % HM_REJECTS */
     hm_reject_t rejects[HM_REJECTS];
+    uint32_t out_next; /* the same for outside[], also under rej_seq */
+    uint32_t lim_seq;  /* seqlock over limited[] */
+    hm_reject_t outside[HM_REJECTS];
+    hm_limited_t limited[HM_LIMITED];
+    /* hm_table_set_guard; the tombstones are writer-only */
+    int64_t replay_window;
+    uint32_t max_per_addr;
+    uint32_t tomb_next;  /* tombstones written; ring position = tomb_next % capacity */
+    int64_t tomb_newest; /* when the newest tombstone's entry was last seen */
 };
+
+/* What is left of a signed entry once it is gone: enough to refuse its
+ * own old packets. */
+typedef struct {
+    hm_addr_t key;
+    uint32_t pad;
+    uint64_t seq;
+    int64_t seen;
+} hm_tomb_t;
 
 typedef struct {
     uint32_t seq;      /* odd while the slot is written */
@@ -92,6 +111,11 @@ static int32_t *index_of(const hm_table_t *t)
     return (int32_t *)((char *)slots_of(t) + (size_t)t->capacity * sizeof(hm_slot_t));
 }
 
+static hm_tomb_t *tombs_of(const hm_table_t *t)
+{
+    return (hm_tomb_t *)((char *)index_of(t) + ALIGN8((size_t)t->index_size * sizeof(int32_t)));
+}
+
 size_t hm_table_size(unsigned int capacity)
 {
     if (capacity == 0 || capacity > HM_CAPACITY_MAX) {
@@ -103,12 +127,13 @@ size_t hm_table_size(unsigned int capacity)
     if (slots / sizeof(hm_slot_t) != capacity) {
         return 0;
     }
-    size_t idx = (size_t)index_size_for(capacity) * sizeof(int32_t);
+    size_t idx = ALIGN8((size_t)index_size_for(capacity) * sizeof(int32_t));
+    size_t tombs = (size_t)capacity * sizeof(hm_tomb_t);
     size_t total = header_size() + slots;
-    if (total < slots || total + idx < total) {
+    if (total < slots || total + idx < total || total + idx + tombs < total + idx) {
         return 0;
     }
-    return ALIGN8(total + idx);
+    return ALIGN8(total + idx + tombs);
 }
 
 /* ---- keys ------------------------------------------------------------- */
@@ -408,11 +433,53 @@ static int32_t free_pop(hm_table_t *t)
     return slot;
 }
 
+/* Called with the lock held, before a signed entry leaves its slot. */
+static void tomb_leave(hm_table_t *t, const hm_entry_t *e)
+{
+    hm_tomb_t *tb;
+
+    if (t->replay_window <= 0 || !(e->flags & HM_ENTRY_AUTH)) {
+        return;
+    }
+    tb = &tombs_of(t)[t->tomb_next % t->capacity];
+    memset(tb, 0, sizeof(*tb));
+    tb->key = e->key;
+    tb->seq = e->seq;
+    tb->seen = e->seen;
+    t->tomb_next++;
+    if (e->seen > t->tomb_newest) {
+        t->tomb_newest = e->seen;
+    }
+}
+
+/* The newest seq a removed signed entry for key left behind within the
+ * window, or 0 if none. A scan, but only when a signed sender is new and
+ * some signed entry went away within the window: rare on both counts. */
+static uint64_t tomb_seq(const hm_table_t *t, const hm_addr_t *key, int64_t now)
+{
+    const hm_tomb_t *tombs = tombs_of(t);
+    uint32_t n = t->tomb_next < t->capacity ? t->tomb_next : t->capacity;
+    int64_t since;
+    uint64_t seq = 0;
+
+    if (t->replay_window <= 0 || __builtin_sub_overflow(now, t->replay_window, &since) ||
+        t->tomb_newest < since) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (tombs[i].seen >= since && tombs[i].seq > seq && hm_addr_equal(&tombs[i].key, key)) {
+            seq = tombs[i].seq;
+        }
+    }
+    return seq;
+}
+
 static void remove_slot(hm_table_t *t, int32_t slot)
 {
     hm_slot_t *s = &slots_of(t)[slot];
     int64_t pos = idx_find_pos(t, &s->e.key);
 
+    tomb_leave(t, &s->e);
     if (pos >= 0) {
         idx_delete_at(t, (uint32_t)pos);
     }
@@ -455,6 +522,9 @@ static void repair(hm_table_t *t)
     if (t->rej_seq & 1u) {
         /* The ring entry being written may be torn; it is only a report. */
         __atomic_store_n(&t->rej_seq, t->rej_seq + 1, __ATOMIC_RELEASE);
+    }
+    if (t->lim_seq & 1u) {
+        __atomic_store_n(&t->lim_seq, t->lim_seq + 1, __ATOMIC_RELEASE);
     }
     gen_end(t);
 }
@@ -565,7 +635,8 @@ int hm_table_condition(hm_table_t *t, uint32_t cond, int on)
     return (before & cond) != 0;
 }
 
-void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now)
+static void note_ring(hm_table_t *t, hm_reject_t *ring, uint32_t *next, const hm_addr_t *src,
+                      uint32_t reason, int64_t now)
 {
     hm_reject_t *r;
 
@@ -574,16 +645,28 @@ void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, 
      * lock-free readers. */
     lock_table(t);
     seq_begin(&t->rej_seq);
-    r = &t->rejects[t->rej_next % HM_REJECTS];
+    r = &ring[*next % HM_REJECTS];
     key_canon(&r->src, src);
+    r->src.port = 0;
     r->reason = reason;
     r->when = now;
-    t->rej_next++;
+    (*next)++;
     seq_end(&t->rej_seq);
     unlock_table(t);
 }
 
-unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max)
+void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now)
+{
+    note_ring(t, t->rejects, &t->rej_next, src, reason, now);
+}
+
+void hm_table_note_outside(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now)
+{
+    note_ring(t, t->outside, &t->out_next, src, reason, now);
+}
+
+static unsigned int read_ring(const hm_table_t *t, const hm_reject_t *ring, const uint32_t *nextp,
+                              hm_reject_t *out, unsigned int max)
 {
     for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
         uint32_t s1 = __atomic_load_n(&t->rej_seq, __ATOMIC_ACQUIRE);
@@ -594,8 +677,8 @@ unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned in
             read_backoff(tries);
             continue;
         }
-        next = t->rej_next;
-        memcpy(copy, t->rejects, sizeof(copy));
+        next = __atomic_load_n(nextp, __ATOMIC_RELAXED);
+        memcpy(copy, ring, sizeof(copy));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&t->rej_seq, __ATOMIC_RELAXED) != s1) {
             read_backoff(tries);
@@ -611,6 +694,92 @@ unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned in
         return n;
     }
     return 0;
+}
+
+unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max)
+{
+    return read_ring(t, t->rejects, &t->rej_next, out, max);
+}
+
+unsigned int hm_table_rejects_outside(const hm_table_t *t, hm_reject_t *out, unsigned int max)
+{
+    return read_ring(t, t->outside, &t->out_next, out, max);
+}
+
+void hm_table_note_limited(hm_table_t *t, const hm_addr_t *src, int64_t now)
+{
+    hm_limited_t *l = NULL;
+    hm_addr_t k;
+
+    key_canon(&k, src);
+    k.port = 0;
+    lock_table(t);
+    seq_begin(&t->lim_seq);
+    for (unsigned int i = 0; i < HM_LIMITED; i++) {
+        hm_limited_t *c = &t->limited[i];
+        if (c->when != 0 && hm_addr_equal(&c->src, &k)) {
+            l = c;
+            break;
+        }
+        if (l == NULL || c->when < l->when) {
+            l = c;
+        }
+    }
+    if (l->when == 0 || !hm_addr_equal(&l->src, &k)) {
+        memset(l, 0, sizeof(*l));
+        l->src = k;
+    }
+    l->dropped++;
+    l->when = now;
+    seq_end(&t->lim_seq);
+    unlock_table(t);
+}
+
+unsigned int hm_table_limited(const hm_table_t *t, hm_limited_t *out, unsigned int max)
+{
+    for (unsigned int tries = 1; tries <= HM_READ_MAX_TRIES; tries++) {
+        uint32_t s1 = __atomic_load_n(&t->lim_seq, __ATOMIC_ACQUIRE);
+        hm_limited_t copy[HM_LIMITED];
+        unsigned int n = 0;
+
+        if (s1 & 1u) {
+            read_backoff(tries);
+            continue;
+        }
+        memcpy(copy, t->limited, sizeof(copy));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&t->lim_seq, __ATOMIC_RELAXED) != s1) {
+            read_backoff(tries);
+            continue;
+        }
+        /* Newest first: an insertion sort of at most HM_LIMITED. */
+        for (unsigned int i = 0; i < HM_LIMITED; i++) {
+            hm_limited_t v = copy[i];
+            unsigned int j;
+            if (v.when == 0) {
+                continue;
+            }
+            for (j = n; j > 0 && copy[j - 1].when < v.when; j--) {
+                copy[j] = copy[j - 1];
+            }
+            copy[j] = v;
+            n++;
+        }
+        if (n > max) {
+            n = max;
+        }
+        memcpy(out, copy, n * sizeof(*out));
+        return n;
+    }
+    return 0;
+}
+
+void hm_table_set_guard(hm_table_t *t, int64_t replay_window, uint32_t max_per_addr)
+{
+    lock_table(t);
+    t->replay_window = replay_window > 0 ? replay_window : 0;
+    t->max_per_addr = max_per_addr;
+    unlock_table(t);
 }
 
 uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c)
@@ -659,6 +828,56 @@ static void new_entry(hm_entry_t *e, const hm_addr_t *key, const hb_packet_t *pk
     apply_packet(e, pkt, now, flags);
 }
 
+/* Entries without HM_ENTRY_AUTH whose address is key's (any port). */
+static uint32_t unsigned_at(const hm_table_t *t, const hm_addr_t *key)
+{
+    const hm_slot_t *slots = slots_of(t);
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        const hm_entry_t *e = &slots[i].e;
+        if (slots[i].used && !(e->flags & HM_ENTRY_AUTH) && e->key.family == key->family &&
+            memcmp(e->key.addr, key->addr, addr_len(key->family)) == 0) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The slot a new sender may take in a full table, or -1 (see
+ * hm_table_update). A linear scan, but only on this path: a table that is
+ * full of live senders is misconfigured, and one full of stale ones is
+ * rare. */
+static int32_t eviction_victim(const hm_table_t *t, int64_t now, int64_t stale_after,
+                               uint32_t entry_flags)
+{
+    const hm_slot_t *slots = slots_of(t);
+    int32_t oldest = -1, oldest_unsigned = -1;
+
+    for (uint32_t i = 0; i < t->capacity; i++) {
+        if (!slots[i].used) {
+            continue;
+        }
+        if (oldest < 0 || slots[i].e.seen < slots[oldest].e.seen) {
+            oldest = (int32_t)i;
+        }
+        if (!(slots[i].e.flags & HM_ENTRY_AUTH) &&
+            (oldest_unsigned < 0 || slots[i].e.seen < slots[oldest_unsigned].e.seen)) {
+            oldest_unsigned = (int32_t)i;
+        }
+    }
+    if (entry_flags & HM_ENTRY_AUTH) {
+        if (oldest >= 0 && older_than(slots[oldest].e.seen, now, stale_after)) {
+            return oldest;
+        }
+        return oldest_unsigned;
+    }
+    if (oldest_unsigned >= 0 && older_than(slots[oldest_unsigned].e.seen, now, stale_after)) {
+        return oldest_unsigned;
+    }
+    return -1;
+}
+
 hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet_t *pkt,
                             int64_t now, int64_t stale_after, uint32_t entry_flags)
 {
@@ -698,6 +917,20 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
         goto done;
     }
 
+    /* A new key. A signed sender must be newer than what a removed signed
+     * entry of the same key left behind; an unsigned one must leave room
+     * for other addresses. */
+    if ((entry_flags & HM_ENTRY_AUTH) && (pkt->flags & HB_HAS_SEQ) &&
+        pkt->seq <= tomb_seq(t, &k, now)) {
+        unlock_table(t);
+        return HM_UPD_REPLAY;
+    }
+    if (!(entry_flags & HM_ENTRY_AUTH) && t->max_per_addr > 0 &&
+        unsigned_at(t, &k) >= t->max_per_addr) {
+        hm_table_counter_add(t, HM_CTR_PER_ADDRESS, 1);
+        unlock_table(t);
+        return HM_UPD_PER_ADDRESS;
+    }
     new_entry(&e, &k, pkt, now, entry_flags);
     slot = free_pop(t);
     if (slot >= 0) {
@@ -712,15 +945,8 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
         goto done;
     }
 
-    /* Full. A linear scan, but only on this path: a table that is full of
-     * live senders is misconfigured, and one full of stale ones is rare. */
-    int32_t oldest = -1;
-    for (uint32_t i = 0; i < t->capacity; i++) {
-        if (slots[i].used && (oldest < 0 || slots[i].e.seen < slots[oldest].e.seen)) {
-            oldest = (int32_t)i;
-        }
-    }
-    if (oldest < 0 || !older_than(slots[oldest].e.seen, now, stale_after)) {
+    int32_t victim = eviction_victim(t, now, stale_after, entry_flags);
+    if (victim < 0) {
         hm_table_counter_add(t, HM_CTR_FULL, 1);
         unlock_table(t);
         return HM_UPD_FULL;
@@ -728,12 +954,13 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
     /* One generation window covers removal and reuse, so a reader never
      * mistakes the slot's new occupant for the old key. */
     gen_begin(t);
-    int64_t opos = idx_find_pos(t, &slots[oldest].e.key);
+    tomb_leave(t, &slots[victim].e);
+    int64_t opos = idx_find_pos(t, &slots[victim].e.key);
     if (opos >= 0) {
         idx_delete_at(t, (uint32_t)opos);
     }
-    slot_write(&slots[oldest], &e, 1);
-    idx_insert(t, oldest);
+    slot_write(&slots[victim], &e, 1);
+    idx_insert(t, victim);
     gen_end(t);
     hm_table_counter_add(t, HM_CTR_REPLACED, 1);
     hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);

@@ -57,6 +57,9 @@ typedef enum {
     HM_CTR_STORAGE_WRITES, /* storage file written (counted by the caller) */
     HM_CTR_STORAGE_ERRORS, /* storage file could not be written (counted by the caller) */
     HM_CTR_STATE_CHANGES,  /* an origin appeared or its state (up, drain, ...) changed */
+    HM_CTR_IDENTITY,       /* refused: signed addr= is not the packet's source address */
+    HM_CTR_UNBOUND,        /* refused: signed without addr= (an older sender) */
+    HM_CTR_PER_ADDRESS,    /* a new unsigned origin dropped: its address holds the maximum */
     HM_CTR_COUNT
 } hm_counter_e;
 
@@ -66,7 +69,8 @@ typedef enum {
     HM_UPD_REPLACED,    /* new entry in the slot of an evicted stale entry */
     HM_UPD_FULL,        /* dropped: no free slot and no stale entry */
     HM_UPD_REPLAY,      /* refused: signed, and seq not newer than the entry's */
-    HM_UPD_DOWNGRADE    /* refused: unsigned update of an entry last signed */
+    HM_UPD_DOWNGRADE,   /* refused: unsigned update of an entry last signed */
+    HM_UPD_PER_ADDRESS  /* dropped: unsigned, and its address holds the maximum */
 } hm_update_e;
 
 typedef struct hm_table hm_table_t;
@@ -86,14 +90,31 @@ unsigned int hm_table_capacity(const hm_table_t *t);
 unsigned int hm_table_count(const hm_table_t *t);
 
 /*
+ * What the table guards for signed origins, kept in the block so that every
+ * writer applies the same (0 turns each off):
+ *  - replay_window (microseconds): a signed entry that is removed (expired
+ *    or evicted) leaves its key and seq behind this long, so that its own
+ *    old packets cannot bring it back (HM_UPD_REPLAY). Set it to the
+ *    signature's timestamp window: older packets are refused anyway.
+ *  - max_per_addr: the most entries without HM_ENTRY_AUTH one address may
+ *    hold (HM_UPD_PER_ADDRESS beyond). Unsigned packets name any port they
+ *    like, so without it one address could fill the table.
+ */
+void hm_table_set_guard(hm_table_t *t, int64_t replay_window, uint32_t max_per_addr);
+
+/*
  * Apply a parsed heartbeat from key at time now. O(1) on average.
- * When the sender is new and the table is full, the entry seen longest ago is
- * evicted only if it is older than stale_after; otherwise the packet is dropped
- * (HM_UPD_FULL). entry_flags (HM_ENTRY_*) are stored with the entry; the seq,
- * interval and state of pkt are stored when pkt carries them. An entry whose
- * last update carried HM_ENTRY_AUTH refuses updates without it
+ * entry_flags (HM_ENTRY_*) are stored with the entry; the seq, interval
+ * and state of pkt are stored when pkt carries them. An entry whose last
+ * update carried HM_ENTRY_AUTH refuses updates without it
  * (HM_UPD_DOWNGRADE) and signed updates whose seq is not newer
  * (HM_UPD_REPLAY); the table is unchanged then.
+ *
+ * When the sender is new and the table is full, the entry seen longest ago
+ * gives way if it is older than stale_after, except that an unsigned
+ * sender never displaces a signed entry, and a signed sender displaces the
+ * unsigned entry seen longest ago however fresh it is: the key proves more
+ * than a source address. Otherwise the packet is dropped (HM_UPD_FULL).
  */
 hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet_t *pkt,
                             int64_t now, int64_t stale_after, uint32_t entry_flags);
@@ -166,6 +187,29 @@ void hm_table_note_reject(hm_table_t *t, const hm_addr_t *src, uint32_t reason, 
 /* Copy up to max of the most recent rejections, newest first; returns how
  * many. Never blocks on writers. */
 unsigned int hm_table_rejects(const hm_table_t *t, hm_reject_t *out, unsigned int max);
+
+/* The same for a ring of its own, for heartbeats from outside
+ * HeartbeatAllow: anyone on the network can fill it, so they must not wash
+ * the refusals of real origins (a replay, say) out of the main ring. */
+void hm_table_note_outside(hm_table_t *t, const hm_addr_t *src, uint32_t reason, int64_t now);
+unsigned int hm_table_rejects_outside(const hm_table_t *t, hm_reject_t *out, unsigned int max);
+
+/* The sources whose heartbeats were dropped by the rate limit lately. */
+#define HM_LIMITED 8
+
+typedef struct {
+    hm_addr_t src; /* port 0 */
+    uint32_t pad;
+    uint64_t dropped; /* since it entered the list */
+    int64_t when;     /* last drop */
+} hm_limited_t;
+
+/* Count a dropped heartbeat against src; the source dropped from longest
+ * ago gives way to a new one. Any process may call this. */
+void hm_table_note_limited(hm_table_t *t, const hm_addr_t *src, int64_t now);
+
+/* Copy up to max of them, most recent drop first; returns how many. */
+unsigned int hm_table_limited(const hm_table_t *t, hm_limited_t *out, unsigned int max);
 
 /*
  * White-box access, for unit tests and diagnostics only. The layout of the

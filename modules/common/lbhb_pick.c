@@ -247,6 +247,41 @@ int lbhb_find_any(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, hm
     return found;
 }
 
+int lbhb_find_member(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, uint32_t *seen,
+                     hm_entry_t *e)
+{
+    int any = 0, sig = 0;
+    hm_entry_t best_sig;
+
+    /* One lookup per address, as lbhb_find_any: unsigned deployments pay
+     * nothing for the rule. */
+    for (unsigned int i = 0; i < n; i++) {
+        hm_entry_t cur;
+        if (!lbhb_find(t, &keys[i], &cur)) {
+            continue;
+        }
+        if (!any || cur.seen > e->seen) {
+            *e = cur;
+            any = 1;
+        }
+        if ((cur.flags & HM_ENTRY_AUTH) && (!sig || cur.seen > best_sig.seen)) {
+            best_sig = cur;
+            sig = 1;
+        }
+    }
+    if (sig) {
+        if (!(__atomic_load_n(seen, __ATOMIC_ACQUIRE) & LBHB_SEEN_SIGNED)) {
+            __atomic_fetch_or(seen, LBHB_SEEN_SIGNED, __ATOMIC_ACQ_REL);
+        }
+        *e = best_sig;
+        return 1;
+    }
+    if (!any) {
+        return 0;
+    }
+    return (__atomic_load_n(seen, __ATOMIC_ACQUIRE) & LBHB_SEEN_SIGNED) ? -1 : 1;
+}
+
 uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now)
 {
     uint64_t tag = (uint32_t)report_seen, busy = (uint32_t)busy_now, base;
@@ -280,4 +315,54 @@ void lbhb_fill_unknown(lbhb_cand_t *c, unsigned int n)
             c[i].ready = (uint32_t)mean;
         }
     }
+}
+
+void lbhb_ramp_observe(lbhb_ramp_t *rp, uint64_t seq, int64_t seen)
+{
+    uint64_t old = __atomic_load_n(&rp->seq, __ATOMIC_ACQUIRE);
+    int64_t old_seen, gap_ms;
+
+    if (seq == 0 || seq == old ||
+        !__atomic_compare_exchange_n(&rp->seq, &old, seq, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    old_seen = __atomic_load_n(&rp->seq_seen, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&rp->seq_seen, seen, __ATOMIC_RELEASE);
+    if (old == 0) {
+        return;
+    }
+    /* Reports add at most one per millisecond between them; a restart
+     * adds about the uptime (or starts lower, for senders that count from
+     * 1). A second's slack covers clocks. */
+    gap_ms = seen > old_seen ? (seen - old_seen) / 1000 : 0;
+    if (seq < old || seq - old > (uint64_t)gap_ms + 1000) {
+        __atomic_store_n(&rp->restart_at, seen, __ATOMIC_RELEASE);
+    }
+}
+
+int64_t lbhb_ramp_since(const lbhb_ramp_t *rp, int64_t first_seen, int64_t joined_after,
+                        int64_t ejected_until)
+{
+    int64_t since = rp ? __atomic_load_n(&rp->restart_at, __ATOMIC_ACQUIRE) : 0;
+
+    if (first_seen > joined_after && first_seen > since) {
+        since = first_seen;
+    }
+    return ejected_until > since ? ejected_until : since;
+}
+
+uint32_t lbhb_ramp_ready(uint32_t ready, int64_t since, int64_t now, int64_t ramp)
+{
+    uint64_t part;
+
+    if (ramp <= 0 || since <= 0 || now - since >= ramp || ready == 0) {
+        return ready;
+    }
+    if (now <= since) {
+        return 1;
+    }
+    /* ready < 2^32 and now - since < ramp <= 10 min (HeartbeatSlowStart's
+     * maximum, under 2^30 us): the product stays under 2^62. */
+    part = ((uint64_t)ready * (uint64_t)(now - since) + (uint64_t)ramp - 1) / (uint64_t)ramp;
+    return part ? (uint32_t)part : 1;
 }

@@ -88,6 +88,28 @@ int lbhb_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *e);
 /* The freshest entry among a member's n addresses; 1 and *e, or 0. */
 int lbhb_find_any(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, hm_entry_t *e);
 
+/* A member's word of lbhb_find_member: set once it was found signed. */
+#define LBHB_SEEN_SIGNED 0x1u
+
+/*
+ * The entry of a member with n addresses, as lbhb_find_any finds it, with
+ * one rule more: once a member has been found with a signed entry
+ * (HM_ENTRY_AUTH), only signed entries speak for it. In HeartbeatAuthMode
+ * migrate anyone who can send from the member's address can make an
+ * unsigned entry for it (or a portless one, which lbhb_find falls back to)
+ * when its signed entry has expired: that must not hand it the member's
+ * traffic. *seen remembers it (LBHB_SEEN_SIGNED, set atomically when a
+ * signed entry is found, never cleared: a word per member that every
+ * process shares, lbhb_inflight.c). A signed entry is preferred to a
+ * fresher unsigned one of the member's other addresses.
+ *
+ * Returns 1 and *e; 0 if the member has no entry; -1 if its only entries
+ * are unsigned ones and it was seen signed (*e is then the freshest of
+ * them, for the caller's messages: it must not be used).
+ */
+int lbhb_find_member(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, uint32_t *seen,
+                     hm_entry_t *e);
+
 /*
  * Requests started on a member since its report of time report_seen, from
  * the member's in-flight count now. *baseline holds (in-flight count at
@@ -97,6 +119,44 @@ int lbhb_find_any(const hm_table_t *t, const hm_addr_t *keys, unsigned int n, hm
  * see it. The word may be process-local too.
  */
 uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now);
+
+/* ---- slow start (HeartbeatSlowStart) ---- */
+
+/*
+ * A member that comes (back) into service gets its share ramped up rather
+ * than all its reported slots at once: an origin that has just started
+ * reports every worker ready while its caches are cold. Three events start
+ * a ramp: its table entry is new (it joined, or came back after it had
+ * expired) after the proxy's own start-up; it restarted, seen as a jump
+ * of its report sequence (mod_heartbeat numbers reports from its start
+ * time in ms, so a restart jumps by about its uptime, far more than
+ * reports can add in the time between two looks); its ejection ended.
+ *
+ * lbhb_ramp_t is one per member, shared by every process; its words are
+ * read and written with atomics, and a race between two processes noting
+ * the same report only notes it twice.
+ */
+typedef struct {
+    uint64_t seq;       /* the last report sequence noted */
+    int64_t seq_seen;   /* when that report was made */
+    int64_t restart_at; /* when the member was last seen to restart */
+} lbhb_ramp_t;
+
+/* Note a report (seq of a report made at seen; seq 0: the sender numbers
+ * none); a restart sets rp->restart_at. */
+void lbhb_ramp_observe(lbhb_ramp_t *rp, uint64_t seq, int64_t seen);
+
+/* When the member's current ramp began: the latest of rp->restart_at,
+ * ejected_until (0: never ejected) and first_seen if that is after
+ * joined_after (the proxy's start-up: members there from the start are
+ * its cold start, lbhb_fill_unknown's business). 0 if none. */
+int64_t lbhb_ramp_since(const lbhb_ramp_t *rp, int64_t first_seen, int64_t joined_after,
+                        int64_t ejected_until);
+
+/* The ready count to rank on: ready in proportion to how far into the
+ * ramp (of length ramp) now is, since `since`; at least 1 while ready is
+ * not 0; ready itself outside a ramp (ramp <= 0, since 0, or over). */
+uint32_t lbhb_ramp_ready(uint32_t ready, int64_t since, int64_t now, int64_t ramp);
 
 /* A well-mixed 64-bit value from a counter (splitmix64), so that callers can
  * draw random numbers from one atomic increment without shared state. */

@@ -16,12 +16,20 @@
  *    while the recycling of one child among several changes nothing;
  *  - the parent sends one last ready=0&state=stopping when its
  *    configuration pool is cleared, i.e. on every stop and restart.
+ *
+ * With HeartbeatResponseHeader on, every response also carries the load at
+ * the moment it is sent (lbhb_load.h): the requests in flight in all
+ * children, counted in shared memory as they come and go, and the ready
+ * slots that leaves of what the last beat counted.
  */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
 #include "ap_listen.h"
 #include "ap_mpm.h"
 #include "scoreboard.h"
@@ -47,6 +55,7 @@
 #include "hb_net.h"
 #include "hb_packet.h"
 #include "hb_throttle.h"
+#include "lbhb_load.h"
 
 module AP_MODULE_DECLARE_DATA heartbeat_module;
 
@@ -78,7 +87,9 @@ typedef struct {
     hb_state_e state; /* HeartbeatState up|drain */
     hb_ready_mode_e ready_mode;
     int interval_set, ttl_set, state_set, ready_mode_set;
-    hb_secret_t *key;       /* HeartbeatSecret: sign every packet (the last one given) */
+    hb_secret_t *key;    /* HeartbeatSecret: sign every packet (the last one given) */
+    int response_header; /* HeartbeatResponseHeader on */
+    int response_header_set;
     const char *state_file; /* HeartbeatStateFile: "drain" in it drains at run time */
 
     /* run time: the sender thread of the elected child, or the parent
@@ -100,8 +111,16 @@ typedef struct {
     pthread_mutex_t lock; /* robust, process-shared */
     uint64_t last;
     int ready; /* lock initialised */
+    /* HeartbeatResponseHeader: requests in flight in every child now, and
+     * ready + busy as the last beat counted them (0: no beat yet). */
+    int64_t inflight;
+    uint32_t total;
 } hb_seq_t;
 static hb_seq_t *hb_seq;
+/* HeartbeatResponseHeader, of the main server (set at post_config). */
+static int hb_header_on;
+static const hb_secret_t *hb_header_key;
+static apr_port_t hb_header_port;
 static int hb_wake_fd[2] = {-1, -1}; /* written to stop the sender at once */
 static pthread_t hb_thread;
 static int hb_thread_started;
@@ -248,6 +267,10 @@ static const char *hb_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
         0) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, why);
     }
+    /* Wiped when the configuration is let go (every restart). Registered
+     * before post_config's hb_parent_cleanup, so it runs after it: the
+     * parent's last "stopping" packet is still signed. */
+    apr_pool_cleanup_register(cmd->pool, k, hb_secret_cleanup, apr_pool_cleanup_null);
     conf->key = k;
     return NULL;
 }
@@ -294,6 +317,18 @@ static hb_state_e hb_current_state(const hb_conf_t *conf)
     }
     apr_pool_destroy(p);
     return st;
+}
+
+static const char *hb_cmd_response_header(cmd_parms *cmd, void *dconf, int on)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+
+    if (!err) {
+        conf->response_header = on;
+        conf->response_header_set = 1;
+    }
+    return err;
 }
 
 static const char *hb_cmd_ready_mode(cmd_parms *cmd, void *dconf, const char *arg)
@@ -589,6 +624,9 @@ static hb_state_e hb_send(server_rec *s, hb_conf_t *conf, int first)
         ready = 0;
         state = HB_STATE_STOPPING;
     }
+    if (hb_seq) {
+        __atomic_store_n(&hb_seq->total, (uint32_t)(ready + busy), __ATOMIC_RELAXED);
+    }
     hb_send_all(s, conf, hb_seq_take(first), (uint32_t)ready, (uint32_t)busy, state);
     hb_seq_done();
     return state;
@@ -880,12 +918,13 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     int i;
 
     hb_election = NULL;
+    hb_header_on = 0;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
     if (conf->dests->nelts == 0) {
         if (conf->interval_set || conf->ttl_set || conf->source || conf->port_set ||
-            conf->state_set || conf->ready_mode_set) {
+            conf->state_set || conf->ready_mode_set || conf->response_header) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "HB0103: heartbeat directives are set but no HeartbeatAddress: "
                          "no heartbeats will be sent");
@@ -913,6 +952,9 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
                      "HB0108: cannot create shared memory for the heartbeat sender");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    hb_header_on = conf->response_header;
+    hb_header_key = conf->key;
+    hb_header_port = hb_advertised_port(conf);
     {
         hb_parent_t *pc = apr_palloc(p, sizeof(*pc));
         pc->s = s;
@@ -925,10 +967,72 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     return OK;
 }
 
+/* ---- HeartbeatResponseHeader */
+
+static apr_status_t hb_request_done(void *data)
+{
+    __atomic_fetch_sub(&hb_seq->inflight, 1, __ATOMIC_RELAXED);
+    return APR_SUCCESS;
+}
+
+/* Count the request in flight until its pool goes (also when it fails,
+ * and once for all its internal redirects, which share that pool). */
+static int hb_request_start(request_rec *r)
+{
+    if (hb_header_on && hb_seq && !r->main && !r->prev) {
+        __atomic_fetch_add(&hb_seq->inflight, 1, __ATOMIC_RELAXED);
+        apr_pool_cleanup_register(r->pool, NULL, hb_request_done, apr_pool_cleanup_null);
+    }
+    return DECLINED;
+}
+
+static void hb_insert_load(request_rec *r)
+{
+    if (hb_header_on && hb_seq && !r->main) {
+        ap_add_output_filter("HEARTBEAT_LOAD", NULL, r, r->connection);
+    }
+}
+
+/* Sets the header as the response leaves, replacing any the content put
+ * there: the load is this server's to say. The request itself is about to
+ * end, so it counts as done. */
+static apr_status_t hb_load_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    int64_t inflight = __atomic_load_n(&hb_seq->inflight, __ATOMIC_RELAXED) - 1;
+    uint32_t total = __atomic_load_n(&hb_seq->total, __ATOMIC_RELAXED);
+    uint32_t busy = inflight > 0 ? (uint32_t)inflight : 0;
+    char buf[LBHB_LOAD_MAX + 1], addr[HB_ADDR_TEXT_MAX] = "";
+    size_t n;
+
+    apr_table_unset(r->err_headers_out, LBHB_LOAD_HEADER);
+    apr_table_unset(r->headers_out, LBHB_LOAD_HEADER);
+    if (total > 0) {
+        if (hb_header_key) {
+            /* Where the proxy reached us: it checks that against the
+             * member it sent the request to. */
+            apr_sockaddr_ip_getbuf(addr, sizeof(addr), r->connection->local_addr);
+        }
+        n = lbhb_load_format(buf, sizeof(buf), total > busy ? total - busy : 0, busy,
+                             hb_header_port, addr, hb_header_key, apr_time_as_msec(apr_time_now()));
+        if (n) {
+            apr_table_setn(r->headers_out, LBHB_LOAD_HEADER, apr_pstrmemdup(r->pool, buf, n));
+        }
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
 static void hb_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(hb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(hb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(hb_request_start, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_insert_filter(hb_insert_load, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(hb_insert_load, NULL, NULL, APR_HOOK_MIDDLE);
+    /* After the content (CGI, a proxied answer, ...) has set its headers,
+     * before the protocol filters send them. */
+    ap_register_output_filter("HEARTBEAT_LOAD", hb_load_filter, NULL, AP_FTYPE_CONTENT_SET + 5);
 }
 
 static const command_rec hb_cmds[] = {
@@ -951,6 +1055,9 @@ static const command_rec hb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatStateFile", hb_cmd_state_file, NULL, RSRC_CONF,
                   "file whose content 'drain' drains this origin at run time, whatever "
                   "HeartbeatState says (see hbctl drain)"),
+    AP_INIT_FLAG("HeartbeatResponseHeader", hb_cmd_response_header, NULL, RSRC_CONF,
+                 "On: every response carries this server's load now (Heartbeat-Load), for "
+                 "the proxies of the suite (default Off)"),
     AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
                   "'idle' (default, stock: idle worker threads) or 'spare' "
                   "(MaxRequestWorkers minus busy)"),

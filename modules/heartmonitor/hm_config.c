@@ -36,6 +36,7 @@ void *hm_create_server_config(apr_pool_t *p, server_rec *s)
     conf->auth_window = HM_DEFAULT_AUTH_WINDOW;
     conf->allow = apr_array_make(p, 2, sizeof(apr_ipsubnet_t *));
     conf->rate_limit = HM_DEFAULT_RATE_LIMIT;
+    conf->max_per_addr = -1;
     return conf;
 }
 
@@ -167,10 +168,12 @@ static const char *hm_cmd_secret(cmd_parms *cmd, void *dconf, const char *path, 
     }
     for (i = 0; i < conf->keys->nelts; i++) {
         if (!strcmp(APR_ARRAY_IDX(conf->keys, i, hb_secret_t).id, k.id)) {
-            return apr_psprintf(cmd->pool, "%s: key id '%s' is given twice", cmd->cmd->name, k.id);
+            err = apr_psprintf(cmd->pool, "%s: key id '%s' is given twice", cmd->cmd->name, k.id);
+            hb_secret_clear(&k);
+            return err;
         }
     }
-    *(hb_secret_t *)apr_array_push(conf->keys) = k;
+    hb_secret_push(conf->keys, &k);
     return NULL;
 }
 
@@ -197,24 +200,13 @@ static const char *hm_cmd_allow(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hm_conf_t *conf = hm_conf(cmd->server);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *ip = apr_pstrdup(cmd->pool, arg), *mask = strchr(ip, '/');
     apr_ipsubnet_t *sub;
 
-    if (err) {
+    /* Whole addresses only: a name here would be looked up at every
+     * restart and could silently change what is trusted, and "10" would
+     * be taken for 10.0.0.0/8 (hb_config_subnet). */
+    if (err || (err = hb_config_subnet(cmd->pool, cmd->cmd->name, arg, &sub)) != NULL) {
         return err;
-    }
-    if (mask) {
-        *mask++ = '\0';
-    }
-    /* Addresses only: a name here would be looked up at every restart and
-     * could silently change what is trusted. */
-    if (!apr_isdigit(*ip) && !strchr(ip, ':')) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an IP address or CIDR range",
-                            cmd->cmd->name, arg);
-    }
-    if (apr_ipsubnet_create(&sub, ip, mask, cmd->pool) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not an IP address or CIDR range",
-                            cmd->cmd->name, arg);
     }
     *(apr_ipsubnet_t **)apr_array_push(conf->allow) = sub;
     return NULL;
@@ -235,6 +227,23 @@ static const char *hm_cmd_rate_limit(cmd_parms *cmd, void *dconf, const char *ar
                             cmd->cmd->name, arg);
     }
     conf->rate_limit = (unsigned int)v;
+    return NULL;
+}
+
+static const char *hm_cmd_max_per_address(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hm_conf_t *conf = hm_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    uint64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (hb_parse_u64(arg, strlen(arg), HM_TABLE_MAX_CAPACITY, &v) != HB_OK) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a number of origins, 0 (no limit) to %u",
+                            cmd->cmd->name, arg, (unsigned int)HM_TABLE_MAX_CAPACITY);
+    }
+    conf->max_per_addr = (int)v;
     return NULL;
 }
 
@@ -263,8 +272,12 @@ const command_rec hm_cmds[] = {
     AP_INIT_TAKE1("HeartbeatAuthWindow", hm_cmd_auth_window, NULL, RSRC_CONF,
                   "how far a signed heartbeat's timestamp may be from our clock "
                   "(default 30s)"),
-    AP_INIT_ITERATE("HeartbeatAllow", hm_cmd_allow, NULL, RSRC_CONF,
-                    "addresses or CIDR ranges UDP heartbeats may come from (default: any)"),
+    AP_INIT_ITERATE(
+        "HeartbeatAllow", hm_cmd_allow, NULL, RSRC_CONF,
+        "addresses or CIDR ranges heartbeats (UDP and POST) may come from (default: any)"),
+    AP_INIT_TAKE1("HeartbeatMaxPerAddress", hm_cmd_max_per_address, NULL, RSRC_CONF,
+                  "with HeartbeatAuthMode migrate: the most unsigned origins one address may "
+                  "hold in the table (default 16, 0 = no limit)"),
     AP_INIT_TAKE1("HeartbeatRateLimit", hm_cmd_rate_limit, NULL, RSRC_CONF,
                   "UDP heartbeats accepted per second from one address (default 100, 0 = "
                   "no limit)"),

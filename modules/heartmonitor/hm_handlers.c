@@ -14,11 +14,32 @@
 #include "http_request.h"
 
 #include "apr_strings.h"
+#include "apr_thread_mutex.h"
 #include "mod_status.h"
 
 #include "hb_packet.h"
 #include "hm_private.h"
+#include "hm_ratelimit.h"
 #include "mod_lbmethod_heartbeat.h"
+
+/* HeartbeatRateLimit for POSTs, per child: request threads share one
+ * limiter under a lock (NULL: no limit). */
+#define HM_POST_RL_SOURCES 256
+static hm_ratelimit_t *hm_post_rl;
+static apr_thread_mutex_t *hm_post_rl_lock;
+
+void hm_handlers_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    hm_conf_t *conf = hm_conf(s);
+
+    hm_post_rl = NULL;
+    if (!conf->rate_limit || apr_thread_mutex_create(&hm_post_rl_lock, APR_THREAD_MUTEX_DEFAULT,
+                                                     pchild) != APR_SUCCESS) {
+        return;
+    }
+    hm_post_rl = hm_ratelimit_init(apr_palloc(pchild, hm_ratelimit_size(HM_POST_RL_SOURCES)),
+                                   HM_POST_RL_SOURCES, conf->rate_limit, 2 * conf->rate_limit);
+}
 
 static int hm_read_body(request_rec *r, char *buf, apr_size_t cap, apr_size_t *len)
 {
@@ -56,6 +77,8 @@ static int hm_post_handler(request_rec *r)
     hm_conf_t *conf = hm_conf(r->server);
     char buf[HB_PACKET_MAX];
     apr_size_t len;
+    apr_sockaddr_t *from;
+    hm_pending_t pd;
     hm_reason_e reason;
     int rc;
 
@@ -67,20 +90,34 @@ static int hm_post_handler(request_rec *r)
     if (!conf->admit) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    /* The connection's peer, never r->useragent_addr: mod_remoteip would
+     * let a forwarded header choose whose entry this updates. */
+    from = r->connection->client_addr;
     rc = hm_read_body(r, buf, sizeof(buf), &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        hm_admit_reject(conf->admit, r->useragent_addr, 1, HM_REASON_TOOLONG, apr_time_now());
+        hm_admit_reject(conf->admit, from, 1, HM_REASON_TOOLONG, apr_time_now());
         return rc;
     }
     if (rc != OK) {
         return rc;
     }
-    reason = hm_admit(conf->admit, NULL, buf, len, r->useragent_addr, 1, apr_time_now());
+    if (hm_post_rl) {
+        apr_thread_mutex_lock(hm_post_rl_lock);
+        reason = hm_admit_check(conf->admit, hm_post_rl, buf, len, from, 1, apr_time_now(), &pd);
+        apr_thread_mutex_unlock(hm_post_rl_lock);
+    } else {
+        reason = hm_admit_check(conf->admit, NULL, buf, len, from, 1, apr_time_now(), &pd);
+    }
+    if (reason == HM_REASON_OK) {
+        reason = hm_admit_commit(conf->admit, &pd);
+    }
     if (reason != HM_REASON_OK) {
         int refused = hm_reason_refused(reason);
-        /* Malformed: 400. Refused by the authentication rules: 403. */
+        /* Malformed: 400. Over the rate: 429. Refused by policy: 403. */
         ap_set_content_type(r, "text/plain");
-        r->status = refused ? HTTP_FORBIDDEN : HTTP_BAD_REQUEST;
+        r->status = reason == HM_REASON_RATE ? HTTP_TOO_MANY_REQUESTS
+                    : refused                ? HTTP_FORBIDDEN
+                                             : HTTP_BAD_REQUEST;
         ap_rprintf(r, "%s heartbeat: %s\n", refused ? "refused" : "malformed",
                    hm_reason_str(reason));
         return OK;
@@ -91,9 +128,10 @@ static int hm_post_handler(request_rec *r)
 }
 
 static const char *hm_counter_names[] = {
-    "accepted",    "inserted",       "replaced",       "full",         "expired",    "malformed",
-    "rejected",    "unsigned",       "badsig",         "replay",       "clock_skew", "notallowed",
-    "ratelimited", "storage_writes", "storage_errors", "state_changes"};
+    "accepted",      "inserted",   "replaced",    "full",           "expired",
+    "malformed",     "rejected",   "unsigned",    "badsig",         "replay",
+    "clock_skew",    "notallowed", "ratelimited", "storage_writes", "storage_errors",
+    "state_changes", "identity",   "unbound",     "per_address"};
 /* A counter added to hm_table.h without a name here fails the build. */
 typedef char hm_counter_names_complete
     [sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) == HM_CTR_COUNT ? 1 : -1];
@@ -108,6 +146,10 @@ typedef struct {
     apr_array_header_t *entries; /* hm_entry_t */
     hm_reject_t rejects[HM_REJECTS];
     unsigned int nrejects;
+    hm_reject_t outside[HM_REJECTS]; /* from outside HeartbeatAllow */
+    unsigned int noutside;
+    hm_limited_t limited[HM_LIMITED];
+    unsigned int nlimited;
 } hm_snapshot_t;
 
 static hm_snapshot_t *hm_snapshot(apr_pool_t *p, const hm_table_t *t)
@@ -130,6 +172,8 @@ static hm_snapshot_t *hm_snapshot(apr_pool_t *p, const hm_table_t *t)
         }
     }
     sn->nrejects = hm_table_rejects(t, sn->rejects, HM_REJECTS);
+    sn->noutside = hm_table_rejects_outside(t, sn->outside, HM_REJECTS);
+    sn->nlimited = hm_table_limited(t, sn->limited, HM_LIMITED);
     return sn;
 }
 
@@ -189,10 +233,17 @@ static void hm_members_json(request_rec *r, const apr_array_header_t *ms, apr_ti
         ap_rprintf(r,
                    "%s{\"balancer\":\"%s\",\"member\":\"%s\",\"ejected\":%s,"
                    "\"ejected_for_ms\":%" APR_INT64_T_FMT ",\"ejections\":%u,"
-                   "\"failure_rate\":%.3f}",
+                   "\"failure_rate\":%.3f,\"load_reports\":%" APR_UINT64_T_FMT
+                   ",\"load_ignored\":%" APR_UINT64_T_FMT ",\"load\":",
                    i ? "," : "", hm_json_str(r->pool, m->balancer), hm_json_str(r->pool, m->member),
                    m->ejected ? "true" : "false", m->ejected ? (m->until - now) / 1000 : 0,
-                   m->ejections, m->failure_rate);
+                   m->ejections, m->failure_rate, m->load_reports, m->load_ignored);
+        if (m->load_at) {
+            ap_rprintf(r, "{\"ready\":%u,\"busy\":%u,\"age_ms\":%" APR_INT64_T_FMT "}}",
+                       m->load_ready, m->load_busy, (now - m->load_at) / 1000);
+        } else {
+            ap_rputs("null}", r);
+        }
     }
     ap_rputs("]", r);
 }
@@ -214,6 +265,21 @@ static void hm_json_head(request_rec *r, unsigned int capacity, unsigned int cou
                    counters[c]);
     }
     ap_rputs("}", r);
+}
+
+static void hm_rejects_json(request_rec *r, const char *name, const hm_reject_t *rj, unsigned int n,
+                            apr_time_t now)
+{
+    unsigned int i;
+
+    ap_rprintf(r, ",\"%s\":[", name);
+    for (i = 0; i < n; i++) {
+        char ip[HM_IP_MAX];
+        hm_addr_to_string(&rj[i].src, ip);
+        ap_rprintf(r, "%s{\"ip\":\"%s\",\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}",
+                   i ? "," : "", ip, hm_reason_str(rj[i].reason), (now - rj[i].when) / 1000);
+    }
+    ap_rputs("]", r);
 }
 
 static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
@@ -245,13 +311,16 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
     }
     ap_rputs("]", r);
     hm_members_json(r, hm_members(r), sn->now);
-    ap_rputs(",\"rejections\":[", r);
-    for (i = 0; i < (int)sn->nrejects; i++) {
+    hm_rejects_json(r, "rejections", sn->rejects, sn->nrejects, sn->now);
+    hm_rejects_json(r, "rejections_outside", sn->outside, sn->noutside, sn->now);
+    ap_rputs(",\"ratelimited\":[", r);
+    for (i = 0; i < (int)sn->nlimited; i++) {
         char ip[HM_IP_MAX];
-        hm_addr_to_string(&sn->rejects[i].src, ip);
-        ap_rprintf(r, "%s{\"ip\":\"%s\",\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}",
-                   i ? "," : "", ip, hm_reason_str(sn->rejects[i].reason),
-                   (sn->now - sn->rejects[i].when) / 1000);
+        hm_addr_to_string(&sn->limited[i].src, ip);
+        ap_rprintf(
+            r,
+            "%s{\"ip\":\"%s\",\"dropped\":%" APR_UINT64_T_FMT ",\"age_ms\":%" APR_INT64_T_FMT "}",
+            i ? "," : "", ip, sn->limited[i].dropped, (sn->now - sn->limited[i].when) / 1000);
     }
     ap_rputs("]}\n", r);
 }
@@ -291,9 +360,18 @@ static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *
     for (i = 0; ms && i < ms->nelts; i++) {
         const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
         /* Names without spaces or newlines, as each line is "Key: words". */
-        ap_rprintf(r, "%sMember: %s %s ejected=%d ejections=%u failure_rate=%.3f\n", prefix,
-                   ap_escape_uri(r->pool, m->balancer), ap_escape_uri(r->pool, m->member),
-                   m->ejected, m->ejections, m->failure_rate);
+        ap_rprintf(r,
+                   "%sMember: %s %s ejected=%d ejections=%u failure_rate=%.3f "
+                   "load_reports=%" APR_UINT64_T_FMT " load_ignored=%" APR_UINT64_T_FMT "\n",
+                   prefix, ap_escape_uri(r->pool, m->balancer), ap_escape_uri(r->pool, m->member),
+                   m->ejected, m->ejections, m->failure_rate, m->load_reports, m->load_ignored);
+    }
+    for (i = 0; i < (int)sn->nlimited; i++) {
+        char ip[HM_IP_MAX];
+        hm_addr_to_string(&sn->limited[i].src, ip);
+        ap_rprintf(r,
+                   "%sRateLimited: %s dropped=%" APR_UINT64_T_FMT " age_ms=%" APR_INT64_T_FMT "\n",
+                   prefix, ip, sn->limited[i].dropped, (sn->now - sn->limited[i].when) / 1000);
     }
 }
 
@@ -318,6 +396,27 @@ static void hm_members_html(request_rec *r, const apr_array_header_t *ms, apr_ti
                        ? apr_psprintf(r->pool, "<b>yes</b> (%.0f)", (double)(m->until - now) / 1e6)
                        : "no",
                    m->ejections, m->failure_rate * 100);
+    }
+    ap_rputs("</table>\n", r);
+}
+
+static void hm_rejects_html(request_rec *r, const char *h, const char *title, const hm_reject_t *rj,
+                            unsigned int n, apr_time_t now)
+{
+    unsigned int i;
+
+    ap_rprintf(r, "<%s>%s</%s>\n", h, title, h);
+    if (!n) {
+        ap_rputs("<p>None.</p>\n", r);
+        return;
+    }
+    ap_rputs("<table class=\"hb\"><tr><th>Source</th><th>Reason</th><th>Age (s)</th></tr>\n", r);
+    for (i = 0; i < n; i++) {
+        char ip[HM_IP_MAX];
+        hm_addr_to_string(&rj[i].src, ip);
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%.1f</td></tr>\n", ap_escape_html(r->pool, ip),
+                   ap_escape_html(r->pool, hm_reason_str(rj[i].reason)),
+                   (double)(now - rj[i].when) / 1e6);
     }
     ap_rputs("</table>\n", r);
 }
@@ -356,18 +455,24 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
         ap_rprintf(r, "<tr><th>%s</th><td>%" APR_UINT64_T_FMT "</td></tr>\n", hm_counter_names[c],
                    sn->counters[c]);
     }
-    ap_rprintf(r, "</table>\n<%s>Recent rejections</%s>\n", h, h);
-    if (!sn->nrejects) {
+    ap_rputs("</table>\n", r);
+    hm_rejects_html(r, h, "Recent rejections", sn->rejects, sn->nrejects, sn->now);
+    hm_rejects_html(r, h, "Recent rejections from outside HeartbeatAllow", sn->outside,
+                    sn->noutside, sn->now);
+    ap_rprintf(r, "<%s>Sources over HeartbeatRateLimit</%s>\n", h, h);
+    if (!sn->nlimited) {
         ap_rputs("<p>None.</p>\n", r);
         return;
     }
-    ap_rputs("<table class=\"hb\"><tr><th>Source</th><th>Reason</th><th>Age (s)</th></tr>\n", r);
-    for (i = 0; i < (int)sn->nrejects; i++) {
+    ap_rputs("<table class=\"hb\"><tr><th>Source</th><th>Dropped</th><th>Last drop (s ago)</th>"
+             "</tr>\n",
+             r);
+    for (i = 0; i < (int)sn->nlimited; i++) {
         char ip[HM_IP_MAX];
-        hm_addr_to_string(&sn->rejects[i].src, ip);
-        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%.1f</td></tr>\n", ap_escape_html(r->pool, ip),
-                   hm_reason_str(sn->rejects[i].reason),
-                   (double)(sn->now - sn->rejects[i].when) / 1e6);
+        hm_addr_to_string(&sn->limited[i].src, ip);
+        ap_rprintf(r, "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%.1f</td></tr>\n",
+                   ap_escape_html(r->pool, ip), sn->limited[i].dropped,
+                   (double)(sn->now - sn->limited[i].when) / 1e6);
     }
     ap_rputs("</table>\n", r);
 }

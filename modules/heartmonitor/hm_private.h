@@ -44,7 +44,8 @@ typedef struct {
     apr_array_header_t *keys; /* hb_secret_t: every HeartbeatSecret (rotation) */
     int auth_migrate;         /* HeartbeatAuthMode migrate: unsigned accepted, marked */
     apr_interval_time_t auth_window;
-    apr_array_header_t *allow; /* apr_ipsubnet_t *: HeartbeatAllow, UDP only */
+    apr_array_header_t *allow; /* apr_ipsubnet_t *: HeartbeatAllow, UDP and POST */
+    int max_per_addr;          /* HeartbeatMaxPerAddress, -1 = unset */
     unsigned int rate_limit;   /* packets/s per source address, 0 = off */
 
     /* run time */
@@ -81,15 +82,20 @@ void hm_receiver_child_init(apr_pool_t *pchild, server_rec *s, hb_elect_t *elect
 /* Request handlers: "heartbeat" (POST) and "heartbeat-status". */
 int hm_handler(request_rec *r);
 
+/* At child_init: the POST handlers' rate limiter for this child. */
+void hm_handlers_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* Adds our section to mod_status's /server-status (if it is loaded). */
 void hm_register_status_hook(void);
 
-#define HM_DEFAULT_MAX_SERVERS   10
-#define HM_FILE_MODE_CAPACITY    1024
-#define HM_DEFAULT_STORAGE_EVERY apr_time_from_sec(1)
-#define HM_DEFAULT_EXPIRY        apr_time_from_sec(30)
-#define HM_DEFAULT_STALE         LBHB_FRESH_MAX /* what the balancer calls fresh at most */
-#define HM_DEFAULT_AUTH_WINDOW   apr_time_from_sec(30)
-#define HM_DEFAULT_RATE_LIMIT    100
+#define HM_DEFAULT_MAX_SERVERS     10
+#define HM_FILE_MODE_CAPACITY      1024
+#define HM_DEFAULT_STORAGE_EVERY   apr_time_from_sec(1)
+#define HM_DEFAULT_EXPIRY          apr_time_from_sec(30)
+#define HM_DEFAULT_STALE           LBHB_FRESH_MAX /* what the balancer calls fresh at most */
+#define HM_DEFAULT_AUTH_WINDOW     apr_time_from_sec(30)
+#define HM_DEFAULT_RATE_LIMIT      100
+#define HM_DEFAULT_MAX_PER_ADDRESS 16
+#define HM_TABLE_MAX_CAPACITY      16777216
 
 #endif

@@ -47,6 +47,7 @@
  * receiver election, made by the parent for the children. */
 static hm_table_t *hm_exported_table;
 static const char *hm_exported_path;
+static const hm_conf_t *hm_exported_conf;
 static hb_elect_t *hm_election;
 
 /* ------------------------------------------------------------- logging */
@@ -227,6 +228,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     int rc;
 
     hm_exported_table = NULL;
+    hm_exported_conf = NULL;
     hm_exported_path = NULL;
     hm_election = NULL;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -268,7 +270,10 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     policy.auth_window = conf->auth_window;
     policy.allow = (apr_ipsubnet_t *const *)conf->allow->elts;
     policy.nallow = (unsigned int)conf->allow->nelts;
+    policy.max_per_addr =
+        conf->max_per_addr < 0 ? HM_DEFAULT_MAX_PER_ADDRESS : (unsigned int)conf->max_per_addr;
     conf->admit = hm_admit_create(p, &policy, &log);
+    hm_exported_conf = conf;
     if (conf->max_servers > 0) {
         hm_exported_table = conf->table;
     }
@@ -295,6 +300,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
 static void hm_child_init(apr_pool_t *pchild, server_rec *s)
 {
     hm_receiver_child_init(pchild, s, hm_election);
+    hm_handlers_child_init(pchild, s);
 }
 
 /* Named as the optional functions they implement (mod_heartmonitor.h). */
@@ -308,6 +314,17 @@ static const char *hm_storage_path(void)
     return hm_exported_path;
 }
 
+static const hb_secret_t *hm_auth_keys(unsigned int *n, apr_interval_time_t *window)
+{
+    if (!hm_exported_conf) {
+        *n = 0;
+        return NULL;
+    }
+    *n = (unsigned int)hm_exported_conf->keys->nelts;
+    *window = hm_exported_conf->auth_window;
+    return (const hb_secret_t *)hm_exported_conf->keys->elts;
+}
+
 static void hm_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(hm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -317,6 +334,7 @@ static void hm_register_hooks(apr_pool_t *p)
     hm_register_status_hook();
     APR_REGISTER_OPTIONAL_FN(hm_shared_table);
     APR_REGISTER_OPTIONAL_FN(hm_storage_path);
+    APR_REGISTER_OPTIONAL_FN(hm_auth_keys);
 }
 
 AP_DECLARE_MODULE(heartmonitor) = {

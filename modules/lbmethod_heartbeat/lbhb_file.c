@@ -16,6 +16,9 @@
 
 #include "hm_storage.h"
 
+/* Log lines carry this module's name and obey its LogLevel. */
+APLOG_USE_MODULE(lbmethod_heartbeat);
+
 #define LBHB_FILE_CHECK_EVERY apr_time_from_msec(100)
 #define LBHB_FILE_MAX_BYTES   (16 * 1024 * 1024)
 

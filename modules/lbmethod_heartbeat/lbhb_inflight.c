@@ -9,6 +9,10 @@
  * looks late would miss the requests others started in between, and equal
  * members would stop alternating. So the baseline lives in shared memory,
  * one 64-bit word per member, set with a single compare-and-swap: no lock.
+ * Beside it, per member: its outlier state, whether it was ever found
+ * signed (then no unsigned entry speaks for it, lbhb_find_member), and the
+ * events that start a slow start (lbhb_ramp_t), kept until the proxy
+ * restarts.
  */
 #include "lbhb_private.h"
 
@@ -19,6 +23,9 @@
 #include "lbhb_outlier.h"
 #include "lbhb_pick.h"
 
+/* Log lines carry this module's name and obey its LogLevel. */
+APLOG_USE_MODULE(lbmethod_heartbeat);
+
 #define LBHB_INFLIGHT_SLOTS 4096 /* power of two */
 #define LBHB_INFLIGHT_PROBE 32
 
@@ -26,6 +33,9 @@ typedef struct {
     uint64_t key;           /* balancer name hash and member index; 0 = free */
     uint64_t word;          /* busy baseline << 32 | low 32 bits of the report time */
     lbhb_outlier_t outlier; /* the member's answers (lbhb_outlier.h) */
+    uint32_t seen;          /* LBHB_SEEN_SIGNED once found signed (lbhb_find_member) */
+    lbhb_ramp_t ramp;       /* HeartbeatSlowStart's events (lbhb_pick.h) */
+    lbhb_load_slot_t load;  /* its last per-response load report (lbhb_load.h) */
 } lbhb_inflight_t;
 
 static lbhb_inflight_t *lbhb_slots;
@@ -104,6 +114,36 @@ lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w)
         return NULL;
     }
     return &sl->outlier;
+}
+
+uint32_t *lbhb_inflight_seen(proxy_worker *w)
+{
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
+        return NULL;
+    }
+    return &sl->seen;
+}
+
+lbhb_ramp_t *lbhb_inflight_ramp(proxy_worker *w)
+{
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
+        return NULL;
+    }
+    return &sl->ramp;
+}
+
+lbhb_load_slot_t *lbhb_inflight_load(proxy_worker *w)
+{
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
+        return NULL;
+    }
+    return &sl->load;
 }
 
 apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b)

@@ -15,6 +15,9 @@
 #include "apr_thread_proc.h"
 #include "apr_time.h"
 
+/* Log lines carry this module's name and obey its LogLevel. */
+APLOG_USE_MODULE(lbmethod_heartbeat);
+
 #define LBHB_MEMBER_CACHE_SIZE 2048 /* power of two */
 #define LBHB_PROBE             16
 

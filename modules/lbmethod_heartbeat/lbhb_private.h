@@ -11,7 +11,9 @@
 #include "apr_atomic.h"
 
 #include "hm_table.h"
+#include "lbhb_load.h"
 #include "lbhb_outlier.h"
+#include "lbhb_pick.h"
 
 extern module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
 
@@ -28,9 +30,11 @@ typedef struct {
     unsigned int nkeys;
     hm_addr_t keys[LBHB_MAX_ADDRS];
     volatile apr_uint32_t warned;
-    /* This process's in-flight baseline, when there is no shared one
-     * (lbhb_started_since). */
+    volatile apr_uint32_t warned_unsigned;
+    /* This process's in-flight baseline and LBHB_SEEN_SIGNED word, when
+     * there is no shared one (lbhb_started_since, lbhb_find_member). */
     uint64_t baseline;
+    uint32_t seen;
 } lbhb_member_t;
 
 /* Set up this child's member cache, resolve every member of a heartbeat
@@ -66,6 +70,38 @@ apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b);
 
 /* The member's outlier state, shared by all children (NULL if no slot). */
 lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w);
+
+/* The member's word of lbhb_find_member (LBHB_SEEN_SIGNED), shared by all
+ * children (NULL if no slot). */
+uint32_t *lbhb_inflight_seen(proxy_worker *w);
+
+/* The member's slow-start events (lbhb_ramp_t), shared by all children
+ * (NULL if no slot: then there is no slow start for it). */
+lbhb_ramp_t *lbhb_inflight_ramp(proxy_worker *w);
+
+/* The member's last per-response load report, shared by all children
+ * (NULL if no slot: then its reports are not used). */
+lbhb_load_slot_t *lbhb_inflight_load(proxy_worker *w);
+
+/* ---- the pick (mod_lbmethod_heartbeat.c) ---- */
+
+/* The member a request went to, in the request's request_config. */
+typedef struct {
+    proxy_worker *worker;
+    proxy_balancer *balancer;
+} lbhb_picked_t;
+
+/* 1 if the member has an entry in this child's heartbeat table. */
+int lbhb_member_heard(request_rec *r, proxy_worker *w);
+
+/* ---- per-response load reports (lbhb_reports.c) ---- */
+
+/* Register the filter that takes the Heartbeat-Load header off every
+ * proxied response, using it when the member was ours. */
+void lbhb_reports_register(apr_pool_t *p);
+
+/* At child_init: the keys that reports must be signed with, if any. */
+void lbhb_reports_child_init(void);
 
 /* ---- storage file (lbhb_file.c) ---- */
 

@@ -45,6 +45,7 @@
 #define LBHB_EJECT_AFTER  5
 #define LBHB_EJECT_TIME   apr_time_from_sec(10)
 #define LBHB_EJECT_MAX    50
+#define LBHB_SLOW_START   0 /* HeartbeatSlowStart: off (docs/directives.md says why) */
 #define LBHB_EJECT_EXCESS (LBHB_RATE_ONE * 3 / 10)
 
 typedef enum { LBHB_MODE_UNSET = 0, LBHB_MODE_MOST, LBHB_MODE_WEIGHTED, LBHB_MODE_P2C } lbhb_mode_e;
@@ -61,6 +62,7 @@ typedef struct {
     int eject_after;                /* failures in a row; 0 = unset */
     apr_interval_time_t eject_time; /* 0 = unset */
     int eject_max;                  /* percent; -1 = unset */
+    apr_interval_time_t slow_start; /* -1 = unset; 0 = off */
 } lbhb_dconf_t;
 
 typedef struct {
@@ -86,6 +88,7 @@ static void *lbhb_create_dir_config(apr_pool_t *p, char *dir)
     d->warm_up = -1;
     d->eject = -1;
     d->eject_max = -1;
+    d->slow_start = -1;
     return d;
 }
 
@@ -100,6 +103,7 @@ static void *lbhb_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     c->eject_after = add->eject_after ? add->eject_after : base->eject_after;
     c->eject_time = add->eject_time ? add->eject_time : base->eject_time;
     c->eject_max = add->eject_max >= 0 ? add->eject_max : base->eject_max;
+    c->slow_start = add->slow_start >= 0 ? add->slow_start : base->slow_start;
     return c;
 }
 
@@ -180,6 +184,16 @@ static const char *lbhb_cmd_warm_up(cmd_parms *cmd, void *dconf, const char *arg
     return err ? err
                : hb_config_time(cmd->pool, cmd->cmd->name, arg, 0, apr_time_from_sec(3600),
                                 &d->warm_up);
+}
+
+static const char *lbhb_cmd_slow_start(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    lbhb_dconf_t *d = dconf;
+    const char *err = lbhb_where(cmd);
+
+    return err ? err
+               : hb_config_time(cmd->pool, cmd->cmd->name, arg, 0, apr_time_from_sec(600),
+                                &d->slow_start);
 }
 
 static const char *lbhb_cmd_eject(cmd_parms *cmd, void *dconf, const char *arg)
@@ -273,8 +287,9 @@ static const char *lbhb_cmd_fallback(cmd_parms *cmd, void *dconf, const char *ar
  */
 static lbhb_dconf_t lbhb_settings(request_rec *r)
 {
-    lbhb_dconf_t out = {LBHB_MODE_MOST,  LBHB_FB_NONE,  0, LBHB_FRESH_MAX, 1, LBHB_EJECT_AFTER,
-                        LBHB_EJECT_TIME, LBHB_EJECT_MAX};
+    lbhb_dconf_t out = {
+        LBHB_MODE_MOST, LBHB_FB_NONE,   0, LBHB_FRESH_MAX, 1, LBHB_EJECT_AFTER, LBHB_EJECT_TIME,
+        LBHB_EJECT_MAX, LBHB_SLOW_START};
     const lbhb_dconf_t *d = ap_get_module_config(r->per_dir_config, &lbmethod_heartbeat_module);
 
     if (d) {
@@ -286,6 +301,7 @@ static lbhb_dconf_t lbhb_settings(request_rec *r)
         out.eject_after = d->eject_after ? d->eject_after : out.eject_after;
         out.eject_time = d->eject_time ? d->eject_time : out.eject_time;
         out.eject_max = d->eject_max >= 0 ? d->eject_max : out.eject_max;
+        out.slow_start = d->slow_start >= 0 ? d->slow_start : out.slow_start;
     }
     return out;
 }
@@ -304,14 +320,20 @@ typedef struct {
     apr_interval_time_t max_age; /* 0 = from the sender's interval */
     lbhb_found_t *found;
     unsigned int nfound, cap;
-    unsigned int with_entry; /* members offered that have any entry */
-    int warming;             /* within HeartbeatWarmUp of the start */
-    int eject;               /* HeartbeatEject on */
-    unsigned int ejected;    /* members skipped as ejected */
-    unsigned int unknown;    /* candidates not heard from yet */
+    unsigned int with_entry;        /* members offered that have any entry */
+    int warming;                    /* within HeartbeatWarmUp of the start */
+    int eject;                      /* HeartbeatEject on */
+    apr_interval_time_t slow_start; /* HeartbeatSlowStart; 0 = off */
+    /* An entry first seen after this is a member that joined (or came
+     * back) after the start-up; INT64_MAX when the table cannot tell (the
+     * storage file's entries have no creation time). */
+    apr_time_t joined_after;
+    unsigned int ejected; /* members skipped as ejected */
+    unsigned int unknown; /* candidates not heard from yet */
     /* Why nothing was found, for LB0304: of the members with an entry,
      * how many had fresh data but were not up, and the newest stale one. */
     unsigned int not_up;
+    unsigned int unsigned_only; /* heard signed, now only unsigned entries */
     apr_time_t stale_seen;
     apr_interval_time_t stale_max_age;
     apr_uint32_t cursor;
@@ -324,12 +346,16 @@ static apr_interval_time_t lbhb_entry_max_age(const lbhb_baton_t *b, const hm_en
     return lbhb_max_age(b->max_age, e->interval_ms);
 }
 
-/* The freshest entry among a member's addresses. */
-static int lbhb_lookup(const hm_table_t *t, const lbhb_member_t *m, hm_entry_t *e)
+/* The freshest entry among a member's addresses, a signed one only once
+ * the member was found signed (lbhb_find_member: 1, 0 or -1). The word
+ * that remembers it is shared by every child; without a shared slot it is
+ * this process's, and without even a cache slot the rule has no memory. */
+static int lbhb_lookup(const hm_table_t *t, proxy_worker *w, lbhb_member_t *m, hm_entry_t *e)
 {
     hm_addr_t keys[LBHB_MAX_ADDRS];
+    uint32_t *seen = lbhb_inflight_seen(w);
 
-    return lbhb_find_any(t, keys, lbhb_member_keys(m, keys), e);
+    return lbhb_find_member(t, keys, lbhb_member_keys(m, keys), seen ? seen : &m->seen, e);
 }
 
 /* Add a candidate; returns what the balancer's walk wants from its
@@ -356,6 +382,23 @@ static int lbhb_offer(lbhb_baton_t *b, proxy_worker *w, uint32_t ready, uint64_t
     return b->nfound == 1;
 }
 
+/* HeartbeatSlowStart: the ready count to rank a member on while it comes
+ * (back) into service (lbhb_ramp_ready). */
+static uint32_t lbhb_slow_ready(const lbhb_baton_t *b, proxy_worker *w, const hm_entry_t *e,
+                                uint32_t ready)
+{
+    lbhb_ramp_t *rp = lbhb_inflight_ramp(w);
+    lbhb_outlier_t *o = lbhb_inflight_outlier(w);
+    int64_t until = o ? __atomic_load_n(&o->until, __ATOMIC_ACQUIRE) : 0;
+    int64_t since;
+
+    if (rp) {
+        lbhb_ramp_observe(rp, e->seq, e->seen);
+    }
+    since = lbhb_ramp_since(rp, e->first_seen, b->joined_after, until);
+    return lbhb_ramp_ready(ready, since, b->now, b->slow_start);
+}
+
 static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *data)
 {
     lbhb_baton_t *b = data;
@@ -364,7 +407,11 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     hm_entry_t e = {{0}};
     apr_size_t busy_now;
     uint64_t started = 0;
-    int64_t shared;
+    uint32_t ready, load_ready, load_busy;
+    int64_t shared, load_at;
+    apr_time_t report_seen;
+    lbhb_load_slot_t *load;
+    int found;
 
     if (b->eject) {
         lbhb_outlier_t *o = lbhb_inflight_outlier(current);
@@ -378,7 +425,24 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         lbhb_member_fill(current, &local);
         m = &local;
     }
-    if (!b->table || !lbhb_lookup(b->table, m, &e)) {
+    found = b->table ? lbhb_lookup(b->table, current, m, &e) : 0;
+    if (found < 0) {
+        /* Heard signed before: an unsigned entry of its address could be
+         * anyone's (HeartbeatAuthMode migrate), not a reason to send it
+         * requests, not even in the warm-up. */
+        b->with_entry++;
+        b->unsigned_only++;
+        if (m != &local && !apr_atomic_xchg32(&m->warned_unsigned, 1)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, b->r,
+                          "LB0312: BalancerMember %s sent signed heartbeats before, and has "
+                          "only unsigned ones now: they cannot speak for it, so it gets no "
+                          "requests from lbmethod=heartbeat until it signs again, or until "
+                          "this server restarts (logged once)",
+                          current->s->name);
+        }
+        return 0;
+    }
+    if (!found) {
         if (b->warming) {
             /* Not heard from yet, and the proxy has just started: it stands
              * in as the mean of the others (lbhb_fill_unknown). */
@@ -405,20 +469,32 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         b->not_up++;
         return 0;
     }
+    report_seen = e.seen;
+    ready = e.ready;
+    if ((load = lbhb_inflight_load(current)) &&
+        lbhb_load_get(load, &load_ready, &load_busy, &load_at) && load_at > e.seen) {
+        /* The member's answer to a request, newer than its heartbeat: the
+         * same kind of report, only fresher (lbhb_load.h). */
+        report_seen = load_at;
+        ready = load_ready;
+    }
     busy_now = current->s->busy;
-    shared = lbhb_inflight_started(current, e.seen, busy_now);
+    shared = lbhb_inflight_started(current, report_seen, busy_now);
     if (shared >= 0) {
         started = (uint64_t)shared;
     } else if (m != &local) {
         /* No shared slot: a per-process baseline, blurred by the requests
          * other children start before this one looks. */
-        started = lbhb_started_since(&m->baseline, e.seen, busy_now);
+        started = lbhb_started_since(&m->baseline, report_seen, busy_now);
+    }
+    if (b->slow_start > 0) {
+        ready = lbhb_slow_ready(b, current, &e, ready);
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, b->r,
-                  "LB0309: %s: ready=%u seen=%" APR_TIME_T_FMT " busy_now=%" APR_SIZE_T_FMT
-                  " started=%" APR_UINT64_T_FMT,
-                  current->s->name, e.ready, e.seen, busy_now, started);
-    return lbhb_offer(b, current, e.ready, started, 0);
+                  "LB0309: %s: ready=%u (ranked as %u) seen=%" APR_TIME_T_FMT
+                  " busy_now=%" APR_SIZE_T_FMT " started=%" APR_UINT64_T_FMT,
+                  current->s->name, e.ready, ready, e.seen, busy_now, started);
+    return lbhb_offer(b, current, ready, started, 0);
 }
 
 /* Fallback: plain rotation over the usable members, same tiers. */
@@ -458,15 +534,22 @@ static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fall
     } else if (b->with_entry == 0) {
         why = "no member has ever been heard from (no heartbeat entry: check HeartbeatAddress "
               "on the origins and HeartbeatListen, HeartbeatAllow and firewalls here)";
-    } else if (b->stale_seen == 0) {
+    } else if (b->stale_seen == 0 && b->unsigned_only == 0) {
         why = apr_psprintf(r->pool, "every member with heartbeat data (%u) is draining or stopping",
                            b->not_up);
-    } else {
+    } else if (b->stale_seen == 0) {
         why = apr_psprintf(r->pool,
-                           "the newest heartbeat data is %.1f s old, older than its max age of "
-                           "%.1f s (HeartbeatMaxAge); %u more member(s) draining or stopping",
-                           (double)(b->now - b->stale_seen) / APR_USEC_PER_SEC,
-                           (double)b->stale_max_age / APR_USEC_PER_SEC, b->not_up);
+                           "of the members with heartbeat data, %u are draining or stopping and "
+                           "%u sent signed heartbeats before and only unsigned ones now (LB0312)",
+                           b->not_up, b->unsigned_only);
+    } else {
+        why =
+            apr_psprintf(r->pool,
+                         "the newest heartbeat data is %.1f s old, older than its max age of "
+                         "%.1f s (HeartbeatMaxAge); %u more member(s) draining or stopping, "
+                         "%u with only unsigned heartbeats since they were heard signed",
+                         (double)(b->now - b->stale_seen) / APR_USEC_PER_SEC,
+                         (double)b->stale_max_age / APR_USEC_PER_SEC, b->not_up, b->unsigned_only);
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                   "LB0304: no member of %s can be picked: %s%s; %s (HeartbeatFallback; logged "
@@ -512,6 +595,8 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
 
     b.warming = b.now - lbhb_started_at < set->warm_up;
     b.eject = set->eject;
+    b.slow_start = set->slow_start;
+    b.joined_after = t && t == lbhb_shared ? lbhb_started_at + set->warm_up : INT64_MAX;
     if (t || b.warming) {
         lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
     }
@@ -543,12 +628,6 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     return NULL;
 }
 
-/* The member a request went to, for lbhb_log_transaction. */
-typedef struct {
-    proxy_worker *worker;
-    proxy_balancer *balancer;
-} lbhb_picked_t;
-
 static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
 {
     lbhb_dconf_t set = lbhb_settings(r);
@@ -563,8 +642,9 @@ static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
         w = lbhb_choose(balancer, r, lbhb_file_acquire(r->server, apr_time_now()), &set);
         lbhb_file_release();
     }
-    if (w && set.eject) {
-        /* A retry after a failed connect picks again: the last one counts. */
+    if (w) {
+        /* For the answer's load report and for ejection (a retry after a
+         * failed connect picks again: the last one counts). */
         lbhb_picked_t *pk = ap_get_module_config(r->request_config, &lbmethod_heartbeat_module);
         if (!pk) {
             pk = apr_palloc(r->pool, sizeof(*pk));
@@ -684,6 +764,7 @@ static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
             }
             for (j = 0; j < b[i].workers->nelts; j++) {
                 lbhb_outlier_t *o = lbhb_inflight_outlier(ws[j]);
+                lbhb_load_slot_t *ld;
                 lbhb_member_status_t *m = apr_array_push(out);
                 memset(m, 0, sizeof(*m));
                 m->balancer = b[i].s->name;
@@ -694,6 +775,15 @@ static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
                     m->ejections = __atomic_load_n(&o->ejections, __ATOMIC_RELAXED);
                     m->failure_rate =
                         (double)__atomic_load_n(&o->rate, __ATOMIC_RELAXED) / LBHB_RATE_ONE;
+                }
+                if ((ld = lbhb_inflight_load(ws[j])) != NULL) {
+                    uint32_t ready, busy;
+                    m->load_reports = __atomic_load_n(&ld->used, __ATOMIC_RELAXED);
+                    m->load_ignored = __atomic_load_n(&ld->ignored, __ATOMIC_RELAXED);
+                    if (lbhb_load_get(ld, &ready, &busy, &m->load_at)) {
+                        m->load_ready = ready;
+                        m->load_busy = busy;
+                    }
                 }
             }
         }
@@ -800,6 +890,28 @@ static void lbhb_child_init(apr_pool_t *p, server_rec *s)
     }
     lbhb_file_child_init(p, path);
     lbhb_members_child_init(p, s, lbhb_sconf(s)->resolve_every);
+    lbhb_reports_child_init();
+}
+
+int lbhb_member_heard(request_rec *r, proxy_worker *w)
+{
+    lbhb_member_t *m = lbhb_member(w), local;
+    const hm_table_t *t;
+    hm_entry_t e;
+    int found;
+
+    if (!m) {
+        memset(&local, 0, sizeof(local));
+        lbhb_member_fill(w, &local);
+        m = &local;
+    }
+    if (lbhb_shared) {
+        return lbhb_lookup(lbhb_shared, w, m, &e) > 0;
+    }
+    t = lbhb_file_acquire(r->server, apr_time_now());
+    found = t ? lbhb_lookup(t, w, m, &e) > 0 : 0;
+    lbhb_file_release();
+    return found;
 }
 
 static void lbhb_register_hooks(apr_pool_t *p)
@@ -808,6 +920,7 @@ static void lbhb_register_hooks(apr_pool_t *p)
     ap_hook_post_config(lbhb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lbhb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(lbhb_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
+    lbhb_reports_register(p);
     APR_REGISTER_OPTIONAL_FN(lbhb_member_status);
 }
 
@@ -821,6 +934,9 @@ static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatWarmUp", lbhb_cmd_warm_up, NULL, RSRC_CONF | ACCESS_CONF,
                   "after start-up, how long members not heard from yet count as the mean of "
                   "those that have (default 10s; 0: they get nothing until they report)"),
+    AP_INIT_TAKE1("HeartbeatSlowStart", lbhb_cmd_slow_start, NULL, RSRC_CONF | ACCESS_CONF,
+                  "how long a member that joins, restarts or returns from ejection takes to "
+                  "get its full share (default 0: at once; up to 10m)"),
     AP_INIT_TAKE1("HeartbeatEject", lbhb_cmd_eject, NULL, RSRC_CONF | ACCESS_CONF,
                   "on (default): take a member that fails in a row, far more than its "
                   "peers, out of rotation for a while; off"),

@@ -20,6 +20,12 @@ typedef struct {
     apr_time_t until;       /* end of the current or last ejection; 0 = never ejected */
     unsigned int ejections; /* ejections in a row, without a success since */
     double failure_rate;    /* recent failures, 0 to 1 */
+    /* Per-response load reports (HeartbeatResponseHeader on the origin):
+     * taken, refused, and the last one taken (load_at 0: none). */
+    apr_uint64_t load_reports;
+    apr_uint64_t load_ignored;
+    apr_time_t load_at;
+    unsigned int load_ready, load_busy;
 } lbhb_member_status_t;
 
 /* Every member of every balancer that uses lbmethod=heartbeat, in s and

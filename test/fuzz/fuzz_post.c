@@ -19,20 +19,29 @@
  *    table, leaves every entry exactly as it was; so do stages 1 to 3
  *    (hm_admit_check) for an accepted one, before hm_admit_commit;
  *  - only a body this target signed with a configured key, in the time
- *    window, passes the signature check, and every such body passes it
- *    unless it arrived cut short or holds a ts= or kid= pair of its own;
+ *    window, and no longer than HB_PACKET_MAX, passes the signature check,
+ *    and every such body passes it unless it arrived cut short or holds a
+ *    ts= or kid= pair of its own;
  *  - the rate cap never lets more through than its burst plus its rate;
+ *  - a signed packet is taken only from the address its addr= names;
+ *    one without addr= is refused, or under migrate taken as unsigned;
+ *  - a new origin's fate in the table (hm_table_update): a removed signed
+ *    entry's seq still refuses replays, at most MAX_PER_ADDR unsigned
+ *    origins per address under migrate, and which entry a full table
+ *    gives up (an unsigned origin never takes a signed one's slot);
  *  - the counters account for every step, each refusal once on its
  *    reason's counter, and the ring of recent rejections holds every one
- *    but the rate cap's;
+ *    but the rate cap's and those from outside HeartbeatAllow (which have
+ *    a ring of their own);
  *  - every log line is one of the monitor's (HM02xx).
  *
  * Input: byte 0 is the configuration:
  *  - & 0x07: capacity - 1;
  *  - & 0x18: keys: 0 none, 1 required, 2 migrate (unsigned accepted too),
  *    3 required with two keys (rotation);
- *  - & 0x20: rate cap on UDP (10 per second, bursts of 20);
- *  - & 0x40: HeartbeatAllow 127.0.0.0/8 2001:db8::/32 (UDP only).
+ *  - & 0x20: rate cap (10 per second, bursts of 20; a packet carrying a
+ *    signature pays only if refused);
+ *  - & 0x40: HeartbeatAllow 127.0.0.0/8 2001:db8::/32.
  * The rest is records separated by '\n' (bodies containing '\n' are
  * malformed anyway; fuzz_packet covers them). A record is
  * [source][time][body...]:
@@ -40,7 +49,9 @@
  *    and IPv4-mapped IPv6 forms of the same hosts, so keys collide;
  *    source & 0x10: sign the body (as mod_heartbeat does) before it is
  *    sent; & 0x20: with a key of the right id but the wrong material;
- *    & 0x40: with a timestamp outside the window; 0x80 means nothing (seeds
+ *    & 0x40: with a timestamp outside the window; & 0x80 with 0x10: as an
+ *    older sender, without addr= (else the source's address is appended
+ *    as addr= before signing); without 0x10, 0x80 means nothing (seeds
  *    set it so that no source byte is a '\n');
  *  - time & 0x3f: how far the clock moves first, in 100 ms steps;
  *    time & 0x40: run expiry (30 s) after moving it;
@@ -82,7 +93,9 @@
 /* HeartbeatAuthWindow's default, in ms. */
 #define AUTH_WINDOW_MS INT64_C(30000)
 #define RATE           10u
-#define BURST          20u
+/* HeartbeatMaxPerAddress, in migrate mode. */
+#define MAX_PER_ADDR 2u
+#define BURST        20u
 /* Limiter slots: the 12 distinct addresses of sources[] fit without one
  * being forgotten, which would hand it a fresh bucket. */
 #define RL_SOURCES 64u
@@ -118,13 +131,21 @@ typedef struct {
     hm_ratelimit_t *rl;
     hm_ratelimit_t *rl_expect; /* the same limit, fed here to know its verdicts */
     /* What the counters must say, counted independently of the table. */
-    uint64_t accepted, full, malformed, rejected, noted;
+    uint64_t accepted, full, malformed, rejected, noted, noted_outside;
     uint64_t by_counter[HM_CTR_COUNT];
     uint32_t last_reason;
     int64_t last_when;
-    /* UDP packets the rate cap let through, per source, and since when. */
+    /* Packets the rate cap let through, per source, and since when. */
     uint64_t rl_passed[16];
     int64_t rl_first[16];
+    /* What removed signed entries left behind (hm_table_set_guard): a
+     * ring as long as the table, written in the table's order. */
+    struct {
+        hm_addr_t key;
+        uint64_t seq;
+        int64_t seen;
+    } tombs[CAPACITY_MAX];
+    unsigned int ntombs;
 } model_t;
 
 typedef struct {
@@ -206,6 +227,9 @@ static void check_table(const model_t *m)
     for (int c = HM_CTR_UNSIGNED; c <= HM_CTR_RATELIMITED; c++) {
         REQUIRE(hm_table_counter(m->t, (hm_counter_e)c) == m->by_counter[c]);
     }
+    for (int c = HM_CTR_IDENTITY; c <= HM_CTR_PER_ADDRESS; c++) {
+        REQUIRE(hm_table_counter(m->t, (hm_counter_e)c) == m->by_counter[c]);
+    }
     /* Every new entry is a change of state, and so may be an update. */
     REQUIRE(hm_table_counter(m->t, HM_CTR_STATE_CHANGES) >=
             hm_table_counter(m->t, HM_CTR_INSERTED) + hm_table_counter(m->t, HM_CTR_REPLACED));
@@ -218,6 +242,9 @@ static void check_table(const model_t *m)
     unsigned int nr = hm_table_rejects(m->t, rj, HM_REJECTS);
     REQUIRE(nr == (m->noted < HM_REJECTS ? m->noted : HM_REJECTS));
     REQUIRE(nr == 0 || (rj[0].reason == m->last_reason && rj[0].when == m->last_when));
+    nr = hm_table_rejects_outside(m->t, rj, HM_REJECTS);
+    REQUIRE(nr == (m->noted_outside < HM_REJECTS ? m->noted_outside : HM_REJECTS));
+    REQUIRE(nr == 0 || rj[0].reason == HM_REASON_NOTALLOWED);
 }
 
 /* Every log line is one of the monitor's, and formats (under ASan). */
@@ -229,7 +256,7 @@ static void log_line(void *baton, hb_log_level_e level, const char *file, int li
     REQUIRE(baton == NULL && file != NULL && line > 0);
     REQUIRE(level == HB_LOG_DEBUG || level == HB_LOG_WARNING);
     REQUIRE(vsnprintf(text, sizeof(text), fmt, ap) > 0);
-    REQUIRE(strncmp(text, "HM020", 5) == 0 && memchr(text, '\0', sizeof(text)) != NULL);
+    REQUIRE(strncmp(text, "HM02", 4) == 0 && memchr(text, '\0', sizeof(text)) != NULL);
 }
 
 /* What a refusal must have done to the counters and the ring. */
@@ -242,8 +269,13 @@ static void expect_refusal(model_t *m, hm_reason_e reason)
         m->malformed++;
     }
     m->by_counter[hm_reason_counter(reason)]++;
-    /* The rate cap's excess is counted only. */
+    /* The rate cap's excess is counted only; sources outside the filter
+     * have a ring of their own. */
     if (reason == HM_REASON_RATE) {
+        return;
+    }
+    if (reason == HM_REASON_NOTALLOWED) {
+        m->noted_outside++;
         return;
     }
     m->noted++;
@@ -271,6 +303,104 @@ static int spoils_signature(const char *body, size_t len)
     return 0;
 }
 
+/* The model's own "carries a signature" (hm_admit_check's verify-first
+ * test). */
+static int carries_sig(const char *body, size_t len)
+{
+    for (size_t i = 0; i + 5 <= len; i++) {
+        if (memcmp(body + i, "&sig=", 5) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Feed the model's limiter; 1 if the packet is within the rate. */
+static int rate_allows(model_t *m, unsigned int si, const apr_sockaddr_t *sa)
+{
+    hm_addr_t src;
+
+    REQUIRE(hm_addr_from_sockaddr(&src, &sa->sa, 0) == 0);
+    if (!hm_ratelimit_allow(m->rl_expect, &src, m->now)) {
+        return 0;
+    }
+    /* Never more than the burst plus what the rate earned since. Keyed by
+     * the list entry: mapped and plain IPv4 forms share a bucket, so the
+     * bound is checked per form, which only loosens it. */
+    if (m->rl_passed[si]++ == 0) {
+        m->rl_first[si] = m->now;
+    }
+    REQUIRE(m->rl_passed[si] <=
+            BURST + (uint64_t)((m->now - m->rl_first[si]) / 1000) * RATE / 1000 + 1);
+    return 1;
+}
+
+static void tomb_push(model_t *m, const hm_entry_t *e)
+{
+    if (m->nkeys == 0 || !(e->flags & HM_ENTRY_AUTH)) {
+        return;
+    }
+    m->tombs[m->ntombs % m->capacity].key = e->key;
+    m->tombs[m->ntombs % m->capacity].seq = e->seq;
+    m->tombs[m->ntombs % m->capacity].seen = e->seen;
+    m->ntombs++;
+}
+
+/* The newest seq a removed signed entry of key left within the window. */
+static uint64_t tomb_seq(const model_t *m, const hm_addr_t *key)
+{
+    unsigned int n = m->ntombs < m->capacity ? m->ntombs : m->capacity;
+    uint64_t seq = 0;
+
+    for (unsigned int i = 0; i < n; i++) {
+        if (m->tombs[i].seen >= m->now - AUTH_WINDOW_MS * 1000 && m->tombs[i].seq > seq &&
+            hm_addr_equal(&m->tombs[i].key, key)) {
+            seq = m->tombs[i].seq;
+        }
+    }
+    return seq;
+}
+
+/* Unsigned entries at key's address, any port. */
+static unsigned int unsigned_at(const model_t *m, const snap_t *s, const hm_addr_t *key)
+{
+    unsigned int n = 0;
+
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        if (s[i].used && !(s[i].e.flags & HM_ENTRY_AUTH) && s[i].e.key.family == key->family &&
+            memcmp(s[i].e.key.addr, key->addr, key->family == 4 ? 4 : 16) == 0) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Which slot a new origin takes in a full table (hm_table_update), or -1:
+ * the entry seen longest ago (the first of equals) if stale; a signed
+ * origin else the unsigned one seen longest ago; an unsigned origin only
+ * an unsigned one, and only a stale one. */
+static int victim_for(const model_t *m, const snap_t *s, uint32_t flags)
+{
+    int oldest = -1, oldest_unsigned = -1;
+
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        REQUIRE(s[i].used);
+        if (oldest < 0 || s[i].e.seen < s[oldest].e.seen) {
+            oldest = (int)i;
+        }
+        if (!(s[i].e.flags & HM_ENTRY_AUTH) &&
+            (oldest_unsigned < 0 || s[i].e.seen < s[oldest_unsigned].e.seen)) {
+            oldest_unsigned = (int)i;
+        }
+    }
+    if (flags & HM_ENTRY_AUTH) {
+        return s[oldest].e.seen < m->now - STALE_AFTER ? oldest : oldest_unsigned;
+    }
+    return oldest_unsigned >= 0 && s[oldest_unsigned].e.seen < m->now - STALE_AFTER
+               ? oldest_unsigned
+               : -1;
+}
+
 static void apply(model_t *m, unsigned int sel, const char *body, size_t len, int via_udp)
 {
     const apr_sockaddr_t *sa = source_sa[sel & 0x0fu];
@@ -278,11 +408,11 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     char *signed_buf = NULL;
     hb_packet_t pkt;
     hb_status_e st;
-    hm_addr_t key, src;
+    hm_addr_t key;
     hm_entry_t old, e;
     hm_pending_t pd;
     hm_reason_e expect = HM_REASON_OK, r;
-    int had, slot, we_signed_ok = 0, truncated = 0;
+    int had, slot, we_signed_ok = 0, truncated = 0, verify_first = 0, victim = -1;
     size_t body_len = len;
     unsigned int count0, si = sel & 0x0fu;
     uint32_t flags = 0;
@@ -297,11 +427,16 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     if (sel & 0x10u) {
         const hb_secret_t *k = (sel & 0x20u) ? &m->rogue : &m->keys[m->nkeys > 1 ? 1 : 0];
         int64_t ts = (sel & 0x40u) ? now_ms - 2 * AUTH_WINDOW_MS : now_ms;
-        size_t cap = len + 128, n;
+        size_t cap = len + 128 + HB_ADDR_TEXT_MAX, n;
 
         signed_buf = malloc(cap);
         REQUIRE(signed_buf != NULL);
         memcpy(signed_buf, body, len);
+        if (!(sel & 0x80u)) {
+            /* A current sender names the address it sends from. */
+            len += (size_t)snprintf(signed_buf + len, cap - len, "&addr=%s", sources[si]);
+            body_len = len;
+        }
         n = hb_auth_sign(k, signed_buf, len, cap, ts);
         REQUIRE(n > len && n < cap && signed_buf[n] == '\0');
         body = signed_buf;
@@ -324,25 +459,21 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
 
     /* What the stages must decide, one after the other (hm_admit.h). */
 
-    /* 1. Datagrams only: the address filter, then the rate cap. */
-    if (via_udp && m->allow && !(ALLOWED_SOURCES & (1u << si))) {
+    /* 1. The address filter, then the rate cap, except that a packet
+     * carrying a signature is checked first and pays only if refused. */
+    if (m->allow && !(ALLOWED_SOURCES & (1u << si))) {
         expect = HM_REASON_NOTALLOWED;
     }
-    if (expect == HM_REASON_OK && via_udp && m->rl) {
-        REQUIRE(hm_addr_from_sockaddr(&src, &sa->sa, 0) == 0);
-        if (!hm_ratelimit_allow(m->rl_expect, &src, m->now)) {
+    if (expect == HM_REASON_OK && m->rl) {
+        if (m->nkeys && carries_sig(body, len) && hm_ratelimit_budget(m->rl_expect, m->now)) {
+            verify_first = 1;
+        } else if (!rate_allows(m, si, sa)) {
             expect = HM_REASON_RATE;
-        } else {
-            /* Never more than the burst plus what the rate earned since.
-             * Keyed by the list entry: mapped and plain IPv4 forms share
-             * a bucket, so the bound is checked per form, which only
-             * loosens it. */
-            if (m->rl_passed[si]++ == 0) {
-                m->rl_first[si] = m->now;
-            }
-            REQUIRE(m->rl_passed[si] <=
-                    BURST + (uint64_t)((m->now - m->rl_first[si]) / 1000) * RATE / 1000 + 1);
         }
+    }
+    /* The whole datagram, signature included, within HB_PACKET_MAX. */
+    if (expect == HM_REASON_OK && len > HB_PACKET_MAX) {
+        expect = HM_REASON_TOOLONG;
     }
 
     /* 2. The signature. */
@@ -353,13 +484,16 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
         hb_auth_e a =
             hb_auth_verify(m->keys, m->nkeys, body, len, now_ms, AUTH_WINDOW_MS, &slen, &which);
         REQUIRE(hb_auth_str(a) != NULL);
-        /* Nobody but the holder of a configured key gets past this. */
+        /* Nobody but the holder of a configured key gets past this, and
+         * nothing longer than HB_PACKET_MAX, signature included. */
         REQUIRE(a != HB_AUTH_OK || we_signed_ok);
+        REQUIRE(a != HB_AUTH_OK || len <= HB_PACKET_MAX);
         REQUIRE(a != HB_AUTH_CLOCK || ((sel & 0x70u) == 0x50u));
         /* And whoever holds one gets past it: a body we signed with a
          * configured key, in the window, arriving whole, verifies unless
          * the body itself holds pairs the verifier must refuse. */
-        if (we_signed_ok && !truncated && !spoils_signature(body, body_len)) {
+        if (we_signed_ok && !truncated && len <= HB_PACKET_MAX &&
+            !spoils_signature(body, body_len)) {
             REQUIRE(a == HB_AUTH_OK);
         }
         if (a == HB_AUTH_OK) {
@@ -387,6 +521,25 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
             flags |= via_udp ? 0 : HM_ENTRY_VIA_HTTP;
         }
         expect = hm_reason_of_status(st);
+        /* A signed packet speaks for the address it names, and must come
+         * from it; an older sender's without addr= proves no origin. */
+        if (expect == HM_REASON_OK && (flags & HM_ENTRY_AUTH)) {
+            hm_addr_t claimed, host;
+            REQUIRE(hm_addr_from_sockaddr(&host, &sa->sa, 0) == 0);
+            if (!(pkt.flags & HB_HAS_ADDR)) {
+                if (m->migrate) {
+                    flags &= ~HM_ENTRY_AUTH;
+                } else {
+                    expect = HM_REASON_UNBOUND;
+                }
+            } else if (hm_addr_from_string(&claimed, pkt.addr, 0) != 0 ||
+                       !hm_addr_same_host(&claimed, &host)) {
+                expect = HM_REASON_IDENTITY;
+            }
+        }
+    }
+    if (expect != HM_REASON_OK && verify_first && !rate_allows(m, si, sa)) {
+        expect = HM_REASON_RATE;
     }
 
     /* The code under test, stages 1 to 3. */
@@ -420,20 +573,34 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
         expect_refusal(m, r);
         goto unchanged;
     }
+    /* ... also once it left the table, within the window. */
+    if (!had && (flags & HM_ENTRY_AUTH) && (pkt.flags & HB_HAS_SEQ) &&
+        pkt.seq <= tomb_seq(m, &key)) {
+        REQUIRE(r == HM_REASON_REPLAY);
+        expect_refusal(m, r);
+        goto unchanged;
+    }
     REQUIRE(r == HM_REASON_OK);
 
-    if (hm_table_counter(m->t, HM_CTR_FULL) != full0) {
-        /* Only a new origin can be turned away, only when every slot is
-         * taken, and only when no entry is stale. */
-        REQUIRE(!had && count0 == m->capacity);
+    /* In migrate mode one address holds at most MAX_PER_ADDR unsigned. */
+    if (!had && !(flags & HM_ENTRY_AUTH) && m->migrate &&
+        unsigned_at(m, before, &key) >= MAX_PER_ADDR) {
+        REQUIRE(hm_table_counter(m->t, HM_CTR_PER_ADDRESS) ==
+                m->by_counter[HM_CTR_PER_ADDRESS] + 1);
+        m->by_counter[HM_CTR_PER_ADDRESS]++;
+        REQUIRE(hm_table_find(m->t, &key, NULL) < 0);
+        goto unchanged;
+    }
+    if (!had && count0 == m->capacity) {
+        victim = victim_for(m, before, flags);
+    }
+    if (!had && count0 == m->capacity && victim < 0) {
         REQUIRE(hm_table_counter(m->t, HM_CTR_FULL) == full0 + 1);
-        for (unsigned int i = 0; i < m->capacity; i++) {
-            REQUIRE(before[i].used && before[i].e.seen >= m->now - STALE_AFTER);
-        }
         m->full++;
         REQUIRE(hm_table_find(m->t, &key, NULL) < 0);
         goto unchanged;
     }
+    REQUIRE(hm_table_counter(m->t, HM_CTR_FULL) == full0);
     m->accepted++;
     if (had) {
         REQUIRE(hm_table_counter(m->t, HM_CTR_INSERTED) == inserted0 &&
@@ -463,14 +630,12 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     } else {
         REQUIRE(e.interval_ms == (had ? old.interval_ms : 0));
     }
-    /* A replacement takes the slot of the entry seen longest ago, and only
-     * if that one is stale. */
+    /* A replacement takes the slot victim_for names; a signed entry
+     * leaves its seq behind. */
     if (!had && count0 == m->capacity) {
-        REQUIRE(before[slot].used && before[slot].e.seen < m->now - STALE_AFTER);
+        REQUIRE(slot == victim);
         REQUIRE(hm_table_find(m->t, &before[slot].e.key, NULL) < 0);
-        for (unsigned int i = 0; i < m->capacity; i++) {
-            REQUIRE(before[i].used && before[i].e.seen >= before[slot].e.seen);
-        }
+        tomb_push(m, &before[slot].e);
     } else {
         REQUIRE(!had || (before[slot].used && hm_addr_equal(&before[slot].e.key, &key)));
     }
@@ -494,8 +659,16 @@ unchanged:
 static void expire(model_t *m)
 {
     unsigned int count0 = hm_table_count(m->t), n;
+    snap_t before[CAPACITY_MAX];
 
+    snapshot(m, before);
     n = hm_table_expire(m->t, m->now, EXPIRY);
+    /* Removed in slot order, each signed one leaving a tombstone. */
+    for (unsigned int i = 0; i < m->capacity; i++) {
+        if (before[i].used && before[i].e.seen < m->now - EXPIRY) {
+            tomb_push(m, &before[i].e);
+        }
+    }
     REQUIRE(n <= count0 && hm_table_count(m->t) == count0 - n);
     for (unsigned int i = 0; i < m->capacity; i++) {
         hm_entry_t e;
@@ -593,6 +766,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     policy.auth_window = AUTH_WINDOW_MS * 1000;
     policy.allow = m.allow ? allow_nets : NULL;
     policy.nallow = m.allow ? 2 : 0;
+    policy.max_per_addr = MAX_PER_ADDR;
     REQUIRE(apr_pool_create(&pool, root) == APR_SUCCESS);
     m.adm = hm_admit_create(pool, &policy, &log);
     REQUIRE(m.adm != NULL);

@@ -270,6 +270,27 @@ def ipv6_available(host='::1'):
         return False
 
 
+def write_key(httpd, name, material, mode=0o600):
+    """A HeartbeatSecret key file named name in httpd's root (mode 0600 by
+    default, as the modules require); returns its path."""
+    path = os.path.join(httpd.root, name)
+    with open(path, 'wb') as f:
+        f.write(material + b'\n')
+    os.chmod(path, mode)
+    return path
+
+
+def udp_socket_drops(port):
+    """The kernel's drop count for the IPv4 UDP socket bound to port (this
+    network namespace), or None if there is none."""
+    with open('/proc/net/udp') as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(':')[1], 16) == port:
+                return int(fields[-1])
+    return None
+
+
 def free_port6(kind='tcp'):
     """free_port() on the IPv6 loopback ::1 (check ipv6_available() first)."""
     return free_port('::1', kind)

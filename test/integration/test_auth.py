@@ -32,18 +32,29 @@ STATUS = """
 """
 
 
-def write_key(httpd, name, material, mode=0o600):
-    path = os.path.join(httpd.root, name)
-    with open(path, 'wb') as f:
-        f.write(material + b'\n')
-    os.chmod(path, mode)
-    return path
+write_key = hbtest.write_key
 
 
-def sign(body, key, kid, ts=None):
+def sign(body, key, kid, ts=None, addr='127.0.0.1'):
+    """body signed as mod_heartbeat signs it: addr=<the address the packet
+    is sent from> (after our other fields), then ts and kid inside the
+    signed part, sig last. The tests send from 127.0.0.1 unless they say
+    otherwise; addr=None signs as a sender older than addr= did."""
     ts = int(time.time() * 1000) if ts is None else ts
+    if addr is not None:
+        body = '%s&addr=%s' % (body, addr)
     body = '%s&ts=%d&kid=%s' % (body, ts, kid)
     return (body + '&sig=' + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()).encode()
+
+
+def sign_to_length(length, body, key, kid, addr='127.0.0.1'):
+    """A signed packet of exactly `length` bytes, signature included: body
+    padded with an unknown field (pad=, which parsers skip)."""
+    ts = int(time.time() * 1000)
+    short = sign(body + '&pad=', key, kid, ts=ts, addr=addr)
+    packet = sign(body + '&pad=' + 'x' * (length - len(short)), key, kid, ts=ts, addr=addr)
+    assert len(packet) == length, len(packet)
+    return packet
 
 
 class AuthCase(hbtest.HbTestCase):
@@ -114,6 +125,33 @@ class RejectionTest(AuthCase):
         # A newer signed one is accepted.
         self.send(sign('v=1&ready=7&busy=0&port=8000&seq=200', KEY_A, 'a'))
         hbtest.wait_until(lambda: self.entries(m)[('127.0.0.1', 8000)]['ready'] == 7, timeout=5)
+
+    def test_signed_datagram_length_limit(self):
+        """The 1,400-byte limit is the whole datagram's, signature included:
+        1,400 bytes are accepted, 1,401 and 1,402 (which the receive buffer
+        still holds whole) refused."""
+        m = self.monitor([('a', KEY_A)]).start()
+        seq = int(time.time() * 1000)
+
+        def packet(length, ready, n):
+            return sign_to_length(length, 'v=1&ready=%d&busy=0&port=8000&seq=%d'
+                                  % (ready, seq + n), KEY_A, 'a')
+        self.send(packet(1400, 1, 1))
+        hbtest.wait_until(lambda: ('127.0.0.1', 8000) in self.entries(m), timeout=5,
+                          message='1,400 signed bytes accepted')
+        self.send(packet(1401, 2, 2))
+        self.send(packet(1402, 3, 3))
+        # Too long: malformed (as an unsigned one of that size is).
+        hbtest.wait_until(lambda: self.counter(m, 'malformed') == 2, timeout=5,
+                          message=lambda: '1,401 and 1,402 bytes refused: %r'
+                          % self.status(m)['counters'])
+        e = self.entries(m)[('127.0.0.1', 8000)]
+        self.assertEqual((e['ready'], e['packets']), (1, 1))
+        # Refused for their length, not lost: the next one of 1,400 passes.
+        self.send(packet(1400, 4, 4))
+        hbtest.wait_until(lambda: self.entries(m)[('127.0.0.1', 8000)]['ready'] == 4, timeout=5)
+        self.assertEqual(self.counter(m, 'malformed'), 2)
+        self.assertEqual(self.counter(m, 'rejected'), 0)
 
     def test_post_follows_the_same_rules(self):
         m = self.monitor([('a', KEY_A)]).start()
@@ -210,6 +248,71 @@ class MigrationTest(AuthCase):
         self.assertEqual(self.entries(m)[('127.0.0.1', 1)]['ready'], 4)
 
 
+class MigrationBalancerTest(AuthCase):
+    """Migration mode, balancer side: a member heard signed is never spoken
+    for by an unsigned entry afterwards, such as the portless one (a stock
+    sender's) that anyone sending from its address can make once its
+    signed entry has expired."""
+
+    def test_no_unsigned_fallback_after_signed(self):
+        a = self.httpd('a')
+        a.add_file('who', 'a\n')
+        b = self.httpd('b')
+        b.add_file('who', 'b\n')
+        a.start()
+        b.start()
+        m = self.monitor([('k', KEY_A)], 'HeartbeatAuthMode migrate\nHeartbeatExpiry 1\n',
+                         modules=['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm',
+                                  'lbmethod_byrequests', 'lbmethod_heartbeat'])
+        m.conf_body += """
+HeartbeatWarmUp 0
+<Proxy balancer://b>
+    BalancerMember http://127.0.0.1:%d
+    BalancerMember http://127.0.0.1:%d
+    ProxySet lbmethod=heartbeat
+</Proxy>
+ProxyPass /app balancer://b
+""" % (a.port, b.port)
+        m.allowed_errors = [r'AH01170']     # 503s while no member is usable
+        m.start()
+        seq = [int(time.time() * 1000)]
+
+        def beat(*members):
+            for port, ready in members:
+                seq[0] += 1
+                self.send(sign('v=1&ready=%d&busy=0&port=%d&seq=%d&int=100'
+                               % (ready, port, seq[0]), KEY_A, 'k'))
+
+        def who(n):
+            return [m.get('/app/who').body.decode().strip() for _ in range(n)]
+
+        # Both signed; a reports more room and gets the requests.
+        beat((a.port, 5), (b.port, 1))
+        hbtest.wait_until(lambda: len(self.entries(m)) == 2, timeout=5)
+        self.assertEqual(who(3), ['a'] * 3)
+
+        # a goes silent: its entry expires (b keeps reporting).
+        def a_expired():
+            beat((b.port, 1))
+            return ('127.0.0.1', a.port) not in self.entries(m)
+        hbtest.wait_until(a_expired, timeout=10, interval=0.1, message='a expired')
+
+        # An unsigned heartbeat without port= from a's address, as a stock
+        # sender (or anyone on that host) sends: a portless entry, which
+        # the balancer used to take for any member of that address.
+        self.send(b'v=1&ready=1000&busy=0')
+        hbtest.wait_until(lambda: ('127.0.0.1', 80) in self.entries(m), timeout=5,
+                          message='portless unsigned entry')
+        self.assertFalse(self.entries(m)[('127.0.0.1', 80)]['signed'])
+        beat((b.port, 1))
+        self.assertEqual(who(10), ['b'] * 10)
+        m.wait_log(r'LB0312: BalancerMember http://127\.0\.0\.1:%d ' % a.port, timeout=5)
+
+        # Signed again, a is used again.
+        beat((a.port, 5), (b.port, 1))
+        hbtest.wait_until(lambda: who(1) == ['a'], timeout=5, message='a back once signed')
+
+
 class AdmissionTest(AuthCase):
 
     def test_allow_and_rate_limit(self):
@@ -302,13 +405,21 @@ class ConfigTest(AuthCase):
                 ('HeartbeatAuthWindow 0', 'HeartbeatAuthWindow'),
                 ('HeartbeatAllow example.com', 'not an IP address'),
                 ('HeartbeatAllow 10.0.0.0/99', 'not an IP address'),
+                # APR's shorthand took these for 10.0.0.0/8, 10.1.0.0/16 ...
+                ('HeartbeatAllow 10', "HeartbeatAllow: '10' is not a whole IPv4 address"),
+                ('HeartbeatAllow 10.1', "HeartbeatAllow: '10.1' is not a whole IPv4 address"),
+                ('HeartbeatAllow 10.0.0', "HeartbeatAllow: '10.0.0' is not a whole IPv4"),
+                ('HeartbeatAllow 127.0.0.1 10/8', "HeartbeatAllow: '10/8'"),
                 ('HeartbeatRateLimit fast', 'packets per second')]:
             with self.subTest(body=body):
                 probe.conf_body = body + '\n'
                 rc, out = probe.config_test()
                 self.assertNotEqual(rc, 0, body)
                 self.assertIn(words, out)
-        probe.conf_body = 'HeartbeatSecret "%s"\nHeartbeatAllow ::1 10.0.0.0/8\n' % ok_key
+                # A key pasted in place of its file's path is never repeated.
+                self.assertNotIn(KEY_A.decode()[-16:], out)
+        probe.conf_body = ('HeartbeatSecret "%s"\nHeartbeatAllow ::1 10.0.0.0/8 '
+                           '127.0.0.1 2001:db8::/32\n' % ok_key)
         rc, out = probe.config_test()
         self.assertEqual(rc, 0, out)
         # The sender refuses the same mistakes.
@@ -317,6 +428,11 @@ class ConfigTest(AuthCase):
         rc, out = sender.config_test()
         self.assertNotEqual(rc, 0)
         self.assertIn('chmod 600', out)
+        sender.conf_body = 'HeartbeatAddress 127.0.0.1:9\nHeartbeatSecret %s\n' % KEY_B.decode()
+        rc, out = sender.config_test()
+        self.assertNotEqual(rc, 0)
+        self.assertIn('never the key itself', out)
+        self.assertNotIn(KEY_B.decode()[-16:], out)
 
 
 if __name__ == '__main__':

@@ -38,6 +38,7 @@ class Feeder:
         self.source = source
         self.status_url = status_url
         self.reports = {}
+        self.seq_jump = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.sent = 0
@@ -50,15 +51,22 @@ class Feeder:
             else:
                 self.reports[port] = (ready, busy, state)
 
+    def restart(self, port):
+        """The origin on port restarts: its report numbers jump, as
+        mod_heartbeat's do (they count from its start time in ms)."""
+        with self.lock:
+            self.seq_jump[port] = self.seq_jump.get(port, 0) + 3600 * 1000
+
     def loop(self):
         seq = int(time.time() * 1000)
         while not self.stop.is_set():
             with self.lock:
                 reports = dict(self.reports)
+                jumps = dict(self.seq_jump)
             for port, (ready, busy, state) in reports.items():
                 seq += 1
                 p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=100&state=%s' % (
-                    ready, busy, port, seq, state)
+                    ready, busy, port, seq + jumps.get(port, 0), state)
                 hbtest.send_udp('127.0.0.1', self.hb_port, p.encode(), source=self.source)
             self.sent += 1
             self.stop.wait(0.1)
@@ -268,6 +276,193 @@ class ColdStartTest(BalancerCase):
         f.set(b.port, None)
         hbtest.wait_until(lambda: 'b' not in self.who(proxy, 10), timeout=5,
                           message='silent member excluded during the warm-up too')
+
+
+class SlowStartTest(BalancerCase):
+    """HeartbeatSlowStart: a member that restarts or joins after the
+    proxy's start-up gets its share ramped up, not all its slots at once;
+    members there from the start do not (that is the cold start)."""
+
+    def test_restarted_and_joined_members_ramp_up(self):
+        a, b, c = self.origins(['a', 'b', 'c'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b, c)],
+                           section='    HeartbeatSlowStart 4s\n    HeartbeatWarmUp 1s\n')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 50)
+        f.set(b.port, 50)
+        f.wait_rounds()
+        # c, not heard from, stands in for the mean until the warm-up ends.
+        hbtest.wait_until(lambda: 'c' not in self.who(proxy, 6), timeout=5,
+                          message='warm-up over')
+        # a and b heard within the warm-up: no ramp, ties rotate over both.
+        self.assertEqual(set(self.who(proxy, 10)), {'a', 'b'})
+        for event in ('restart', 'join'):
+            if event == 'restart':
+                f.restart(b.port)
+                late = b
+            else:
+                f.set(c.port, 50)
+                late = c
+            f.wait_rounds()
+            t0 = time.monotonic()
+            got = self.who(proxy, 20)
+            # A quarter into the ramp it ranks as 13 of its 50 at most: every
+            # request goes to a member in full service.
+            self.assertLess(time.monotonic() - t0, 2.5, 'requests too slow to judge the ramp')
+            self.assertNotIn(late.name, got, (event, got))
+            hbtest.wait_until(lambda: late.name in self.who(proxy, 3), timeout=10,
+                              message='%s: back to its full share' % event)
+            self.assertGreater(time.monotonic() - t0, 2.5, event)
+
+    def test_off_by_default(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b)])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 50)
+        f.set(b.port, 50)
+        f.wait_rounds()
+        f.restart(b.port)
+        f.wait_rounds()
+        self.assertEqual(collections.Counter(self.who(proxy, 10)), {'a': 5, 'b': 5})
+
+
+class LoadReportTest(BalancerCase):
+    """Per-response load reports (HeartbeatResponseHeader): a member's
+    answer says its load now; the proxy uses it as a fresher heartbeat of
+    that member only, and never lets the header reach the client."""
+
+    def origin_saying(self, name, value):
+        """An origin whose every answer carries value as Heartbeat-Load."""
+        o = self.httpd(name, 'Header always set Heartbeat-Load "%s"\n' % value,
+                       modules=['headers'])
+        o.add_file('who', name + '\n')
+        return o.start()
+
+    def members(self, proxy):
+        r = proxy.get('/hb-status?json')
+        self.assertEqual(r.status, 200)
+        return {m['member']: m for m in json.loads(r.body.decode())['members']}
+
+    def test_report_is_a_fresher_heartbeat(self):
+        b = self.origins(['b'])[0]
+        a = self.httpd('a')
+        a.add_file('who', 'a\n')
+        a.conf_body = 'Header always set Heartbeat-Load "ready=0&busy=10&port=%d"\n' % a.port
+        a.modules = list(a.modules) + ['headers']
+        a.start()
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b)])
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 10)
+        f.set(b.port, 3)
+        f.wait_rounds()
+        # a's heartbeats stop: its last one (ready 10) stays fresh for 1 s,
+        # so only its answer can say that it is full.
+        f.set(a.port, None)
+        t0 = time.monotonic()
+        got = self.who(proxy, 2)
+        self.assertLess(time.monotonic() - t0, 0.8)
+        self.assertEqual(got, ['a', 'b'])
+        ms = self.members(proxy)
+        self.assertGreaterEqual(ms['http://127.0.0.1:%d' % a.port]['load_reports'], 1, ms)
+        self.assertEqual(ms['http://127.0.0.1:%d' % a.port]['load']['ready'], 0, ms)
+
+    def test_bad_reports_are_ignored_and_counted(self):
+        bad = ['ready=-1&busy=2', 'ready=99999999999&busy=0', 'ready=1&busy=1&ready=2',
+               'ready=5', 'x' * 600, 'ready=0&busy=0&port=1']
+        origins = [self.origin_saying('o%d' % i, v) for i, v in enumerate(bad)]
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in origins])
+        proxy.start()
+        f = self.feeder()
+        for o in origins:
+            f.set(o.port, 1)
+        for i, o in enumerate(origins):
+            # o is the one with room: it gets the requests, and its bad
+            # report changes nothing (its heartbeat says 50 still).
+            f.set(o.port, 50)
+            f.wait_rounds()
+            for _ in range(2):
+                r = proxy.get('/app/who')
+                self.assertEqual((r.status, r.body.decode().strip()), (200, o.name), bad[i])
+                self.assertIsNone(r.headers.get('Heartbeat-Load'))
+            f.set(o.port, 1)
+        ms = self.members(proxy)
+        for o, v in zip(origins, bad):
+            m = ms['http://127.0.0.1:%d' % o.port]
+            self.assertEqual((m['load_reports'], m['load_ignored']), (0, 2), (v, m))
+
+    def test_header_never_reaches_the_client(self):
+        o = self.origin_saying('o', 'ready=1&busy=0')
+        url = 'http://127.0.0.1:%d' % o.port
+        proxy = self.proxy([url], extra=(
+            '<Proxy balancer://rr>\n    BalancerMember %s\n    ProxySet lbmethod=byrequests\n'
+            '</Proxy>\nProxyPass /rr balancer://rr\nProxyPass /plain %s\n' % (url, url)))
+        proxy.start()
+        f = self.feeder()
+        f.set(o.port, 5)
+        f.wait_rounds()
+        for path in ('/app/who', '/app/missing', '/rr/who', '/rr/missing', '/plain/who',
+                     '/plain/missing'):
+            r = proxy.get(path)
+            self.assertIn(r.status, (200, 404), path)
+            self.assertIsNone(r.headers.get('Heartbeat-Load'), path)
+        # The origin does send it.
+        self.assertEqual(o.get('/who').headers.get('Heartbeat-Load'), 'ready=1&busy=0')
+
+    def test_real_origins_signed_and_not(self):
+        key = b'0123456789abcdef0123456789abcdef'
+        for mode in ('unsigned', 'signed', 'file'):
+            with self.subTest(mode=mode):
+                hb_port = hbtest.free_port(kind='udp')
+                origin = self.httpd('origin-' + mode, modules=['watchdog', 'heartbeat'])
+                origin.add_file('who', 'origin\n')
+                conf = ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 100ms\n'
+                        'HeartbeatResponseHeader on\n' % hb_port)
+                monitor_conf = 'HeartbeatListen 127.0.0.1:%d\n' % hb_port
+                if mode == 'signed':
+                    conf += 'HeartbeatSecret "%s"\n' % hbtest.write_key(origin, 'k.key', key)
+                if mode == 'file':
+                    monitor_conf += 'HeartbeatMaxServers 0\nHeartbeatStorageInterval 100ms\n'
+                else:
+                    monitor_conf += 'HeartbeatMaxServers 50\n'
+                origin.conf_body = conf
+                origin.start()
+                # From its first beat on (before it, there is no capacity to report).
+                hbtest.wait_until(lambda: origin.get('/who').headers.get('Heartbeat-Load'),
+                                  timeout=10, message='the origin reports its load')
+                direct = origin.get('/who').headers.get('Heartbeat-Load')
+                self.assertRegex(direct, r'^ready=\d+&busy=\d+&port=%d' % origin.port)
+                proxy = self.httpd('proxy-' + mode, '', modules=PROXY,
+                                   log_level_extra='lbmethod_heartbeat:debug')
+                if mode == 'signed':
+                    monitor_conf += ('HeartbeatSecret "%s"\n'
+                                     % hbtest.write_key(proxy, 'k.key', key))
+                    self.assertIn('&addr=127.0.0.1&ts=', direct)
+                proxy.conf_body = (monitor_conf + STATUS
+                                   + '<Proxy balancer://b>\n    BalancerMember http://127.0.0.1:%d\n'
+                                   '    ProxySet lbmethod=heartbeat\n</Proxy>\n'
+                                   'ProxyPass /app balancer://b\n' % origin.port)
+                proxy.start()
+                # Heard by the balancer (not only stood in for during the
+                # warm-up; in file mode, once the file has it).
+                def member():
+                    return list(self.members(proxy).values())[0]
+                # Every child must have heard it (each reads the file for
+                # itself): until then a child stands in for it during the
+                # warm-up and refuses its reports. Then every answer's is taken.
+                def five_taken():
+                    before = member()
+                    for _ in range(5):
+                        r = proxy.get('/app/who')
+                        self.assertEqual(r.status, 200)
+                        self.assertIsNone(r.headers.get('Heartbeat-Load'))
+                    m = member()
+                    return (m['load_reports'] - before['load_reports'] == 5
+                            and m['load_ignored'] == before['load_ignored'])
+                hbtest.wait_until(five_taken, timeout=10, message='every report taken')
+                self.assertGreaterEqual(member()['load']['ready'], 1)
 
 
 FLAKY_CGI = """#!/bin/sh

@@ -3,6 +3,8 @@
 (plain and signed), and drain/undrain through HeartbeatStateFile with a
 real origin and proxy."""
 
+import hashlib
+import hmac
 import http.server
 import os
 import re
@@ -17,6 +19,7 @@ import hbtest  # noqa: E402
 SRC = os.environ.get('HB_SRC_DIR') or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    '..', '..')
 HBCTL = os.path.join(SRC, 'tools', 'hbctl')
+KEY = b'0123456789abcdef0123456789abcdef'
 PROXY = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_byrequests',
          'watchdog', 'heartmonitor', 'lbmethod_heartbeat']
 
@@ -131,13 +134,62 @@ class HbctlTest(hbtest.HbTestCase):
                        '<Location /hb-status>\n SetHandler heartbeat-status\n</Location>\n'
                        % (hb_port, key))
         m.start()
-        hbctl('send', '127.0.0.1:%d' % hb_port, '--ready', '7', '--port', '81', '--key', key)
+        sent = hbctl('send', '127.0.0.1:%d' % hb_port, '--ready', '7', '--port', '81',
+                     '--key', key).stdout
+        # Signed, it names the address it is sent from (the monitor
+        # checks it against the source).
+        self.assertIn('&state=up&addr=127.0.0.1&ts=', sent)
         hbctl('send', '127.0.0.1:%d' % hb_port, '--ready', '9', '--port', '82')  # unsigned
         hbtest.wait_until(lambda: '127.0.0.1' in hbctl('table', m.url('/hb-status')).stdout,
                           timeout=5)
         out = hbctl('table', m.url('/hb-status')).stdout
         self.assertRegex(out, r'127\.0\.0\.1\s+81\s+7\s+0\s+up\s+[\d.]+\s+yes')
         self.assertNotRegex(out, r'\s82\s')
+
+    def test_signed_send_names_its_source(self):
+        """hbctl send --key puts addr=<the address it sends from> inside
+        the signed part, after state= and before ts, kid and sig, as
+        mod_heartbeat does; --source chooses that address. Unsigned packets
+        carry no addr=."""
+        key = os.path.join(self.sandbox.path, 'site.key')
+        with open(key, 'wb') as f:
+            f.write(KEY + b'\n')
+        os.chmod(key, 0o600)
+        with hbtest.UdpListener('127.0.0.1') as lst:
+            target = '127.0.0.1:%d' % lst.port
+            for extra, source in (([], '127.0.0.1'), (['--source', '127.0.0.3'], '127.0.0.3')):
+                with self.subTest(source=source):
+                    lst.clear()
+                    printed = hbctl('send', target, '--port', '81', '--key', key,
+                                    *extra).stdout.strip()
+                    d = lst.wait_for(lambda d: True, timeout=5)
+                    text = d.data.decode()
+                    self.assertEqual(printed, text)
+                    self.assertEqual(d.addr[0], source)
+                    names = [kv.split('=', 1)[0] for kv in text.split('&')]
+                    self.assertEqual(names, ['v', 'ready', 'busy', 'port', 'seq', 'int',
+                                             'state', 'addr', 'ts', 'kid', 'sig'], text)
+                    fields = dict(kv.split('=', 1) for kv in text.split('&'))
+                    self.assertEqual(fields['addr'], d.addr[0], text)
+                    signed, sig = text.rsplit('&sig=', 1)
+                    self.assertIn('&addr=%s&' % source, signed + '&')
+                    self.assertEqual(sig, hmac.new(KEY, signed.encode(),
+                                                   hashlib.sha256).hexdigest())
+            lst.clear()
+            hbctl('send', target, '--port', '81')
+            d = lst.wait_for(lambda d: True, timeout=5)
+            self.assertNotIn(b'addr=', d.data)
+
+    def test_pasted_key_is_not_echoed(self):
+        """Key material given to --key in place of a path fails like a
+        missing file, without repeating it; a path is still named."""
+        r = hbctl('send', '127.0.0.1:9', '--key', KEY.decode(), check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('not repeated here', r.stderr)
+        self.assertNotIn(KEY.decode()[:16], r.stdout + r.stderr)
+        r = hbctl('send', '127.0.0.1:9', '--key', '/nonexistent/site.key', check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('/nonexistent/site.key', r.stderr)
 
     def test_drain_and_undrain(self):
         hb_port = hbtest.free_port(kind='udp')

@@ -305,12 +305,7 @@ class HostileCase(hbtest.HbTestCase):
 
     def udp_drops(self):
         """The kernel's drop count for the monitor's UDP socket."""
-        with open('/proc/net/udp') as f:
-            for line in f.read().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].split(':')[1], 16) == self.hb_port:
-                    return int(fields[-1])
-        return None
+        return hbtest.udp_socket_drops(self.hb_port)
 
     def wait_counted(self):
         """Wait until the counters have seen every heartbeat sent so far."""

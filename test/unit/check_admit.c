@@ -86,6 +86,15 @@ static hm_admit_t *admit(void)
     return hm_admit_create(pool, &policy, &recorder);
 }
 
+/* Heartbeats must be signed with key (migrate: or be unsigned). */
+static hm_admit_t *admit_keyed(int migrate)
+{
+    policy.keys = &key;
+    policy.nkeys = 1;
+    policy.migrate = migrate;
+    return admit();
+}
+
 /* The client address as httpd or the receiver has it. */
 static apr_sockaddr_t *from(const char *ip)
 {
@@ -141,6 +150,21 @@ static unsigned int noted(void)
     hm_reject_t rj[HM_REJECTS];
 
     return hm_table_rejects(table, rj, HM_REJECTS);
+}
+
+static unsigned int noted_outside(void)
+{
+    hm_reject_t rj[HM_REJECTS];
+
+    return hm_table_rejects_outside(table, rj, HM_REJECTS);
+}
+
+static const char *ip_of(const hm_addr_t *a)
+{
+    static char ip[HM_IP_MAX];
+
+    hm_addr_to_string(a, ip);
+    return ip;
 }
 
 /* ---- the reasons */
@@ -347,12 +371,17 @@ START_TEST(test_allow)
     ck_assert_uint_eq(ctr(HM_CTR_NOTALLOWED), 2);
     ck_assert_uint_eq(ctr(HM_CTR_REJECTED), 2);
     ck_assert_uint_eq(ctr(HM_CTR_MALFORMED), 0);
-    ck_assert_uint_eq(noted(), 2);
+    /* Remembered apart: anyone can send these, and they must not wash
+     * the real origins' refusals out of the ring. */
+    ck_assert_uint_eq(noted(), 0);
+    ck_assert_uint_eq(noted_outside(), 2);
     ck_assert_str_eq(lines[0].text,
                      "HM0201: rejected heartbeat packet from 192.0.2.1: source not in "
                      "HeartbeatAllow");
-    /* A POST passed httpd's access control instead. */
-    ck_assert_int_eq(post(adm, "192.0.2.1", "v=1&ready=1&busy=0", NOW), HM_REASON_OK);
+    /* POSTs too, by their connection's peer. */
+    ck_assert_int_eq(post(adm, "192.0.2.1", "v=1&ready=1&busy=0", NOW), HM_REASON_NOTALLOWED);
+    ck_assert_int_eq(post(adm, "10.9.9.9", "v=1&ready=1&busy=0", NOW), HM_REASON_OK);
+    ck_assert_uint_eq(noted_outside(), 3);
     ck_assert_uint_eq(hm_table_count(table), 4);
 }
 END_TEST
@@ -378,11 +407,21 @@ START_TEST(test_rate)
     /* Another source has its own bucket; a second later there is room. */
     ck_assert_int_eq(udp(adm, rl, "10.0.0.2", "v=1&ready=1&busy=0", NOW), HM_REASON_OK);
     ck_assert_int_eq(udp(adm, rl, "10.0.0.1", "v=1&ready=1&busy=0", NOW + SEC), HM_REASON_OK);
-    /* POSTs are not capped, even with a limiter at hand. */
-    for (i = 0; i < 10; i++) {
+    /* POSTs are capped by the limiter they are given, like datagrams. */
+    for (i = 0; i < 3; i++) {
         ck_assert_int_eq(
-            hm_admit(adm, rl, "v=1&ready=1&busy=0", 18, from("10.0.0.1"), 1, NOW + SEC),
-            HM_REASON_OK);
+            hm_admit(adm, rl, "v=1&ready=1&busy=0", 18, from("10.0.0.3"), 1, NOW + SEC),
+            i < 2 ? HM_REASON_OK : HM_REASON_RATE);
+    }
+    /* Each source over the cap is listed with what it lost. */
+    {
+        hm_limited_t lim[HM_LIMITED];
+        ck_assert_uint_eq(hm_table_limited(table, lim, HM_LIMITED), 2);
+        ck_assert_str_eq(ip_of(&lim[0].src), "10.0.0.3");
+        ck_assert_uint_eq(lim[0].dropped, 1);
+        ck_assert_int_eq(lim[0].when, NOW + SEC);
+        ck_assert_str_eq(ip_of(&lim[1].src), "10.0.0.1");
+        ck_assert_uint_eq(lim[1].dropped, 2);
     }
     free(mem);
 }
@@ -393,13 +432,11 @@ END_TEST
 START_TEST(test_signature_required)
 {
     char buf[HB_PACKET_MAX + 1];
-    const char *body = "v=1&ready=5&busy=1&port=80&seq=7";
+    const char *body = "v=1&ready=5&busy=1&port=80&seq=7&addr=10.0.0.1";
     hm_admit_t *adm;
     hm_entry_t e;
 
-    policy.keys = &key;
-    policy.nkeys = 1;
-    adm = admit();
+    adm = admit_keyed(0);
 
     ck_assert_int_eq(udp(adm, NULL, "10.0.0.1", body, NOW), HM_REASON_UNSIGNED);
     ck_assert_int_eq(post(adm, "10.0.0.1", sign(buf, sizeof(buf), &rogue, body, NOW / 1000), NOW),
@@ -435,10 +472,7 @@ START_TEST(test_signature_migrate)
     hm_admit_t *adm;
     hm_entry_t e;
 
-    policy.keys = &key;
-    policy.nkeys = 1;
-    policy.migrate = 1;
-    adm = admit();
+    adm = admit_keyed(1);
 
     /* Unsigned is accepted, and shown as such; a bad signature is not. */
     ck_assert_int_eq(udp(adm, NULL, "10.0.0.1", "v=1&ready=5&busy=1&port=80", NOW), HM_REASON_OK);
@@ -460,21 +494,19 @@ START_TEST(test_replay_and_downgrade)
     hm_reject_t rj[HM_REJECTS];
     hm_entry_t e;
 
-    policy.keys = &key;
-    policy.nkeys = 1;
-    policy.migrate = 1;
-    adm = admit();
+    adm = admit_keyed(1);
 
-    ck_assert_int_eq(
-        udp(adm, NULL, "10.0.0.1",
-            sign(buf, sizeof(buf), &key, "v=1&ready=5&busy=1&port=80&seq=5", NOW / 1000), NOW),
-        HM_REASON_OK);
+    ck_assert_int_eq(udp(adm, NULL, "10.0.0.1",
+                         sign(buf, sizeof(buf), &key,
+                              "v=1&ready=5&busy=1&port=80&seq=5&addr=10.0.0.1", NOW / 1000),
+                         NOW),
+                     HM_REASON_OK);
     /* The same sequence number again: replayed. */
-    ck_assert_int_eq(
-        udp(adm, NULL, "10.0.0.1",
-            sign(buf, sizeof(buf), &key, "v=1&ready=9&busy=1&port=80&seq=5", NOW / 1000 + 1),
-            NOW + 1000),
-        HM_REASON_REPLAY);
+    ck_assert_int_eq(udp(adm, NULL, "10.0.0.1",
+                         sign(buf, sizeof(buf), &key,
+                              "v=1&ready=9&busy=1&port=80&seq=5&addr=10.0.0.1", NOW / 1000 + 1),
+                         NOW + 1000),
+                     HM_REASON_REPLAY);
     /* Unsigned, for an origin that signed: not any more. */
     ck_assert_int_eq(udp(adm, NULL, "10.0.0.1", "v=1&ready=9&busy=1&port=80", NOW + 2000),
                      HM_REASON_DOWNGRADE);
@@ -526,6 +558,215 @@ START_TEST(test_full)
 }
 END_TEST
 
+/* ---- identity: which origin a signed packet speaks for */
+
+/* Signed body + "&seq=N&addr=A" (A NULL: no addr=) at now. */
+static const char *signed_at(char *buf, size_t cap, const hb_secret_t *k, const char *fields,
+                             uint64_t seq, const char *addr, int64_t now)
+{
+    char body[256];
+
+    if (addr) {
+        snprintf(body, sizeof(body), "%s&seq=%llu&addr=%s", fields, (unsigned long long)seq, addr);
+    } else {
+        snprintf(body, sizeof(body), "%s&seq=%llu", fields, (unsigned long long)seq);
+    }
+    return sign(buf, cap, k, body, now / 1000);
+}
+
+START_TEST(test_identity)
+{
+    char buf[HB_PACKET_MAX + 1];
+    hm_admit_t *adm;
+    hm_entry_t e;
+
+    adm = admit_keyed(0);
+
+    /* Origin A's genuine packet, sent again from B's address. */
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.2",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=90&busy=0&port=80", 100, "10.0.0.1", NOW),
+            NOW),
+        HM_REASON_IDENTITY);
+    ck_assert_int_eq(post(adm, "10.0.0.3", buf, NOW), HM_REASON_IDENTITY);
+    ck_assert_uint_eq(ctr(HM_CTR_IDENTITY), 2);
+    ck_assert_uint_eq(hm_table_count(table), 0);
+    /* From its own address it is fine, IPv4-mapped or not. */
+    ck_assert_int_eq(udp(adm, NULL, "::ffff:10.0.0.1", buf, NOW), HM_REASON_OK);
+    ck_assert(entry("10.0.0.1", 80, &e));
+    ck_assert_uint_eq(e.flags & HM_ENTRY_AUTH, HM_ENTRY_AUTH);
+    ck_assert_int_eq(udp(adm, NULL, "2001:db8::7",
+                         signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1,
+                                   "2001:db8:0:0::7", NOW),
+                         NOW),
+                     HM_REASON_OK);
+    /* Garbage in addr= is no address. */
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.1",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=81", 1, "10.0.0.1x", NOW),
+            NOW) != HM_REASON_OK,
+        1);
+    /* An older sender's signed packet without addr=: refused, and says so. */
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.4",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1, NULL, NOW), NOW),
+        HM_REASON_UNBOUND);
+    ck_assert_uint_eq(ctr(HM_CTR_UNBOUND), 1);
+    ck_assert_ptr_nonnull(strstr(lines[nlines - 1].text, "signed without addr="));
+    ck_assert_ptr_nonnull(strstr(lines[nlines - 1].text, "HeartbeatAuthMode migrate"));
+}
+END_TEST
+
+START_TEST(test_unbound_migrate)
+{
+    char buf[HB_PACKET_MAX + 1];
+    hm_admit_t *adm;
+    hm_entry_t e;
+
+    adm = admit_keyed(1);
+
+    /* Taken, but as unsigned: it proves no origin. */
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.4",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1, NULL, NOW), NOW),
+        HM_REASON_OK);
+    ck_assert(entry("10.0.0.4", 80, &e));
+    ck_assert_uint_eq(e.flags & HM_ENTRY_AUTH, 0);
+    /* So it cannot speak for an origin that signs with addr=. */
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.1",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=5&busy=0&port=80", 10, "10.0.0.1", NOW),
+            NOW),
+        HM_REASON_OK);
+    ck_assert_int_eq(
+        udp(adm, NULL, "10.0.0.1",
+            signed_at(buf, sizeof(buf), &key, "v=1&ready=0&busy=0&port=80", 11, NULL, NOW), NOW),
+        HM_REASON_DOWNGRADE);
+    ck_assert(entry("10.0.0.1", 80, &e));
+    ck_assert_uint_eq(e.ready, 5);
+}
+END_TEST
+
+/* Forgeries from an origin's address must not starve its genuine
+ * packets; they pay for their own refusals. */
+START_TEST(test_verified_not_starved)
+{
+    void *mem = malloc(hm_ratelimit_size(16));
+    hm_ratelimit_t *rl = hm_ratelimit_init(mem, 16, 1, 2);
+    char buf[HB_PACKET_MAX + 1];
+    hm_admit_t *adm;
+    hm_entry_t e;
+    int i;
+
+    adm = admit_keyed(0);
+    for (i = 0; i < 50; i++) {
+        hm_reason_e r = udp(adm, rl, "10.0.0.1", "x", NOW);
+        /* The burst's two are parsed (and refused as malformed). */
+        if (i < 2) {
+            ck_assert(r != HM_REASON_OK && r != HM_REASON_RATE);
+        } else {
+            ck_assert_int_eq(r, HM_REASON_RATE);
+        }
+    }
+    ck_assert_uint_eq(ctr(HM_CTR_RATELIMITED), 48);
+    for (i = 0; i < 20; i++) {
+        ck_assert_int_eq(udp(adm, rl, "10.0.0.1",
+                             signed_at(buf, sizeof(buf), &key, "v=1&ready=5&busy=0&port=80",
+                                       (uint64_t)i + 1, "10.0.0.1", NOW),
+                             NOW),
+                         HM_REASON_OK);
+        /* A forged signature from the same address: over the cap. */
+        ck_assert_int_eq(udp(adm, rl, "10.0.0.1",
+                             signed_at(buf, sizeof(buf), &rogue, "v=1&ready=99&busy=0&port=80",
+                                       (uint64_t)i + 1000, "10.0.0.1", NOW),
+                             NOW),
+                         HM_REASON_RATE);
+    }
+    ck_assert(entry("10.0.0.1", 80, &e));
+    ck_assert_uint_eq(e.seq, 20);
+    ck_assert_uint_eq(e.packets, 20);
+    free(mem);
+}
+END_TEST
+
+/* An expired signed origin's own old packet does not bring it back. */
+START_TEST(test_tombstone)
+{
+    char old[HB_PACKET_MAX + 1], buf[HB_PACKET_MAX + 1];
+    hm_admit_t *adm;
+
+    adm = admit_keyed(0);
+    signed_at(old, sizeof(old), &key, "v=1&ready=80&busy=0&port=80", 5, "10.0.0.1", NOW);
+    ck_assert_int_eq(udp(adm, NULL, "10.0.0.1", old, NOW), HM_REASON_OK);
+    ck_assert_uint_eq(hm_table_expire(table, NOW + 11 * SEC, 10 * SEC), 1);
+    ck_assert_int_eq(udp(adm, NULL, "10.0.0.1", old, NOW + 11 * SEC), HM_REASON_REPLAY);
+    ck_assert_uint_eq(hm_table_count(table), 0);
+    /* Its next genuine packet is welcome. */
+    ck_assert_int_eq(udp(adm, NULL, "10.0.0.1",
+                         signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 6,
+                                   "10.0.0.1", NOW + 11 * SEC),
+                         NOW + 11 * SEC),
+                     HM_REASON_OK);
+}
+END_TEST
+
+/* Migrate mode: unsigned never displaces signed; signed displaces
+ * unsigned; one address holds at most max_per_addr unsigned entries. */
+START_TEST(test_table_guard)
+{
+    char buf[HB_PACKET_MAX + 1], body[64];
+    hm_admit_t *adm;
+    int i;
+
+    policy.max_per_addr = 2;
+    adm = admit_keyed(1);
+    for (i = 0; i < 3; i++) {
+        snprintf(body, sizeof(body), "v=1&ready=1&busy=0&port=%d", i + 1);
+        ck_assert_int_eq(udp(adm, NULL, "10.0.0.5", body, NOW), HM_REASON_OK);
+    }
+    ck_assert_uint_eq(hm_table_count(table), 2);
+    ck_assert_uint_eq(ctr(HM_CTR_PER_ADDRESS), 1);
+    ck_assert_ptr_nonnull(strstr(lines[nlines - 1].text, "HM0217"));
+    ck_assert_ptr_nonnull(strstr(lines[nlines - 1].text, "HeartbeatMaxPerAddress"));
+    /* Fill the table with signed origins... */
+    for (i = 0; hm_table_count(table) < CAP; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "10.0.1.%d", i + 1);
+        ck_assert_int_eq(
+            udp(adm, NULL, ip,
+                signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1, ip, NOW), NOW),
+            HM_REASON_OK);
+    }
+    /* ... then one more displaces a fresh unsigned entry ... */
+    ck_assert_int_eq(udp(adm, NULL, "10.0.2.1",
+                         signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1,
+                                   "10.0.2.1", NOW + SEC),
+                         NOW + SEC),
+                     HM_REASON_OK);
+    ck_assert(entry("10.0.2.1", 80, NULL));
+    ck_assert_uint_eq(ctr(HM_CTR_REPLACED), 1);
+    ck_assert_int_eq(udp(adm, NULL, "10.0.2.2",
+                         signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1,
+                                   "10.0.2.2", NOW + SEC),
+                         NOW + SEC),
+                     HM_REASON_OK);
+    ck_assert_uint_eq(ctr(HM_CTR_REPLACED), 2);
+    /* ... and when only signed entries are left, long silent or not, an
+     * unsigned newcomer takes none of their places. */
+    ck_assert_int_eq(udp(adm, NULL, "10.0.3.1", "v=1&ready=1&busy=0", NOW + 60 * SEC),
+                     HM_REASON_OK);
+    ck_assert(!entry("10.0.3.1", HM_DEFAULT_PORT, NULL));
+    ck_assert_uint_eq(ctr(HM_CTR_FULL), 1);
+    /* A signed newcomer still replaces a stale signed entry. */
+    ck_assert_int_eq(udp(adm, NULL, "10.0.2.9",
+                         signed_at(buf, sizeof(buf), &key, "v=1&ready=1&busy=0&port=80", 1,
+                                   "10.0.2.9", NOW + 60 * SEC),
+                         NOW + 60 * SEC),
+                     HM_REASON_OK);
+    ck_assert(entry("10.0.2.9", 80, NULL));
+}
+END_TEST
+
 Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hm_admit");
@@ -547,6 +788,11 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_signature_migrate);
     tcase_add_test(tc, test_replay_and_downgrade);
     tcase_add_test(tc, test_full);
+    tcase_add_test(tc, test_identity);
+    tcase_add_test(tc, test_unbound_migrate);
+    tcase_add_test(tc, test_verified_not_starved);
+    tcase_add_test(tc, test_tombstone);
+    tcase_add_test(tc, test_table_guard);
     suite_add_tcase(s, tc);
     return s;
 }

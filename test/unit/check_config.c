@@ -145,6 +145,69 @@ START_TEST(test_addr)
 }
 END_TEST
 
+/* HeartbeatAllow: whole addresses, optionally /prefix; never APR's
+ * shorthand, under which "10" trusted all of 10.0.0.0/8. */
+static int allows(apr_ipsubnet_t *sub, const char *ip)
+{
+    apr_sockaddr_t *sa;
+
+    ck_assert_int_eq(apr_sockaddr_info_get(&sa, ip, APR_UNSPEC, 0, APR_IPV4_ADDR_OK, pool),
+                     APR_SUCCESS);
+    return apr_ipsubnet_test(sub, sa);
+}
+
+START_TEST(test_subnet)
+{
+    static const char *const refused[] = {
+        "10",          "10.1",         "10.0.0",      "10.0.0.0.0",
+        "10.0.0.256",  "10..0.1",      "010.0.0.1",   "0x0a.0.0.1",
+        "10.0.0.0/",   "10.0.0.0/33",  "10.0.0.0/-1", "10.0.0.0/0",
+        "10.0.0.0/+8", "10.0.0.0/8/8", "10.0.0.0/ 8", "10.0.0.0/255.0.0.0",
+        "::1/129",     "fe80::1%lo",   "example.com", "",
+        "/8",          "1.2.3.4 ",     "::g",         "10/8",
+        "10.1/16",     "10.0.0.0/8x",
+    };
+    apr_ipsubnet_t *sub = NULL;
+    const char *err;
+    size_t i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        err = hb_config_subnet(pool, "HeartbeatAllow", refused[i], &sub);
+        ck_assert_msg(err != NULL, "'%s' accepted", refused[i]);
+        ck_assert_msg(!strncmp(err, "HeartbeatAllow: '", 17) && strstr(err, refused[i]), "'%s': %s",
+                      refused[i], err);
+    }
+    err = hb_config_subnet(pool, "HeartbeatAllow", "10", &sub);
+    ck_assert_str_eq(err, "HeartbeatAllow: '10' is not a whole IPv4 address: write all four "
+                          "parts (e.g. 10.0.0.0/8, not 10)");
+    err = hb_config_subnet(pool, "HeartbeatAllow", "10.0.0.0/33", &sub);
+    ck_assert_ptr_nonnull(strstr(err, "from 1 to 32"));
+    err = hb_config_subnet(pool, "HeartbeatAllow", "2001:db8::/200", &sub);
+    ck_assert_ptr_nonnull(strstr(err, "from 1 to 128"));
+
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "10.0.0.0/8", &sub));
+    ck_assert(allows(sub, "10.200.1.1"));
+    ck_assert(!allows(sub, "11.0.0.1"));
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "127.0.0.1", &sub));
+    ck_assert(allows(sub, "127.0.0.1"));
+    ck_assert(!allows(sub, "127.0.0.2"));
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "127.0.0.16/28", &sub));
+    ck_assert(allows(sub, "127.0.0.31"));
+    ck_assert(!allows(sub, "127.0.0.32"));
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "0.0.0.0/1", &sub));
+    ck_assert(allows(sub, "127.0.0.1"));
+    ck_assert(!allows(sub, "192.0.2.1"));
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "::1", &sub));
+    ck_assert(allows(sub, "::1"));
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "2001:db8:1::/64", &sub));
+    ck_assert(allows(sub, "2001:db8:1::5"));
+    ck_assert(!allows(sub, "2001:db8:2::5"));
+    /* An IPv4 range still matches the IPv4-mapped form. */
+    ck_assert_ptr_null(hb_config_subnet(pool, "X", "10.0.0.0/24", &sub));
+    ck_assert(allows(sub, "::ffff:10.0.0.7"));
+}
+END_TEST
+
 Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_config");
@@ -159,6 +222,7 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_choice);
     tcase_add_test(tc, test_time);
     tcase_add_test(tc, test_addr);
+    tcase_add_test(tc, test_subnet);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -368,6 +368,96 @@ START_TEST(test_find)
 }
 END_TEST
 
+static void put_signed(hm_table_t *t, const char *ip, uint16_t port, uint32_t ready, uint64_t seq,
+                       int64_t now)
+{
+    hb_packet_t pkt = {0};
+    hm_addr_t k;
+
+    ck_assert_int_eq(hm_addr_from_string(&k, ip, port), 0);
+    pkt.version = 1;
+    pkt.ready = ready;
+    pkt.flags = HB_HAS_PORT | HB_HAS_SEQ;
+    pkt.port = port;
+    pkt.seq = seq;
+    ck_assert_int_eq(
+        hm_table_update(t, &k, &pkt, now, INT64_MAX, HM_ENTRY_PORT_KNOWN | HM_ENTRY_AUTH),
+        HM_UPD_INSERTED);
+}
+
+/* Migration mode: once a member was found signed, an unsigned entry (its
+ * own port's, or the portless one of its address that lbhb_find falls
+ * back to) never speaks for it again, whatever table it is read from; the
+ * memory is the member's word, which every process shares. */
+START_TEST(test_find_member_signed_sticks)
+{
+    static uint64_t mem1[4096], mem2[4096], mem3[4096];
+    hm_table_t *t1 = hm_table_create(mem1, sizeof(mem1), 8);
+    hm_table_t *t2 = hm_table_create(mem2, sizeof(mem2), 8);
+    hm_table_t *t3 = hm_table_create(mem3, sizeof(mem3), 8);
+    uint32_t seen = 0, fresh = 0;
+    hm_addr_t k[2];
+    hm_entry_t e;
+
+    ck_assert(t1 && t2 && t3);
+    hm_addr_from_string(&k[0], "10.0.1.1", 8080);
+    /* Heard signed on its port. */
+    put_signed(t1, "10.0.1.1", 8080, 5, 1, 100);
+    ck_assert_int_eq(lbhb_find_member(t1, k, 1, &seen, &e), 1);
+    ck_assert_uint_eq(e.ready, 5);
+    ck_assert(e.flags & HM_ENTRY_AUTH);
+    ck_assert_uint_eq(seen, LBHB_SEEN_SIGNED);
+
+    /* Its signed entry gone (a table without it), an unsigned portless
+     * entry of its address: lbhb_find_any still falls back to it... */
+    put(t2, "10.0.1.1", 80, 0, 1000, 200);
+    ck_assert(lbhb_find_any(t2, k, 1, &e) && e.ready == 1000);
+    /* ...a member never seen signed still uses it (stock senders)... */
+    ck_assert_int_eq(lbhb_find_member(t2, k, 1, &fresh, &e), 1);
+    ck_assert_uint_eq(e.ready, 1000);
+    ck_assert_uint_eq(fresh, 0);
+    /* ...but not this one. */
+    ck_assert_int_eq(lbhb_find_member(t2, k, 1, &seen, &e), -1);
+    /* Nor an unsigned entry on its own port. */
+    put(t3, "10.0.1.1", 8080, 1, 1000, 200);
+    ck_assert_int_eq(lbhb_find_member(t3, k, 1, &seen, &e), -1);
+    ck_assert_uint_eq(seen, LBHB_SEEN_SIGNED);
+    /* No entry at all: 0, as for any member. */
+    hm_addr_from_string(&k[0], "10.0.1.9", 8080);
+    ck_assert_int_eq(lbhb_find_member(t3, k, 1, &seen, &e), 0);
+
+    /* Signed again: used again. */
+    put_signed(t2, "10.0.1.1", 8080, 6, 2, 300);
+    hm_addr_from_string(&k[0], "10.0.1.1", 8080);
+    ck_assert_int_eq(lbhb_find_member(t2, k, 1, &seen, &e), 1);
+    ck_assert_uint_eq(e.ready, 6);
+
+    /* Two addresses: the signed entry wins over a fresher unsigned one,
+     * and marks the member. */
+    fresh = 0;
+    put_signed(t1, "10.0.2.1", 80, 3, 1, 100);
+    put(t1, "10.0.2.2", 80, 1, 900, 200);
+    hm_addr_from_string(&k[0], "10.0.2.1", 80);
+    hm_addr_from_string(&k[1], "10.0.2.2", 80);
+    ck_assert_int_eq(lbhb_find_member(t1, k, 2, &fresh, &e), 1);
+    ck_assert_uint_eq(e.ready, 3);
+    ck_assert_uint_eq(fresh, LBHB_SEEN_SIGNED);
+
+    /* Unsigned only, never seen signed: as lbhb_find_any, the freshest. */
+    fresh = 0;
+    put(t3, "10.0.3.1", 80, 1, 1, 100);
+    put(t3, "10.0.3.2", 80, 1, 2, 150);
+    hm_addr_from_string(&k[0], "10.0.3.1", 80);
+    hm_addr_from_string(&k[1], "10.0.3.2", 80);
+    ck_assert_int_eq(lbhb_find_member(t3, k, 2, &fresh, &e), 1);
+    ck_assert_uint_eq(e.ready, 2);
+    ck_assert_uint_eq(fresh, 0);
+    /* The word may have been set by another process: it is obeyed. */
+    fresh = LBHB_SEEN_SIGNED;
+    ck_assert_int_eq(lbhb_find_member(t3, k, 2, &fresh, &e), -1);
+}
+END_TEST
+
 START_TEST(test_started_since)
 {
     uint64_t word = 0;
@@ -423,6 +513,65 @@ START_TEST(test_mix64)
 }
 END_TEST
 
+/* ---- slow start */
+
+START_TEST(test_ramp_observe)
+{
+    const int64_t s = 1000000, t0 = INT64_C(1796000000) * s;
+    lbhb_ramp_t rp = {0, 0, 0};
+    uint64_t seq = UINT64_C(1796000000000);
+
+    /* The first report only sets the mark; reports at their pace (one a
+     * second here, or even one a millisecond) are no restart. */
+    lbhb_ramp_observe(&rp, seq, t0);
+    ck_assert_int_eq(rp.restart_at, 0);
+    lbhb_ramp_observe(&rp, seq + 1, t0 + s);
+    lbhb_ramp_observe(&rp, seq + 3, t0 + 3 * s);
+    lbhb_ramp_observe(&rp, seq + 1003, t0 + 4 * s);
+    ck_assert_int_eq(rp.restart_at, 0);
+    /* The same report again changes nothing; seq 0 (unnumbered) neither. */
+    lbhb_ramp_observe(&rp, seq + 1003, t0 + 5 * s);
+    lbhb_ramp_observe(&rp, 0, t0 + 5 * s);
+    ck_assert_uint_eq(rp.seq, seq + 1003);
+    /* A restart after an hour's uptime numbers from its new start. */
+    lbhb_ramp_observe(&rp, seq + 3600000, t0 + 6 * s);
+    ck_assert_int_eq(rp.restart_at, t0 + 6 * s);
+    /* A sender that counts from 1 again. */
+    lbhb_ramp_observe(&rp, 5, t0 + 9 * s);
+    ck_assert_int_eq(rp.restart_at, t0 + 9 * s);
+}
+END_TEST
+
+START_TEST(test_ramp_since_and_ready)
+{
+    const int64_t s = 1000000, t0 = INT64_C(1796000000) * s;
+    lbhb_ramp_t rp = {0, 0, 0};
+
+    /* There from the start-up: no ramp. Joined later: from then. */
+    ck_assert_int_eq(lbhb_ramp_since(&rp, t0 + 5 * s, t0 + 10 * s, 0), 0);
+    ck_assert_int_eq(lbhb_ramp_since(&rp, t0 + 20 * s, t0 + 10 * s, 0), t0 + 20 * s);
+    ck_assert_int_eq(lbhb_ramp_since(NULL, t0 + 20 * s, INT64_MAX, 0), 0);
+    /* The latest event counts: a restart, an ejection's end. */
+    rp.restart_at = t0 + 30 * s;
+    ck_assert_int_eq(lbhb_ramp_since(&rp, t0 + 20 * s, t0 + 10 * s, 0), t0 + 30 * s);
+    ck_assert_int_eq(lbhb_ramp_since(&rp, t0 + 20 * s, t0 + 10 * s, t0 + 40 * s), t0 + 40 * s);
+
+    /* In proportion, rounded up, at least 1; whole outside the ramp. */
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0 + s, 4 * s), 25);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0 + 2 * s, 4 * s), 50);
+    ck_assert_uint_eq(lbhb_ramp_ready(3, t0, t0 + 1, 4 * s), 1);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0, 4 * s), 1);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0 - s, 4 * s), 1);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0 + 4 * s, 4 * s), 100);
+    ck_assert_uint_eq(lbhb_ramp_ready(0, t0, t0 + s, 4 * s), 0);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, 0, t0, 4 * s), 100);
+    ck_assert_uint_eq(lbhb_ramp_ready(100, t0, t0 + s, 0), 100);
+    /* The largest counts and ramps do not overflow. */
+    ck_assert_uint_eq(lbhb_ramp_ready(UINT32_MAX, t0, t0 + 300 * s, 600 * s),
+                      (uint32_t)(((uint64_t)UINT32_MAX + 1) / 2));
+}
+END_TEST
+
 Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("lbhb_pick");
@@ -455,8 +604,11 @@ Suite *hb_test_suite(void)
     tc = tcase_create("policy");
     tcase_add_test(tc, test_max_age);
     tcase_add_test(tc, test_find);
+    tcase_add_test(tc, test_find_member_signed_sticks);
     tcase_add_test(tc, test_started_since);
     tcase_add_test(tc, test_fill_unknown);
+    tcase_add_test(tc, test_ramp_observe);
+    tcase_add_test(tc, test_ramp_since_and_ready);
     suite_add_tcase(s, tc);
     return s;
 }

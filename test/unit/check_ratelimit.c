@@ -44,6 +44,44 @@ START_TEST(test_burst_then_rate)
 }
 END_TEST
 
+/* A /64 is one source: its holder has 2^64 addresses to send from. */
+START_TEST(test_ipv6_per_64)
+{
+    void *mem = malloc(hm_ratelimit_size(16));
+    hm_ratelimit_t *rl = hm_ratelimit_init(mem, 16, 1, 2);
+    hm_addr_t a = ip("2001:db8:1:2::1"), b = ip("2001:db8:1:2:ffff::9"), c = ip("2001:db8:1:3::1");
+
+    ck_assert(hm_ratelimit_allow(rl, &a, 0));
+    ck_assert(hm_ratelimit_allow(rl, &b, 0));
+    ck_assert(!hm_ratelimit_allow(rl, &a, 0));
+    ck_assert(!hm_ratelimit_allow(rl, &b, 0));
+    /* The next /64 is another source. */
+    ck_assert(hm_ratelimit_allow(rl, &c, 0));
+    free(mem);
+}
+END_TEST
+
+/* The budget of signature checks is global and refills at its rate. */
+START_TEST(test_budget)
+{
+    void *mem = malloc(hm_ratelimit_size(16));
+    hm_ratelimit_t *rl = hm_ratelimit_init(mem, 16, 1, 2);
+    int i, ok = 0;
+
+    for (i = 0; i < 2 * HM_VERIFY_BUDGET; i++) {
+        ok += hm_ratelimit_budget(rl, SEC);
+    }
+    ck_assert_int_eq(ok, HM_VERIFY_BUDGET);
+    ck_assert(!hm_ratelimit_budget(rl, SEC));
+    /* A tenth of a second later, a tenth of the rate. */
+    for (ok = 0, i = 0; i < HM_VERIFY_BUDGET; i++) {
+        ok += hm_ratelimit_budget(rl, SEC + SEC / 10);
+    }
+    ck_assert_int_eq(ok, HM_VERIFY_BUDGET / 10);
+    free(mem);
+}
+END_TEST
+
 START_TEST(test_many_sources)
 {
     void *mem = malloc(hm_ratelimit_size(8));
@@ -74,6 +112,8 @@ Suite *hb_test_suite(void)
 
     tcase_add_test(tc, test_burst_then_rate);
     tcase_add_test(tc, test_many_sources);
+    tcase_add_test(tc, test_ipv6_per_64);
+    tcase_add_test(tc, test_budget);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -131,7 +131,10 @@ START_TEST(test_key_from_string_bad)
                                 "2001:db8::1]",
                                 "[]",
                                 "2001:db8:::1",
-                                "fe80::1%eth0",
+                                "fe80::1%nosuchif0",
+                                "fe80::1%",
+                                "fe80::1%0",
+                                "2001:db8::1%2",
                                 "0x0a.0.0.1",
                                 "1111:2222:3333:4444:5555:6666:7777:8888:9999",
                                 "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255:ffff:ffff"};
@@ -773,6 +776,67 @@ START_TEST(test_auth_rules)
 }
 END_TEST
 
+/* fe80::1 on two links is two hosts; the text form keeps the link. */
+START_TEST(test_key_scope)
+{
+    struct sockaddr_in6 a, b;
+    hm_addr_t ka, kb, kt;
+    char text[HM_IP_MAX];
+
+    memset(&a, 0, sizeof(a));
+    a.sin6_family = AF_INET6;
+    ck_assert_int_eq(inet_pton(AF_INET6, "fe80::1", &a.sin6_addr), 1);
+    b = a;
+    a.sin6_scope_id = 3;
+    b.sin6_scope_id = 4;
+    ck_assert_int_eq(hm_addr_from_sockaddr(&ka, &a, 80), 0);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&kb, &b, 80), 0);
+    ck_assert(!hm_addr_equal(&ka, &kb));
+    ck_assert(hm_addr_same_host(&ka, &kb)); /* what a packet's addr= can say */
+    ck_assert_uint_eq(hm_addr_scope(&ka), 3);
+    hm_addr_to_string(&ka, text);
+    ck_assert_str_eq(text, "fe80::1%3");
+    ck_assert_int_eq(hm_addr_from_string(&kt, text, 80), 0);
+    ck_assert(hm_addr_equal(&kt, &ka));
+    ck_assert_int_eq(hm_addr_from_string(&kt, "fe80::1", 80), 0);
+    ck_assert_uint_eq(hm_addr_scope(&kt), 0);
+    ck_assert(!hm_addr_equal(&kt, &ka));
+    ck_assert(hm_addr_same_host(&kt, &ka));
+    /* A global address has no scope to keep. */
+    ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8::1", &a.sin6_addr), 1);
+    ck_assert_int_eq(hm_addr_from_sockaddr(&ka, &a, 80), 0);
+    hm_addr_to_string(&ka, text);
+    ck_assert_str_eq(text, "2001:db8::1");
+}
+END_TEST
+
+/* The sources over the rate limit: one line each, newest first, the one
+ * dropped from longest ago giving way. */
+START_TEST(test_limited)
+{
+    hm_table_t *t = new_table(2);
+    hm_limited_t out[HM_LIMITED];
+    hm_addr_t k;
+    char ip[32];
+    unsigned int i;
+
+    ck_assert_uint_eq(hm_table_limited(t, out, HM_LIMITED), 0);
+    for (i = 0; i < HM_LIMITED + 2; i++) {
+        snprintf(ip, sizeof(ip), "10.0.0.%u", i + 1);
+        k = key4(ip, 0);
+        hm_table_note_limited(t, &k, (int64_t)(i + 1) * SEC);
+        hm_table_note_limited(t, &k, (int64_t)(i + 1) * SEC);
+    }
+    ck_assert_uint_eq(hm_table_limited(t, out, HM_LIMITED), HM_LIMITED);
+    hm_addr_to_string(&out[0].src, ip);
+    ck_assert_str_eq(ip, "10.0.0.10");
+    ck_assert_uint_eq(out[0].dropped, 2);
+    hm_addr_to_string(&out[HM_LIMITED - 1].src, ip);
+    ck_assert_str_eq(ip, "10.0.0.3");
+    ck_assert_uint_eq(hm_table_limited(t, out, 3), 3);
+}
+END_TEST
+
 START_TEST(test_reject_ring)
 {
     hm_table_t *t = new_table(2);
@@ -786,7 +850,14 @@ START_TEST(test_reject_ring)
     ck_assert_uint_eq(n, 1);
     ck_assert_uint_eq(out[0].reason, 7);
     ck_assert_int_eq(out[0].when, 5 * SEC);
+    k.port = 0; /* a source address, not an origin */
     ck_assert(hm_addr_equal(&out[0].src, &k));
+    /* The ring for sources outside HeartbeatAllow is another. */
+    ck_assert_uint_eq(hm_table_rejects_outside(t, out, HM_REJECTS), 0);
+    hm_table_note_outside(t, &k, 8, 6 * SEC);
+    ck_assert_uint_eq(hm_table_rejects_outside(t, out, HM_REJECTS), 1);
+    ck_assert_uint_eq(out[0].reason, 8);
+    ck_assert_uint_eq(hm_table_rejects(t, out, HM_REJECTS), 1);
 
     /* The ring keeps the newest HM_REJECTS, newest first. */
     for (i = 0; i < HM_REJECTS + 3; i++) {
@@ -1107,6 +1178,8 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_model);
     tcase_add_test(tc, test_large);
     tcase_add_test(tc, test_reject_ring);
+    tcase_add_test(tc, test_key_scope);
+    tcase_add_test(tc, test_limited);
     tcase_add_test(tc, test_auth_rules);
     suite_add_tcase(s, tc);
 
