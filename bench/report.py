@@ -1,7 +1,7 @@
 """bench/report.py: docs/PERFORMANCE.md from the results of bench/run.py.
 
 One renderer per benchmark (render_request_path, render_micro,
-render_ingest, render_freshness, render_quality): each takes that
+render_ingest, render_freshness, render_quality, render_failure): each takes that
 benchmark's results and the settings they were measured with, and returns
 its rows of the summary table and its section of the report. write_report
 puts them together under the head, then the failures, the caveats and the
@@ -11,6 +11,13 @@ bench/run.py measures and calls these; `bench/run.py --report-from JSON`
 rewrites a report from saved results without measuring again. Python 3
 standard library only.
 """
+
+import statistics
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def fmt(v, digits=1):
@@ -418,6 +425,185 @@ def render_quality(q, cfg):
     return rows, section
 
 
+def sum_counts(dicts):
+    out = {}
+    for d in dicts:
+        for k, n in d.items():
+            out[k] = out.get(k, 0) + n
+    return out
+
+
+def render_failure(f, cfg):
+    """The failure benchmark (cold start, black hole, slow start; issue 16).
+    -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    cold = f['cold']
+
+    def cold_ok(runs):
+        return all(r['first']['failed'] == 0 and r['ratio'] is not None and r['ratio'] <= 1.5
+                   for r in runs)
+
+    def cold_cell(method):
+        runs = cold[method]
+        return '%s: failed %s, ratio %s' % (
+            method, ' '.join(str(r['first']['failed']) for r in runs),
+            ' '.join(fmt(r['ratio'], 2) for r in runs))
+    w('| failure: cold start (full proxy start, %d clients connecting) | 0 failed in the'
+      ' first %d s and first-%d-s p99 <= 1.5x steady p99, every start | %s (bybusyness,'
+      ' reference: %s) | %s |'
+      % (f['clients'], f['cold_first_s'], f['cold_first_s'], cold_cell('heartbeat'),
+         cold_cell('bybusyness').split(': ', 1)[1], verdict(cold_ok(cold['heartbeat']))))
+    bh = f['black_hole']
+    hb = bh['heartbeat']
+    w('| failure: black hole (1 of 3 origins answers 503 at once) | heartbeat <= 5%% failed,'
+      ' healthy p99 unchanged (with / without <= 1.2) | heartbeat %s%% failed, p99 ratio %s;'
+      ' byrequests %s%%, bybusyness %s%% | %s |'
+      % (fmt(hb['median_failed_pct'], 1), fmt(hb['p99_ratio'], 2),
+         fmt(bh['byrequests']['median_failed_pct'], 1),
+         fmt(bh['bybusyness']['median_failed_pct'], 1),
+         verdict(hb['median_failed_pct'] is not None and hb['median_failed_pct'] <= 5
+                 and hb['p99_ratio'] is not None and hb['p99_ratio'] <= 1.2)))
+    ss = f['slow_start']
+    cells = ['%s: p99 %s ms, %s failed, share back in %s s'
+             % (slow_start_label(s), fmt(v['p99_ms'], 0), '/'.join(str(x) for x in v['failed']),
+                fmt(v['settle_s'], 1)) for s, v in sorted(ss.items(), key=lambda kv: int(kv[0]))]
+    cells += ['%ds: not measured (directive missing)' % s
+              for s in f.get('slow_start_missing', [])]
+    w('| failure: slow start (32-worker origin restarted under load) | measured, no target'
+      ' yet | %s | - |' % '; '.join(cells))
+
+    w = section.append
+    w('## 5. Failure')
+    w('')
+    w('The bars of issue 16, on real processes (this benchmark ran on %s, load average %s'
+      ' at its start, %s at its end). Namespaces a, b, c and proxy. Origin a'
+      ' has %d workers, b %d; `/svc` is the mod_lua handler of section 4 holding its worker'
+      ' %d ms (capacity %d requests/s together); both run our sender (`HeartbeatInterval'
+      ' 1s`). Origin c, the black hole, has %d workers, our sender, and `Redirect 503 /svc`'
+      ' (mod_alias): every request is answered 503 at once, so its workers are always free.'
+      ' One proxy holds a balancer per method over a and b and another over a, b and c'
+      ' (members `disablereuse=on retry=1`, `ProxyPass ... timeout=5`), each in the default'
+      ' configuration otherwise: no `failonstatus`, `HeartbeatWarmUp` and `HeartbeatEject`'
+      ' as they come. Closed-loop load below means %d clients in the proxy\'s namespace,'
+      ' each sending its next request as soon as the previous one is answered, one'
+      ' connection per request; failed = a non-2xx answer, a reset, a timeout or a refused'
+      ' connection; latencies are of the successful requests.'
+      % (f['date'], f['load_start'], f['load_end'], f['workers'][0], f['workers'][1],
+         f['service_ms'], round(sum(f['workers']) * 1000 / f['service_ms']), f['workers'][1],
+         f['clients']))
+    w('')
+    w('### Cold start')
+    w('')
+    w('The closed-loop clients are already connecting (a refused connection is tried again'
+      ' after 50 ms) when the proxy is started from scratch, not by a graceful restart: its'
+      ' table in shared memory starts empty and fills as the origins\' reports arrive. The'
+      ' windows count from the moment the start returned (the proxy accepted a'
+      ' connection): the first %d s, and the steady state %g-%g s after. heartbeat and'
+      ' bybusyness alternate, %d starts each; the proxy stops (graceful stop) after each.'
+      ' "Slow until" is when the last request of the first window slower than 1.5 times'
+      ' the steady p99 started (negative: before the start returned).'
+      % (f['cold_first_s'], f['cold_steady_s'][0], f['cold_steady_s'][1],
+         len(cold['heartbeat'])))
+    w('')
+    w('| method | start | requests, first %d s | failed | p99 ms, first %d s | steady p99 ms'
+      ' | ratio | slow until (s) | share to b: first %d s / steady |'
+      % ((f['cold_first_s'],) * 3))
+    w('|---|---|---|---|---|---|---|---|---|')
+    for method in ('heartbeat', 'bybusyness'):
+        for i, r in enumerate(cold[method]):
+            w('| %s | %d | %d | %d%s | %s | %s | %s | %s | %s / %s |' % (
+                method, i + 1, r['first']['requests'], r['first']['failed'],
+                ' (%s)' % ', '.join('%s: %d' % kv for kv in sorted(r['first']['failed_by']
+                                                                   .items()))
+                if r['first']['failed'] else '',
+                fmt(r['first']['p99_ms'], 0), fmt(r['steady']['p99_ms'], 0),
+                fmt(r['ratio'], 2), fmt(r['slow_until_s'], 2),
+                fmt(r['share_b_first'], 2), fmt(r['share_b_steady'], 2)))
+    w('')
+    w('Medians: %s.' % '; '.join(
+        '%s first-%d-s p99 %s ms, steady %s ms, ratio %s' % (
+            m, f['cold_first_s'], fmt(median([r['first']['p99_ms'] for r in cold[m]]), 0),
+            fmt(median([r['steady']['p99_ms'] for r in cold[m]]), 0),
+            fmt(median([r['ratio'] for r in cold[m]]), 2)) for m in ('heartbeat', 'bybusyness')))
+    w('')
+    w('### Black hole')
+    w('')
+    w('bench/openloop offers %g requests/s (Poisson, a seed per round) for %d s to a'
+      ' method\'s balancer over a, b and c, and alternately to the same method\'s balancer'
+      ' over a and b alone: the same load without the black hole. Each round starts with a'
+      ' graceful restart of the proxy, which starts the ejection state afresh (and keeps'
+      ' the table): the failures include those it takes to eject c, which makes the share'
+      ' depend on the length of a run. Every run ends with all its requests answered;'
+      ' before a heartbeat run the proxy\'s table also says that the origins are idle.'
+      ' Healthy p99: of the successful requests, all answered by a'
+      ' or b; the ratio is the median of the per-round ratios (with / without).'
+      % (f['bh_rate'], f['bh_seconds']))
+    w('')
+    w('| method | failed % (runs) | median | failed % without | healthy p99 ms without'
+      ' (runs) | with (runs) | median without | median with | ratio | share to a with /'
+      ' without |')
+    w('|---|---|---|---|---|---|---|---|---|---|')
+    for method in ('heartbeat', 'byrequests', 'bybusyness'):
+        s = bh[method]
+        w('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |' % (
+            method, ' '.join(fmt(x, 1) for x in s['failed_pct']),
+            fmt(s['median_failed_pct'], 1),
+            ' '.join(fmt(x, 1) for x in s['base_failed_pct']),
+            ' '.join(fmt(r['p99_ms'], 0) for r in s['base_runs']),
+            ' '.join(fmt(r['p99_ms'], 0) for r in s['bh_runs']),
+            fmt(s['base_p99_ms'], 0), fmt(s['bh_p99_ms'], 0), fmt(s['p99_ratio'], 2),
+            fmt(s['share_a'], 2), fmt(s['base_share_a'], 2)))
+    w('')
+    hole = f.get('black_hole_c')
+    w('Our proxy logged %d `LB0310` (ejected) and %d `LB0311` (back) lines over these runs%s.'
+      % (f['black_hole_log']['LB0310'], f['black_hole_log']['LB0311'],
+         '; at the end, c in `bh-heartbeat`: ejected %s, ejections in a row %d, failure rate'
+         ' %s' % ('yes' if hole['ejected'] else 'no', hole['ejections'],
+                  fmt(hole['failure_rate'], 2)) if hole else ''))
+    w('')
+    w('### Slow start')
+    w('')
+    w('The closed-loop clients on a heartbeat balancer over a and b, with'
+      ' `HeartbeatSlowStart` set in its `<Proxy>` section (a balancer per setting,'
+      ' alternating). After %s s, %s s of steady state (b\'s share of the answers, p99),'
+      ' b is stopped (graceful stop: it finishes what it holds, its sender says'
+      ' `state=stopping`); once the proxy\'s table shows it not up, it is started again'
+      ' (a new process); it is back when the table shows it up with ready slots (its'
+      ' first report after a start may say `ready=0`, its workers not counted yet; then'
+      ' it is back with the next one). Then: failed requests and p99 of the requests'
+      ' started in the %d s after, and the time until b\'s share is within 10%% of its steady share (the'
+      ' end of the first 1-s window, sliding by 0.1 s, where it is; measured over %d s or'
+      ' the ramp plus 1.5 s, whichever is longer). While b is away, a holds every request'
+      ' and queues: how fast b takes its share back is also how fast that queue drains.'
+      % (fmt(f['ss_settle_s'], 1), fmt(f['ss_steady_s'], 1),
+         f['ss_window_s'], f['ss_window_s']))
+    w('')
+    w('| HeartbeatSlowStart | p99 ms after (runs) | median | failed (runs) | steady p99 ms'
+      ' | b\'s steady share | b\'s share, first second back | share back after s (runs)'
+      ' | median |')
+    w('|---|---|---|---|---|---|---|---|---|')
+    for s, v in sorted(ss.items(), key=lambda kv: int(kv[0])):
+        w('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            slow_start_label(s) + (' (directive missing: the default)'
+                                   if v['balancer'] == 'heartbeat' else ''),
+            ' '.join(fmt(t['after']['p99_ms'], 0) for t in v['trials']), fmt(v['p99_ms'], 0),
+            ' '.join(str(x) for x in v['failed']), fmt(v['steady_p99_ms'], 0),
+            fmt(v['steady_share_b'], 2), fmt(v['share_b_first_s'], 2),
+            ' '.join(fmt(t['settle_s'], 1) if t['settle_s'] is not None
+                     else '>%s' % fmt(t['span_s'], 1) for t in v['trials']),
+            fmt(v['settle_s'], 1)))
+    for s in f.get('slow_start_missing', []):
+        w('| %ds | not measured: directive missing (`httpd -t`: Invalid command'
+          ' \'HeartbeatSlowStart\') | | | | | | | |' % s)
+    w('')
+    return rows, section
+
+
+def slow_start_label(s):
+    return '%ss' % s if int(s) else '0 (off)'
+
+
 # Each benchmark's results key and renderer, in the order of the report.
 RENDERERS = (
     ('request_path', render_request_path),
@@ -425,6 +611,7 @@ RENDERERS = (
     ('ingest', render_ingest),
     ('freshness', render_freshness),
     ('quality', render_quality),
+    ('failure', render_failure),
 )
 
 
@@ -450,8 +637,8 @@ def render_head(r, cfg):
     w('')
     w('    make bench                       # everything, about %d minutes'
       % max(1, round(meta['total_seconds'] / 60)))
-    w('    make bench BENCH_ARGS="--only ingest"   # one benchmark (request_path, ingest,')
-    w('                                            # freshness, quality)')
+    w('    make bench BENCH_ARGS="--only ingest"   # one benchmark (request_path, micro,')
+    w('                                            # ingest, freshness, quality, failure)')
     w('')
     return L
 
@@ -645,6 +832,32 @@ def analysis_notes(r, cfg):
                ' fully busy origin was in our table as `state=stopping`',
                '' if not stopping_seen else '',
                pre['errors_total'] if pre else 'n/a'))
+    fail = r.get('failure')
+    if fail:
+        cold = fail['cold']['heartbeat']
+        ratio = median([x['ratio'] for x in cold])
+        failed = sum(x['first']['failed'] for x in cold)
+        if failed or ratio is None or ratio > 1.5:
+            slow = [x['slow_until_s'] for x in cold if x['slow_until_s'] is not None]
+            notes.append(
+                'Cold start misses the bar: heartbeat\'s p99 in the first %d s is %sx its'
+                ' steady p99 (median of %d starts; bybusyness, which needs no reports, %sx);'
+                ' failed requests: %d%s. %s'
+                % (fail['cold_first_s'], fmt(ratio, 2), len(cold),
+                   fmt(median([x['ratio'] for x in fail['cold']['bybusyness']]), 2), failed,
+                   ' (%s)' % ', '.join('%s: %d' % kv for kv in sorted(sum_counts(
+                       x['first']['failed_by'] for x in cold).items())) if failed else '',
+                   'The last request slower than 1.5 times the steady p99 started %s s after'
+                   ' the start returned (per start; the origins report every second);'
+                   ' bybusyness, which spreads requests evenly whatever the capacity, has'
+                   ' that p99 all along.' % ', '.join(fmt(x, 2) for x in slow)
+                   if slow else ''))
+        if fail.get('slow_start_missing'):
+            notes.append(
+                '`HeartbeatSlowStart` is not in the modules this run used (`httpd -t`:'
+                ' Invalid command): slow start was measured only off (the default), the %s'
+                ' rows are not measured.' % ' and '.join('%d s' % s
+                                                         for s in fail['slow_start_missing']))
     if q:
         v = q['variants']
         ranking = sorted((n for n in v if v[n]['p99_ms'] is not None),
