@@ -1495,6 +1495,14 @@ def bench_failure(sb, cfg, bins):
     for o in origins + [hole]:
         o.start()
 
+    # A restart, as in production: the proxy ran before, so at its start the
+    # monitor has the origins' last reports to go on (hm_seed_table). The
+    # very first start of a new proxy has none: until the origins report
+    # (up to an interval), it cannot tell a small one from a big one.
+    proxy.start()
+    hbtest.wait_until(lambda: len(proxy_servers(proxy, p)) >= 3, timeout=10,
+                      message='the proxy has heard every origin')
+    proxy.shutdown()
     log('failure: cold start, %d clients already connecting' % cfg.fail_clients)
     res['cold'] = {m: [] for m in ('heartbeat', 'bybusyness')}
     for rnd in range(cfg.rounds):

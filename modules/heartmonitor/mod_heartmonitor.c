@@ -37,6 +37,7 @@
 #include "hb_log.h"
 #include "hm_admit.h"
 #include "hm_shm.h"
+#include "hm_storage.h"
 #include "hm_private.h"
 #include "mod_heartmonitor.h"
 
@@ -74,6 +75,75 @@ typedef char hm_log_levels_match[HB_LOG_EMERG == APLOG_EMERG && HB_LOG_WARNING =
                                      : -1];
 
 /* ------------------------------------------------------- shared memory */
+
+/* Largest storage file read back at start-up (HM_FILE_MODE_CAPACITY lines
+ * and then some). */
+#define HM_SEED_MAX_BYTES (4 * 1024 * 1024)
+
+/*
+ * A full start begins with an empty table, and until every origin has
+ * reported (up to an interval) the balancer cannot tell a small origin from
+ * a big one: it sends both the same, and the small one queues. So the last
+ * reports of the previous run, which the parent saves at every stop
+ * (hm_save_table), go back into the new table as they were, with the time
+ * they were made: the balancer takes those from before its start as what
+ * each origin can take, until it hears from it (lbhb_collect). Entries
+ * older than HeartbeatExpiry are left out.
+ */
+static void hm_seed_table(server_rec *s, hm_conf_t *conf, hm_table_t *t)
+{
+    apr_array_header_t *entries = NULL;
+    apr_pool_t *tmp;
+    int64_t mtime, now = apr_time_now();
+    hm_storage_stats_t st;
+    unsigned int n = 0;
+    int i;
+
+    if (apr_pool_create(&tmp, s->process->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (hm_storage_read(conf->storage_path, HM_SEED_MAX_BYTES, tmp, &entries, &mtime, &st) == 0) {
+        for (i = 0; i < entries->nelts; i++) {
+            const hm_entry_t *e = &APR_ARRAY_IDX(entries, i, hm_entry_t);
+            if (now - e->seen < conf->expiry && hm_table_put_entry(t, e, now) <= HM_UPD_REPLACED) {
+                n++;
+            }
+        }
+    }
+    if (n) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "HM0218: %u origins' last reports read back from %s, for the balancer's "
+                     "start until they report again",
+                     n, conf->storage_path);
+    }
+    apr_pool_destroy(tmp);
+}
+
+/* At every stop and restart, in the parent: the table's entries to the
+ * storage file, for hm_seed_table (when the receiver does not write it
+ * anyway). Best effort: a stop must not fail for it. */
+static apr_status_t hm_save_table(void *data)
+{
+    hm_conf_t *conf = data;
+    apr_pool_t *tmp;
+
+    if (!conf->table || conf->write_file || hm_table_count(conf->table) == 0 ||
+        apr_pool_create(&tmp, NULL) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    if (!conf->storage && geteuid() == 0) {
+        /* The default directory is ours, given to User as hm_check_config
+         * does when the file is written while running. */
+        const char *dir = ap_make_dirstr_parent(tmp, conf->storage_path);
+        if (mkdir(dir, 0755) == 0 &&
+            chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+            rmdir(dir);
+        }
+    }
+    hm_storage_write(conf->storage_path, conf->table, apr_time_now(), conf->expiry, tmp);
+    apr_pool_destroy(tmp);
+    return APR_SUCCESS;
+}
 
 /*
  * The table lives in anonymous shared memory owned by the process pool, so
@@ -134,6 +204,9 @@ static hm_table_t *hm_get_table(server_rec *s, hm_conf_t *conf, unsigned int cap
     }
     conf->huge_page = hm_shm_huge_page(shm);
     t = hm_table_create(hm_shm_base(shm), hm_shm_size(shm), capacity);
+    if (!ot && t) {
+        hm_seed_table(s, conf, t);
+    }
     if (ot) {
         int64_t now = apr_time_now();
         for (i = 0; i < hm_table_capacity(ot); i++) {
@@ -280,6 +353,7 @@ static int hm_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     if (conf->write_file) {
         hm_exported_path = conf->storage_path;
     }
+    apr_pool_cleanup_register(p, conf, hm_save_table, apr_pool_cleanup_null);
 
     if (conf->listens->nelts == 0) {
         return OK;

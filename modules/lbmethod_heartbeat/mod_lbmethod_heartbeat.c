@@ -411,7 +411,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     int64_t shared, load_at;
     apr_time_t report_seen;
     lbhb_load_slot_t *load;
-    int found;
+    int found, prior;
 
     if (b->eject) {
         lbhb_outlier_t *o = lbhb_inflight_outlier(current);
@@ -458,7 +458,13 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         return 0;
     }
     b->with_entry++;
-    if (b->now - e.seen > lbhb_entry_max_age(b, &e)) {
+    /* Heard before this server started and not since: a report the
+     * monitor read back from its last run (hm_seed_table). During the
+     * warm-up it stands in for the member, as what it can take (ready +
+     * busy then), so that a small origin does not get as much as a big one
+     * until both have reported. */
+    prior = b->warming && e.seen < lbhb_started_at;
+    if (!prior && b->now - e.seen > lbhb_entry_max_age(b, &e)) {
         if (e.seen > b->stale_seen) {
             b->stale_seen = e.seen;
             b->stale_max_age = lbhb_entry_max_age(b, &e);
@@ -470,7 +476,7 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         return 0;
     }
     report_seen = e.seen;
-    ready = e.ready;
+    ready = prior ? (e.ready > UINT32_MAX - e.busy ? UINT32_MAX : e.ready + e.busy) : e.ready;
     if ((load = lbhb_inflight_load(current)) &&
         lbhb_load_get(load, &load_ready, &load_busy, &load_at) && load_at > e.seen) {
         /* The member's answer to a request, newer than its heartbeat: the

@@ -465,6 +465,35 @@ class LoadReportTest(BalancerCase):
                 self.assertGreaterEqual(member()['load']['ready'], 1)
 
 
+class RestartPriorTest(BalancerCase):
+    """A full restart of the proxy starts with an empty table; the parent
+    saved the last reports when it stopped and the monitor reads them back,
+    so until the origins report again each counts as what it could take
+    (ready + busy), not all the same."""
+
+    def test_full_restart_uses_the_last_reports(self):
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b)],
+                           section='    HeartbeatWarmUp 3s\n',
+                           log_level_extra='heartmonitor:info')
+        proxy.start()
+        f = self.feeder()
+        f.set(a.port, 2, busy=30)  # a big origin, busy
+        f.set(b.port, 6, busy=2)   # a small one, idle
+        f.wait_rounds()
+        f.close()
+        proxy.stop()
+        proxy.start()
+        proxy.wait_log(r'HM0218: 2 origins\' last reports read back from ')
+        # Nobody has reported since the start: the last reports say a can
+        # take 32 and b 8, so a gets the requests (b once a has 24 more in
+        # flight than b), not every other one.
+        self.assertEqual(self.who(proxy, 8), ['a'] * 8)
+        # They are only a stand-in for the warm-up.
+        hbtest.wait_until(lambda: self.who(proxy, 1) == [503], timeout=8,
+                          message='no pick on old reports after the warm-up')
+
+
 FLAKY_CGI = """#!/bin/sh
 # Fails about one request in ten, at random, as an application with a
 # steady error rate does.
