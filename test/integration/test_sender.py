@@ -393,6 +393,14 @@ class StockInteropTest(hbtest.HbTestCase):
     only joins groups) and lists this origin with its real counts."""
 
     def test_stock_monitor_lists_our_origin(self):
+        self.stock_monitor_lists_our_origin('')
+
+    def test_stock_monitor_reads_signed_packets(self):
+        """Signed packets (addr=, ts=, kid=, sig= after the stock fields)
+        are still read by a stock monitor, which ignores our fields."""
+        self.stock_monitor_lists_our_origin('secret')
+
+    def stock_monitor_lists_our_origin(self, variant):
         lab = self.sandbox.netlab(['origin', 'proxy'])
         origin_host, proxy_host = lab['origin'], lab['proxy']
         monitor = self.httpd('stock-monitor', ours=False, netns=proxy_host,
@@ -404,7 +412,11 @@ class StockInteropTest(hbtest.HbTestCase):
         monitor.start()
         origin = self.httpd('origin', 'HeartbeatAddress 239.0.0.1:27999\n'
                             'HeartbeatInterval 200ms\n' + EVENT_8,
-                            modules=SENDER, netns=origin_host).start()
+                            modules=SENDER, netns=origin_host)
+        if variant == 'secret':
+            origin.conf_body += 'HeartbeatSecret "%s"\n' % hbtest.write_key(
+                origin, 'site.key', b'0123456789abcdef0123456789abcdef')
+        origin.start()
 
         def line():
             if not os.path.exists(storage):
