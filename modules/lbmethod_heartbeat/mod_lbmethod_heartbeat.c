@@ -462,8 +462,9 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
      * monitor read back from its last run (hm_seed_table). During the
      * warm-up it stands in for the member, as what it can take (ready +
      * busy then), so that a small origin does not get as much as a big one
-     * until both have reported. */
-    prior = b->warming && e.seen < lbhb_started_at;
+     * until both have reported. Not from a storage file someone else
+     * writes: a stale one there may be a dead monitor's. */
+    prior = b->warming && b->table == lbhb_shared && e.seen < lbhb_started_at;
     if (!prior && b->now - e.seen > lbhb_entry_max_age(b, &e)) {
         if (e.seen > b->stale_seen) {
             b->stale_seen = e.seen;
