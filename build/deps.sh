@@ -6,7 +6,9 @@ set -e
 
 PKGS="$* apache2 apache2-dev libapr1-dev libaprutil1-dev check autoconf automake libtool
 pkg-config make gcc python3 iproute2 curl libssl-dev wrk clang libclang-rt-14-dev
-libpcre2-dev dpkg-dev"
+libpcre2-dev dpkg-dev debhelper help2man lintian"
+# promtool and the Prometheus server, for test_metrics.py (docs/monitoring.md).
+PKGS="$PKGS prometheus"
 
 missing=""
 for p in $PKGS; do
