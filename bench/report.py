@@ -38,10 +38,21 @@ def render_request_path(rp, cfg):
     rows, section = [], []
     w = rows.append
     for key, label in (('ours_3', '3 members'), ('ours_64', '64 members'),
-                       ('ours_3_with_1000', '3 members, 1,000 other senders')):
+                       ('ours_3_with_1000', '3 members, 1,000 other senders'),
+                       ('ours_3_header', '3 members, origins with HeartbeatResponseHeader on')):
+        if key not in rp:
+            continue
         ratio = rp[key]['ratio']
         w('| request path, %s | heartbeat / byrequests >= 0.97 | %s | %s |'
           % (label, fmt(ratio, 3), verdict(ratio is not None and ratio >= 0.97)))
+    oh = rp.get('origin_header')
+    if oh:
+        w('| request path: the origin\'s own throughput, HeartbeatResponseHeader on / off |'
+          ' near 1 (no visible cost; >= 0.97) | %s (%s vs %s requests/s, served directly; CPU'
+          ' per request on the origin %s vs %s us) | %s |'
+          % (fmt(oh['ratio'], 3), fmt(oh['variant_median'], 0), fmt(oh['baseline_median'], 0),
+             fmt(oh.get('variant_cpu_us_median'), 1), fmt(oh.get('baseline_cpu_us_median'), 1),
+             verdict(oh['ratio'] is not None and oh['ratio'] >= 0.97)))
 
     w = section.append
     w('## 1. Request-path cost')
@@ -54,20 +65,33 @@ def render_request_path(rp, cfg):
       ' members\' heartbeats (each twice a second, from its own address). A second proxy'
       ' loads Debian\'s stock `mod_lbmethod_heartbeat` in file mode, reading a file the'
       ' benchmark wrote (stock re-reads and parses it on every request), again beside'
-      ' byrequests balancers. Keep-alive everywhere.')
+      ' byrequests balancers. Keep-alive everywhere.%s'
+      % (' A fourth origin httpd, the same with our sender and `HeartbeatResponseHeader on`'
+         ' (issue 17), serves three more members, 127.0.1.65-67 (balancers `hb3hdr` and'
+         ' `br3hdr` in our proxy, fed by udpgen as the others; its own heartbeats go to a'
+         ' port nothing listens on); two more, the same with the header on and off, serve'
+         ' 127.0.1.68 and 69, not members: wrk against each of these two directly'
+         ' (alternating) is the origin\'s own cost of the header. The proxy removes the'
+         ' header from every response and `hb3hdr` takes it as a fresher heartbeat of its'
+         ' member.'
+         if 'ours_3_header' in rp else ''))
     w('')
     w('    ' + rp['wrk_command'])
     w('')
-    w('Requests per second, each round runs the baseline then the variant; the ratio is'
-      ' the median of the per-round ratios.')
+    w('Requests per second, each round runs the baseline (byrequests; for the origin alone,'
+      ' the header off) then the variant; the ratio is the median of the per-round ratios.')
     w('')
-    w('| comparison | byrequests (runs) | variant (runs) | median byrequests | median variant'
+    w('| comparison | baseline (runs) | variant (runs) | median baseline | median variant'
       ' | ratio | errors |')
     w('|---|---|---|---|---|---|---|')
     for key, label in (('ours_3', 'ours, 3 members'), ('ours_64', 'ours, 64 members'),
+                       ('ours_3_header', 'ours, 3 members, origins with the header on'),
+                       ('origin_header', 'the origin alone, header off / on (directly)'),
                        ('ours_3_with_1000', 'ours, 3 members + 1,000 senders in table'),
                        ('stock_3', 'stock file mode, 3 members'),
                        ('stock_64', 'stock file mode, 64 members')):
+        if key not in rp:
+            continue
         s = rp[key]
         w('| %s | %s | %s | %s | %s | %s | %d / %d |'
           % (label, ' '.join(fmt(x, 0) for x in s['baseline_rps']),
@@ -79,6 +103,22 @@ def render_request_path(rp, cfg):
       ' %s).' % (rp['table_entries'], ', '.join(
           '%s %s' % (k, v) for k, v in sorted(rp['monitor_counters'].items()))))
     w('')
+    if oh and oh.get('baseline_cpu_us'):
+        w('What the origin spent per request in those direct runs (CPU time of all its'
+          ' processes, `/proc/<pid>/task/*/schedstat`, over the requests wrk counted; us):'
+          ' header off %s (median %s), on %s (median %s).'
+          % (' '.join(fmt(x, 1) for x in oh['baseline_cpu_us']),
+             fmt(oh['baseline_cpu_us_median'], 1),
+             ' '.join(fmt(x, 1) for x in oh['variant_cpu_us']),
+             fmt(oh['variant_cpu_us_median'], 1)))
+        w('')
+    hm = rp.get('header_members')
+    if hm:
+        w('Load reports `hb3hdr` took by the end of its runs (status page, per member): %s.'
+          % ', '.join('%s %d taken, %d ignored' % (m.split('//')[-1], e['load_reports'],
+                                                   e['load_ignored'])
+                      for m, e in sorted(hm.items())))
+        w('')
     return rows, section
 
 
@@ -167,6 +207,18 @@ def render_ingest(ing, cfg):
           ' most (%s) | %s |' % (fmt(max(spreads), 0),
                                  ', '.join(fmt(s, 0) + '%' for s in spreads),
                                  verdict(max(spreads) <= 20)))
+
+    mt = ing.get('metrics')
+    if mt:
+        w('| metrics: one `?prometheus` scrape, %s origins in the table | measured; the'
+          ' receiver keeps up while scraped (no loss at %dk/s) | %s ms to the last byte'
+          ' (%s MB, %s lines), %s ms of monitor CPU; lost %s with back-to-back scrapes, %s'
+          ' without | %s |'
+          % ('{:,}'.format(mt['entries']), mt['rate'] // 1000,
+             fmt(mt['median_scrape_s'] * 1000, 0), fmt(mt['bytes'] / 1e6, 1),
+             '{:,}'.format(mt['lines']), fmt(mt['cpu_s_per_scrape'] * 1000, 0),
+             mt['max_lost_with'], mt['max_lost_without'],
+             verdict(mt['max_lost_with'] == 0)))
 
     w = section.append
     top = max(cfg.ingest_rates)
@@ -263,6 +315,30 @@ def render_ingest(ing, cfg):
           % (rl['rate'], fmt(rl['median_accepted'], 0), fmt(rl['median_ratelimited'], 0),
              rl['rate'] * cfg.ingest_seconds, fmt(rl['median_cpu_us_per_packet_sent'], 2)))
         w('')
+    mt = ing.get('metrics')
+    if mt:
+        w('### Prometheus scrapes (docs/monitoring.md)')
+        w('')
+        w('The **ours** monitor with %s origins in its table: `GET /hb-status?prometheus`,'
+          ' %d times one after another from one client: %s ms median to the last byte'
+          ' (runs %s ms), %s bytes in %s lines%s, %s ms of the monitor\'s CPU per scrape'
+          ' (net of idle housekeeping). Then %d/s from 10,000 senders for %d s,'
+          ' alternately without and with a client scraping back to back (%s scrapes per'
+          ' run, %s ms median each under that load): lost %s without, %s with (worst'
+          ' run); kernel drops %s and %s. A scrape copies the table entry by entry under'
+          ' the seqlocks, never holding the writer lock, and writes the text out through'
+          ' a 64 kB buffer.'
+          % ('{:,}'.format(mt['entries']), len(mt['scrape_s']),
+             fmt(mt['median_scrape_s'] * 1000, 1),
+             ' '.join(fmt(x * 1000, 0) for x in mt['scrape_s']), '{:,}'.format(mt['bytes']),
+             '{:,}'.format(mt['lines']),
+             {True: ', `promtool check metrics` clean', False: ', **promtool check metrics'
+              ' failed**'}.get(mt['promtool_ok'], ''),
+             fmt(mt['cpu_s_per_scrape'] * 1000, 1), mt['rate'], cfg.ingest_seconds,
+             ' '.join(str(x) for x in mt['scrapes_during']),
+             fmt(mt['median_scrape_s_under_load'] * 1000, 0), mt['max_lost_without'],
+             mt['max_lost_with'], mt['max_drops_without'], mt['max_drops_with']))
+        w('')
     hi, lo = ing.get('perf'), ing.get('perf_low')
     if hi and hi.get('symbols') and lo and lo.get('symbols'):
         w('Where our monitor\'s time goes (`perf record -e cpu-clock -g` on its processes'
@@ -306,6 +382,12 @@ def render_freshness(fr, cfg):
       ' (max %s) | %s |' % (fmt(med, 3), fmt(fr['ours']['max'], 3),
                             fmt(fr['stock']['median'], 3), fmt(fr['stock']['max'], 3),
                             verdict(med is not None and med <= 1.05)))
+    fh = fr.get('ours-header')
+    if fh:
+        w('| freshness, HeartbeatResponseHeader on | median <= 0.2 s | ours with the header %s s'
+          ' (max %s, %d timed out; without it %s s) | %s |'
+          % (fmt(fh['median'], 3), fmt(fh['max'], 3), fh['timed_out'], fmt(med, 3),
+             verdict(fh['median'] is not None and fh['median'] <= 0.2 and not fh['timed_out'])))
 
     w = section.append
     w('## 3. Freshness')
@@ -324,23 +406,33 @@ def render_freshness(fr, cfg):
       ' attributed when it completes). Ours uses `HeartbeatPickMode weighted` here,'
       ' like stock\'s random choice weighted by ready: `most` and `p2c` would also react'
       ' to their own requests stuck at a (in-flight correction) before any heartbeat'
-      ' arrives, which measures the prober, not the data path.'
-      % (fr['probe_interval_s'] * 1000))
+      ' arrives, which measures the prober, not the data path.%s'
+      % (fr['probe_interval_s'] * 1000, ' **ours-header** is ours again, with'
+         ' `HeartbeatResponseHeader on` at both origins (a second pair on port 8081, balancer'
+         ' `apph` in the same proxy): every answer of a carries its load; "reports" below'
+         ' counts those the proxy took from a from the moment it was made busy to the end of'
+         ' the trial. A trial releases a once every probe has been routed (answered, or'
+         ' unanswered for 0.3 s: stuck at a), since the first answers after the release'
+         ' tell a proxy using the header that a is free again.' if 'ours-header' in fr else ''))
     w('')
-    for name in ('ours', 'stock'):
+    suites = [n for n in ('ours', 'ours-header', 'stock') if n in fr]
+    for name in suites:
         seen = sorted({t.get('busy_origin_seen_as') for t in fr[name]['trials']
                        if t.get('busy_origin_seen_as')})
         if seen:
             w('- %s\'s data for the busy origin once detected: %s' % (
                 name, '; '.join('`%s`' % x for x in seen[:4])))
     w('')
-    w('| trio | trials (s) | median | min | max | timed out |')
-    w('|---|---|---|---|---|---|')
-    for name in ('ours', 'stock'):
+    w('| trio | trials (s) | median | min | max | timed out | reports from a (trials) |')
+    w('|---|---|---|---|---|---|---|')
+    for name in suites:
         s = fr[name]
-        w('| %s | %s | %s | %s | %s | %d |' % (
+        reports = [t.get('reports_from_busy_origin') for t in s['trials']]
+        w('| %s | %s | %s | %s | %s | %d | %s |' % (
             name, ' '.join(fmt(x, 3) for x in s['seconds']), fmt(s['median'], 3),
-            fmt(s['min'], 3), fmt(s['max'], 3), s['timed_out']))
+            fmt(s['min'], 3), fmt(s['max'], 3), s['timed_out'],
+            ' '.join('-' if x is None else str(x) for x in reports)
+            if any(x is not None for x in reports) else '-'))
     w('')
     return rows, section
 
@@ -600,6 +692,115 @@ def render_failure(f, cfg):
     return rows, section
 
 
+PROXY_LABELS = {
+    'bybusyness': 'bybusyness',
+    'heartbeat': 'heartbeat, header off (before issue 17)',
+    'header': 'heartbeat, `HeartbeatResponseHeader on`',
+    'p2c-header': 'heartbeat p2c, `HeartbeatResponseHeader on`',
+}
+
+
+def proxies_ok(mp):
+    """Issue 17's bars: (two proxies met, one proxy met)."""
+    two, one = mp['two'], mp['one']
+    h = two['header']
+    ok2 = (h['p99_ms'] is not None and h['p99_ms'] <= 600 and h['rps'] >= 81
+           and h['errors'] == 0 and two['bybusyness']['p99_ms'] is not None
+           and h['p99_ms'] < two['bybusyness']['p99_ms'])
+    ok1 = (one['header']['errors'] == 0 and one['header']['p99_ms'] is not None
+           and one['heartbeat']['p99_ms'] is not None
+           and one['header']['p99_ms'] <= 1.1 * one['heartbeat']['p99_ms'])
+    return ok2, ok1
+
+
+def reports_rates(runs):
+    """Median over runs of the load reports taken per second, per member
+    address and summed over the proxies: {address: rate}."""
+    per = {}
+    for r in runs:
+        total = {}
+        for members in r['reports_per_s'].values():
+            for m, x in members.items():
+                addr = m.split('//')[-1]
+                total[addr] = total.get(addr, 0) + x
+        for addr, x in total.items():
+            per.setdefault(addr, []).append(x)
+    return {addr: median(xs) for addr, xs in per.items()}
+
+
+def render_proxies(mp, cfg):
+    """Several proxies over one pool of origins, per-response load reports
+    (issue 17). -> (its rows of the summary table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    two, one = mp['two'], mp['one']
+    ok2, ok1 = proxies_ok(mp)
+
+    def cell(v):
+        return '%s ms, %s req/s, %d errors' % (fmt(v['p99_ms'], 0), fmt(v['rps'], 1), v['errors'])
+    w('| several proxies: 2 proxies x %d clients, origins of %d + %d workers, %d ms | with the'
+      ' header: p99 on the worse proxy <= 600 ms, >= 81 req/s in total, 0 errors, p99 below'
+      ' bybusyness | with the header %s; bybusyness %s; header off %s%s | %s |'
+      % (mp['clients_per_proxy'], mp['workers'][0], mp['workers'][1], mp['service_ms'],
+         cell(two['header']), cell(two['bybusyness']), cell(two['heartbeat']),
+         '; p2c with the header %s' % cell(two['p2c-header']) if 'p2c-header' in two else '',
+         verdict(ok2)))
+    w('| several proxies: one proxy, the same %d clients | p99 with the header <= 1.1x without'
+      ' (about 420 ms before issue 17), 0 errors | with the header %s; without %s | %s |'
+      % (mp['clients_per_proxy'] * 2, cell(one['header']), cell(one['heartbeat']), verdict(ok1)))
+
+    w = section.append
+    w('## 6. Several proxies, one pool of origins')
+    w('')
+    w('The bars of issue 17 (this benchmark ran on %s, load average %s at its start, %s at its'
+      ' end). Namespaces a, b, p1 and p2. Origins a (%d workers) and b (%d), `/svc` holding'
+      ' its worker %d ms as in section 5 (capacity %d requests/s together), each twice: on'
+      ' port 8080 as before issue 17, and on port 8081 with `HeartbeatResponseHeader on`;'
+      ' every origin sends its heartbeats (`HeartbeatInterval 1s`) to the multicast group both'
+      ' proxies listen on, so that each proxy\'s monitor hears all of them. The proxies in p1'
+      ' and p2 have the same configuration: a balancer per row below over a and b (members'
+      ' `disablereuse=on retry=1`, `ProxyPass ... timeout=5`). Two proxies: %d closed-loop'
+      ' clients on each at once (the clients of section 5, one connection per request), on'
+      ' the same balancer; one proxy: %d clients on p1 alone. A run measures from %s s to'
+      ' %s s after the clients start; the methods alternate, %d rounds, and before each run'
+      ' both proxies\' tables say that the origins are idle. p99 is of the successful'
+      ' requests started in the window, on the worse of the two proxies in that run;'
+      ' requests/s counts the successful answers to requests started in the window, both'
+      ' proxies together; errors count failed requests over the whole run (a non-2xx answer,'
+      ' a reset, a timeout); share to b: of the answers in the window (b has %s of the'
+      ' capacity).'
+      % (mp['date'], mp['load_start'], mp['load_end'], mp['workers'][0], mp['workers'][1],
+         mp['service_ms'], round(sum(mp['workers']) * 1000 / mp['service_ms']),
+         mp['clients_per_proxy'], mp['clients_per_proxy'] * 2, fmt(mp['settle_s'], 1),
+         fmt(mp['settle_s'] + mp['window_s'], 1), len(two['header']['runs']),
+         fmt(mp['workers'][1] / sum(mp['workers']), 2)))
+    w('')
+    w('| proxies | method | p99 ms, worse proxy (runs) | median | req/s (runs) | median |'
+      ' errors | share to b | load reports taken per s, a / b (both proxies) |')
+    w('|---|---|---|---|---|---|---|---|---|')
+    for key, label in (('two', '2 x %d clients' % mp['clients_per_proxy']),
+                       ('one', '1 x %d clients' % (mp['clients_per_proxy'] * 2))):
+        for name in [n for n in PROXY_LABELS if n in mp[key]]:
+            v = mp[key][name]
+            rates = reports_rates(v['runs'])
+            w('| %s | %s | %s | %s | %s | %s | %d | %s | %s |' % (
+                label, PROXY_LABELS.get(name, name),
+                ' '.join(fmt(r['p99_ms'], 0) for r in v['runs']), fmt(v['p99_ms'], 0),
+                ' '.join(fmt(r['rps'], 1) for r in v['runs']), fmt(v['rps'], 1), v['errors'],
+                fmt(v['share_b'], 2), ' / '.join(fmt(x, 1) for _, x in sorted(rates.items()))
+                if rates and any(rates.values()) else '-'))
+    w('')
+    members = [m for ms in mp['members'].values() for m in ms or []]
+    w('Over these runs the proxies took %d load reports in the balancers over the origins with'
+      ' the header on, %d in the one over the origins without it, and ignored %d'
+      ' (`load_reports`, `load_ignored` on their status pages at the end).'
+      % (sum(m['load_reports'] for m in members if m['member'].endswith(':8081')),
+         sum(m['load_reports'] for m in members if m['member'].endswith(':8080')),
+         sum(m['load_ignored'] for m in members)))
+    w('')
+    return rows, section
+
+
 def slow_start_label(s):
     return '%ss' % s if int(s) else '0 (off)'
 
@@ -612,6 +813,7 @@ RENDERERS = (
     ('freshness', render_freshness),
     ('quality', render_quality),
     ('failure', render_failure),
+    ('proxies', render_proxies),
 )
 
 
@@ -631,6 +833,12 @@ def render_head(r, cfg):
       ' alternately (A B A B ...) in %d or more rounds and reports medians.'
       % (meta['cpu'], meta['nproc'], meta['kernel'], meta['httpd'], meta['wrk'],
          meta['commit'], meta['load_start'], meta['load_end'], cfg.rounds))
+    for m in meta.get('remeasured', []):
+        w('')
+        w('Measured again on %s (commit %s, load average %s at the start, %s at the end, %.1f'
+          ' minutes) and put in place of the first run\'s (`--merge-into %s`): %s.'
+          % (m['date'], m['commit'], m['load_start'], m['load_end'], m['total_seconds'] / 60,
+             m['from'], ', '.join(m['benchmarks'])))
     if meta.get('quick'):
         w('')
         w('**Quick run (`--quick`): durations shortened, numbers only indicative.**')
@@ -638,7 +846,8 @@ def render_head(r, cfg):
     w('    make bench                       # everything, about %d minutes'
       % max(1, round(meta['total_seconds'] / 60)))
     w('    make bench BENCH_ARGS="--only ingest"   # one benchmark (request_path, micro,')
-    w('                                            # ingest, freshness, quality, failure)')
+    w('                                            # ingest, freshness, quality, failure,')
+    w('                                            # proxies)')
     w('')
     return L
 
@@ -858,6 +1067,7 @@ def analysis_notes(r, cfg):
                 ' Invalid command): slow start was measured only off (the default), the %s'
                 ' rows are not measured.' % ' and '.join('%d s' % s
                                                          for s in fail['slow_start_missing']))
+    notes += header_notes(r)
     if q:
         v = q['variants']
         ranking = sorted((n for n in v if v[n]['p99_ms'] is not None),
@@ -865,4 +1075,69 @@ def analysis_notes(r, cfg):
         notes.append('Balancing quality, ranked by (errors, median p99): %s.' % ', '.join(
             '%s %s ms/%d err' % (n, fmt(v[n]['p99_ms'], 0), v[n]['errors_total'])
             for n in ranking))
+    return notes
+
+
+def header_notes(r):
+    """What the numbers say about HeartbeatResponseHeader (issue 17) where
+    a bar is missed."""
+    notes = []
+    fr = r.get('freshness') or {}
+    fh = fr.get('ours-header')
+    if fh and (fh['median'] is None or fh['median'] > 0.2 or fh['timed_out']):
+        reports = [t.get('reports_from_busy_origin') for t in fh['trials']
+                   if t.get('reports_from_busy_origin') is not None]
+        notes.append(
+            'Freshness with the header on misses 0.2 s: median %s s (without the header %s s,'
+            ' alternating). Load reports the proxy took from the busy origin, from the moment'
+            ' it was made busy to the end of a trial: %d over %d trials (%s). A fully busy'
+            ' origin answers nothing until a worker is free again, so no answer carries the'
+            ' news, and the next heartbeat brings it, as without the header; the holding'
+            ' connections\' requests are unfinished, so they would not count in the report\'s'
+            ' busy either. Per-response reports make a busy origin\'s data fresher only while'
+            ' it answers; an origin that sends an extra heartbeat at once when its ready count'
+            ' falls a lot (issue 17, point 4) would cover this case.'
+            % (fmt(fh['median'], 3), fmt(fr['ours']['median'], 3), sum(reports), len(reports),
+               ' '.join(str(x) for x in reports)))
+    rp = r.get('request_path') or {}
+    hh = rp.get('ours_3_header')
+    if hh and (hh['ratio'] is None or hh['ratio'] < 0.97) and hh['paired_ratios']:
+        h3 = rp['ours_3']['paired_ratios']
+        notes.append(
+            'Request path over origins with the header on: heartbeat / byrequests %s, below'
+            ' 0.97; its per-round ratios range from %s to %s (%s), those of the 3 members'
+            ' without the header from %s to %s: a difference of a few percent is within what'
+            ' this machine gives; more rounds (`--rounds`) tell a cost of taking the reports'
+            ' from noise.'
+            % (fmt(hh['ratio'], 3), fmt(min(hh['paired_ratios']), 3),
+               fmt(max(hh['paired_ratios']), 3),
+               ' '.join(fmt(x, 3) for x in hh['paired_ratios']), fmt(min(h3), 3),
+               fmt(max(h3), 3)))
+    oh = (r.get('request_path') or {}).get('origin_header')
+    if oh and (oh['ratio'] is None or oh['ratio'] < 0.97):
+        notes.append(
+            'The origin\'s own throughput with the header on is %s of the same origin\'s with'
+            ' it off (median of the per-round ratios; runs: off %s, on %s); CPU per request on'
+            ' the origin, medians: off %s us, on %s us.'
+            % (fmt(oh['ratio'], 3), ' '.join(fmt(x, 0) for x in oh['baseline_rps']),
+               ' '.join(fmt(x, 0) for x in oh['variant_rps']),
+               fmt(oh.get('baseline_cpu_us_median'), 1), fmt(oh.get('variant_cpu_us_median'), 1)))
+    mp = r.get('proxies')
+    if mp:
+        ok2, ok1 = proxies_ok(mp)
+        h, bb = mp['two']['header'], mp['two']['bybusyness']
+        if not ok2:
+            notes.append(
+                'Two proxies with the header miss a bar: p99 on the worse proxy %s ms (bar 600,'
+                ' bybusyness %s), %s req/s in total (bar 81), %d errors (%s).'
+                % (fmt(h['p99_ms'], 0), fmt(bb['p99_ms'], 0), fmt(h['rps'], 1), h['errors'],
+                   ', '.join('%s: %d' % kv for kv in sorted(sum_counts(
+                       x['failed_by'] for x in h['runs']).items())) or 'none'))
+        if not ok1:
+            o = mp['one']
+            notes.append(
+                'One proxy with the header misses its bar: p99 %s ms against %s ms without it'
+                ' (bar: at most 1.1 times), %d errors.'
+                % (fmt(o['header']['p99_ms'], 0), fmt(o['heartbeat']['p99_ms'], 0),
+                   o['header']['errors']))
     return notes

@@ -2,21 +2,24 @@
 """bench/run.py: the heartbeat suite's benchmarks, side by side with baselines.
 
 Run by `make bench` (bench/bench.am), which builds the modules and the load
-tools first. Five benchmarks, each measured in one run against baselines on
+tools first. Six benchmarks, each measured in one run against baselines on
 the same machine, alternating the variants (A B A B ...) over several rounds
 and reporting medians, because the machine is small (2 cores) and shared:
 
 1. request path: wrk through the proxy, lbmethod=heartbeat against
    lbmethod=byrequests in the same proxy process (3 and 64 members, and 3
-   members while the table holds 1,000 other senders), Debian's stock
-   lbmethod_heartbeat (file mode) against byrequests in another; plus the
-   C micro-benchmark bench/pick_bench of the pick and the table lookup.
+   members while the table holds 1,000 other senders, and 3 members whose
+   origin has HeartbeatResponseHeader on), Debian's stock
+   lbmethod_heartbeat (file mode) against byrequests in another; the
+   origin's own throughput with the header on and off; plus the C
+   micro-benchmark bench/pick_bench of the pick and the table lookup.
 2. monitor ingest: bench/udpgen sends valid heartbeats at fixed rates from
    10 or 10,000 senders to our monitor and to the stock monitor (which only
    listens on multicast, hence a network namespace); packets applied vs
    sent, and the monitor's CPU time per packet.
 3. freshness: an origin becomes fully busy; time until the proxy stops
-   picking it, ours against the stock trio.
+   picking it, ours (HeartbeatResponseHeader off and on) against the stock
+   trio.
 4. balancing quality: origins of capacity 1:4, 20 ms service, open-loop
    load at 80% of capacity (bench/openloop); latency percentiles and errors
    for each pick mode of ours, stock, byrequests and bybusyness.
@@ -26,6 +29,10 @@ and reporting medians, because the machine is small (2 cores) and shared:
    open-loop load (heartbeat, byrequests, bybusyness, against the same
    load without it); the 32-worker origin stopped and started again under
    load, for each HeartbeatSlowStart.
+6. proxies (issue 17): the same origins behind two proxies, 18 closed-loop
+   clients on each: heartbeat with and without HeartbeatResponseHeader,
+   p2c with it, bybusyness; and one proxy with all 36 clients, with and
+   without the header.
 
 Writes the results to bench/results/ (JSON) and, through bench/report.py,
 docs/PERFORMANCE.md (the commands, the raw numbers, medians and ratios,
@@ -59,7 +66,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, 'test', 'harness'))
 import hbtest  # noqa: E402
-from report import analysis_notes, fmt, median, write_report  # noqa: E402
+from report import analysis_notes, fmt, median, sum_counts, write_report  # noqa: E402
 
 T_START = time.monotonic()
 
@@ -107,11 +114,24 @@ def answers_200(url, netns=None):
         return False
 
 
-def proxy_servers(proxy, netns=None):
-    """Our monitor's table as its status page says (JSON): {ip: entry}, for
-    origins that each have an address of their own."""
-    r = hbtest.get(proxy.url('/hb-status?json'), netns=netns)
-    return {e['ip']: e for e in json.loads(r.body.decode())['servers']}
+def proxy_status(proxy, netns=None):
+    """Our monitor's status page (JSON)."""
+    return json.loads(hbtest.get(proxy.url('/hb-status?json'), netns=netns).body.decode())
+
+
+def proxy_servers(proxy, netns=None, port=None):
+    """Our monitor's table as its status page says: {ip: entry}, for origins
+    that each have an address of their own (or of those on `port`)."""
+    return {e['ip']: e for e in proxy_status(proxy, netns)['servers']
+            if port is None or e['port'] == port}
+
+
+def proxy_members(proxy, netns=None, balancer=None):
+    """The members of one heartbeat balancer on the status page, with their
+    per-response load reports (load_reports, load_ignored, load): {member
+    URL: entry}."""
+    return {m['member']: m for m in proxy_status(proxy, netns).get('members', [])
+            if m['balancer'] == 'balancer://' + balancer}
 
 
 def prefork(n):
@@ -312,21 +332,38 @@ def bench_request_path(sb, cfg, bins):
     log('request path: starting 3 origins serving 64 member addresses')
     port = hbtest.free_port()
     members = ['127.0.1.%d' % (m + 1) for m in range(64)]
-    origins = []
-    for k in range(3):
-        listen = [(ip, port) for m, ip in enumerate(members) if m % 3 == k]
-        o = sb.httpd('rp-origin%d' % k, mpm(64, servers=2, start=2) + """
+    # Issue 17: 3 more members (127.0.1.65-67) on an origin that reports
+    # its load on every response; two more origins, not members, the same
+    # with the header on and off (127.0.1.68, 69), served directly. Their
+    # heartbeats go to a port nothing listens on: udpgen feeds the
+    # monitor, as for the others.
+    hdr_members = ['127.0.1.%d' % (m + 65) for m in range(3)]
+    sink = hbtest.free_port(kind='udp')
+
+    def origin(name, listen, header=None):
+        extra, modules = '', []
+        if header is not None:
+            extra = 'HeartbeatAddress 127.0.0.1:%d\nHeartbeatResponseHeader %s\n' % (
+                sink, 'on' if header else 'off')
+            modules = ['watchdog', 'heartbeat']
+        o = sb.httpd(name, mpm(64, servers=2, start=2) + """
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
 AsyncRequestWorkerFactor 8
-""", listen=listen)
+""" + extra, listen=[(ip, port) for ip in listen], modules=modules)
         o.add_file('f.txt', 'x' * 127 + '\n')
         o.start()
-        origins.append(o)
+        return o
+    origins = [origin('rp-origin%d' % k, [ip for m, ip in enumerate(members) if m % 3 == k])
+               for k in range(3)]
+    origins.append(origin('rp-origin-header', hdr_members, header=True))
+    direct_on = origin('rp-origin-on', ['127.0.1.68'], header=True)
+    direct_off = origin('rp-origin-off', ['127.0.1.69'], header=False)
+    origins += [direct_on, direct_off]
 
-    def balancer(name, n, method):
-        lines = '\n'.join('    BalancerMember http://%s:%d' % (ip, port) for ip in members[:n])
+    def balancer(name, n, method, ips=members):
+        lines = '\n'.join('    BalancerMember http://%s:%d' % (ip, port) for ip in ips[:n])
         return ('<Proxy balancer://%s>\n%s\n    ProxySet lbmethod=%s\n</Proxy>\n'
                 'ProxyPass /%s/ balancer://%s/\n' % (name, lines, method, name, name))
 
@@ -339,7 +376,9 @@ KeepAliveTimeout 30
     ours = sb.httpd('rp-proxy-ours', common + STATUS_LOCATION + (
         'HeartbeatListen 127.0.0.1:%d\nHeartbeatMaxServers 2000\n' % hb_port)
         + balancer('hb3', 3, 'heartbeat') + balancer('br3', 3, 'byrequests')
-        + balancer('hb64', 64, 'heartbeat') + balancer('br64', 64, 'byrequests'),
+        + balancer('hb64', 64, 'heartbeat') + balancer('br64', 64, 'byrequests')
+        + balancer('hb3hdr', 3, 'heartbeat', hdr_members)
+        + balancer('br3hdr', 3, 'byrequests', hdr_members),
         modules=HB_PROXY)
     ours.start()
 
@@ -358,16 +397,19 @@ KeepAliveTimeout 30
     stock.start()
 
     # Every member reports twice per interval (1 s), from its own address.
+    fed = len(members + hdr_members)
     feed_members = Procs.start([
         os.path.join(bins, 'udpgen'), '-d', '127.0.0.1:%d' % hb_port, '-s', members[0],
-        '-i', '64', '-p', '1', '-P', str(port), '-r', '128', '-I', '1000',
+        '-i', str(fed), '-p', '1', '-P', str(port), '-r', str(2 * fed), '-I', '1000',
         '-n', '200000', '-t', '1200'])
 
     def table_count():
         r = ours.get('/hb-status?json')
         return len(json.loads(r.body.decode())['servers'])
-    hbtest.wait_until(lambda: table_count() >= 64, timeout=15, message='64 members in the table')
-    for proxy, paths in ((ours, ('/hb3/f.txt', '/br3/f.txt', '/hb64/f.txt', '/br64/f.txt')),
+    hbtest.wait_until(lambda: table_count() >= fed, timeout=15,
+                      message='%d members in the table' % fed)
+    for proxy, paths in ((ours, ('/hb3/f.txt', '/br3/f.txt', '/hb64/f.txt', '/br64/f.txt',
+                                 '/hb3hdr/f.txt', '/br3hdr/f.txt')),
                          (stock, ('/st3/f.txt', '/st64/f.txt'))):
         for path in paths:
             hbtest.wait_until(lambda: answers_200(proxy.url(path)), timeout=30,
@@ -380,7 +422,7 @@ KeepAliveTimeout 30
         return run_wrk(stock.url(path), cfg)
 
     # Warm both proxies (connection pools, page cache) before timing.
-    for path in ('/hb3/f.txt', '/br64/f.txt'):
+    for path in ('/hb3/f.txt', '/br64/f.txt', '/hb3hdr/f.txt'):
         subprocess.run(['wrk', '-t1', '-c%d' % cfg.wrk_conns, '-d1s', ours.url(path)],
                        capture_output=True, timeout=30)
     subprocess.run(['wrk', '-t1', '-c%d' % cfg.wrk_conns, '-d1s', stock.url('/st3/f.txt')],
@@ -393,6 +435,28 @@ KeepAliveTimeout 30
     res['ours_3'] = summarise_pair(runs['br3'], runs['hb3'])
     res['ours_64'] = summarise_pair(runs['br64'], runs['hb64'])
 
+    # Origins with HeartbeatResponseHeader on: the proxy's side (heartbeat
+    # against byrequests over the same reporting members) and the origin's
+    # (the same origin with the header off, both served directly).
+    def wrk_origin(o):
+        """wrk against origin o itself, and what o spent per request (CPU
+        us): less noisy than its throughput on a shared machine."""
+        c0 = process_cpu(httpd_pids(o))
+        rps, errors = run_wrk('http://%s:%d/f.txt' % o.listen[0], cfg)
+        cpu = cpu_delta(c0, process_cpu(httpd_pids(o)))[1]
+        return rps, errors, cpu / (rps * cfg.wrk_seconds) * 1e6 if rps else None
+    runs = ab_rounds([('br3hdr', lambda: wrk_ours('/br3hdr/f.txt')),
+                      ('hb3hdr', lambda: wrk_ours('/hb3hdr/f.txt')),
+                      ('plain', lambda: wrk_origin(direct_off)),
+                      ('header', lambda: wrk_origin(direct_on))],
+                     cfg.rounds_rp, lambda run: run(), 'request path (header on)')
+    res['ours_3_header'] = summarise_pair(runs['br3hdr'], runs['hb3hdr'])
+    res['origin_header'] = summarise_pair(runs['plain'], runs['header'])
+    for key, name in (('baseline', 'plain'), ('variant', 'header')):
+        res['origin_header'][key + '_cpu_us'] = [r[2] for r in runs[name]]
+        res['origin_header'][key + '_cpu_us_median'] = median([r[2] for r in runs[name]])
+    res['header_members'] = proxy_members(ours, None, 'hb3hdr')
+
     # 1,000 other senders, each reporting once a second: the table holds
     # 1,064 entries while the 3-member balancer picks.
     log('request path: adding 1,000 other senders')
@@ -400,8 +464,8 @@ KeepAliveTimeout 30
         os.path.join(bins, 'udpgen'), '-d', '127.0.0.1:%d' % hb_port, '-s', '127.0.2.1',
         '-i', '1000', '-p', '1', '-P', '30000', '-r', '1000', '-I', '1000',
         '-n', '2000000', '-t', '1200'])
-    hbtest.wait_until(lambda: table_count() >= 1064, timeout=15,
-                      message='1,064 entries in the table')
+    hbtest.wait_until(lambda: table_count() >= fed + 1000, timeout=15,
+                      message='%d entries in the table' % (fed + 1000))
     runs = ab_rounds([('br3', '/br3/f.txt'), ('hb3', '/hb3/f.txt')],
                      cfg.rounds_rp, wrk_ours, 'request path (1,000 others)')
     res['ours_3_with_1000'] = summarise_pair(runs['br3'], runs['hb3'])
@@ -639,6 +703,70 @@ def summarise_cell(name, rate, senders, rs):
 HUGE_POOL = '/proc/sys/vm/nr_hugepages'
 
 
+def bench_metrics(httpd, mon, bins, cfg, idle_cpu_per_s, rate=50000):
+    """Issue 19: what one ?prometheus scrape of the status page costs with
+    10,000 origins in the table (time to the last byte, the monitor's CPU,
+    size), and whether the receiver keeps up while the page is scraped back
+    to back: runs at `rate` from 10,000 senders, alternately without and
+    with a client scraping all the time, compared on loss."""
+    log('ingest: ?prometheus scrapes with 10,000 origins in the table')
+    url = httpd.url('/hb-status?prometheus')
+    # Every sender heard within the table's expiry: 10,000 entries.
+    ingest_run(mon, bins, 20000, 10000, argparse.Namespace(ingest_seconds=1))
+    entries = json.loads(httpd.get('/hb-status?counters').body.decode())['count']
+
+    def scrape():
+        t0 = time.monotonic()
+        r = hbtest.get(url, timeout=60)
+        if r.status != 200:
+            raise RuntimeError('?prometheus answered %d' % r.status)
+        return time.monotonic() - t0, r.body
+
+    _, body = scrape()  # warm
+    promtool = None
+    if shutil.which('promtool'):
+        res = subprocess.run(['promtool', 'check', 'metrics'], input=body, capture_output=True,
+                             timeout=120)
+        promtool = res.returncode == 0 and not res.stdout and not res.stderr
+    n = 5 if cfg.quick else 20
+    pids = httpd_pids(httpd)
+    c0 = process_cpu(pids)
+    t0 = time.monotonic()
+    quiet = [scrape()[0] for _ in range(n)]
+    cpu = cpu_delta(c0, process_cpu(pids))[1] - idle_cpu_per_s * (time.monotonic() - t0)
+    out = {'entries': entries, 'bytes': len(body), 'lines': body.count(b'\n'),
+           'promtool_ok': promtool, 'scrape_s': quiet, 'median_scrape_s': median(quiet),
+           'cpu_s_per_scrape': cpu / n, 'rate': rate, 'without': [], 'with': [],
+           'scrapes_during': [], 'scrape_s_under_load': []}
+
+    for _ in range(cfg.rounds):
+        out['without'].append(ingest_run(mon, bins, rate, 10000, cfg))
+        stop, times = threading.Event(), []
+
+        def scraper():
+            while not stop.is_set():
+                times.append(scrape()[0])
+        th = threading.Thread(target=scraper, daemon=True)
+        th.start()
+        try:
+            out['with'].append(ingest_run(mon, bins, rate, 10000, cfg))
+        finally:
+            stop.set()
+            th.join(timeout=60)
+        out['scrapes_during'].append(len(times))
+        out['scrape_s_under_load'] += times
+    for k in ('without', 'with'):
+        out['max_lost_' + k] = max(r['lost'] for r in out[k])
+        out['max_drops_' + k] = max(r['kernel_drops'] or 0 for r in out[k])
+    out['median_scrape_s_under_load'] = median(out['scrape_s_under_load'])
+    log('ingest: ?prometheus: %d entries, %d bytes, median %.1f ms (%.1f ms under load), '
+        'lost %d with scrapes, %d without'
+        % (entries, len(body), out['median_scrape_s'] * 1000,
+           out['median_scrape_s_under_load'] * 1000, out['max_lost_with'],
+           out['max_lost_without']))
+    return out
+
+
 def reserve_huge_pages(extra):
     """Add `extra` pages to the kernel's hugetlb pool (root only) -> the
     previous size to restore, or None when the pool cannot be changed."""
@@ -767,6 +895,7 @@ def _bench_ingest(sb, cfg, bins, reserved):
         res['cells'].append(summarise_cell(name, rate, senders, rs))
 
     res['placement'] = placement_runs(uni_h, unicast, bins, cfg)
+    res['metrics'] = bench_metrics(uni_h, unicast, bins, cfg, res['idle_cpu_per_s']['ours'])
 
     # The default per-address rate limit with 10 senders at the top rate:
     # what the excess costs when it is dropped on purpose.
@@ -884,6 +1013,10 @@ def hold_workers(ip, port, n, netns):
     return socks
 
 
+# A probe unanswered for this long is stuck at the busy origin.
+PROBE_YOUNG = 0.3
+
+
 def freshness_trial(suite, rng, cfg):
     """One change and its detection. Returns seconds from the change to the
     first probe sent after the last one that still went to the busy origin."""
@@ -899,6 +1032,9 @@ def freshness_trial(suite, rng, cfg):
                           message='%s: origin a picked again' % suite['name'])
         # A random phase relative to the senders' clocks.
         time.sleep(rng.uniform(0, 1.0))
+        # Per-response load reports the proxy took from a (header on).
+        count_reports = suite.get('reports', lambda: None)
+        reports0 = count_reports()
         socks = hold_workers(suite['a_ip'], suite['a_port'], suite['a_workers'], suite['netns'])
         t0 = time.monotonic()
 
@@ -909,7 +1045,7 @@ def freshness_trial(suite, rng, cfg):
             for send, who, _done in probes:
                 if who == 'b':
                     run += 1
-                elif who is None and now - send < 0.3:
+                elif who is None and now - send < PROBE_YOUNG:
                     break  # too young to tell
                 else:
                     run = 0  # went to a (answered, or stuck there)
@@ -922,12 +1058,19 @@ def freshness_trial(suite, rng, cfg):
         # What the proxy's data said about the busy origin at that point.
         try:
             seen_as = suite['report']()
+            reports = None if reports0 is None else count_reports() - reports0
         except (OSError, ValueError, KeyError) as exc:
-            seen_as = 'unknown (%s)' % exc
+            seen_as, reports = 'unknown (%s)' % exc, None
     finally:
-        # Stop probing, release the busy origin, then collect the answers of
-        # the probes that were stuck there.
+        # Stop probing, release the busy origin once every probe sent has
+        # been routed (answered, or unanswered long enough to be stuck at
+        # a: with the header on, the first answers after the release tell
+        # the proxy at once that a is free again), then collect the answers
+        # of the probes that were stuck there.
         prober.halt()
+        hbtest.wait_until(lambda: all(p[1] is not None or time.monotonic() - p[0] >= PROBE_YOUNG
+                                      for p in prober.snapshot()), timeout=10, interval=0.02,
+                          message='%s: every probe routed' % suite['name'])
         for s in socks:
             s.close()
         prober.stop()
@@ -943,7 +1086,8 @@ def freshness_trial(suite, rng, cfg):
     detect = probes[last_a + 1][0]
     return {'seconds': detect - t0, 'timed_out': False, 'probes': len(probes),
             'to_busy_origin': sum(1 for p in probes if p[1] == 'a'),
-            'unanswered': unanswered, 'busy_origin_seen_as': seen_as}
+            'unanswered': unanswered, 'busy_origin_seen_as': seen_as,
+            'reports_from_busy_origin': reports}
 
 
 WHO = 'who'
@@ -961,19 +1105,21 @@ end
 
 
 def start_origin_pair(sb, lab, name, ours, workers, lua=False, use_prefork=False, port=None,
-                      hosts=('a', 'b'), service_ms=20):
+                      hosts=('a', 'b'), service_ms=20, extra=''):
     """Origins a and b (or `hosts`, one per entry of `workers`) of one trio
     in their namespaces, not started yet: ours on port 8080 sending to
     OURS_GROUP, stock on port 80 (its sender cannot state another port)
     sending to STOCK_GROUP. `lua` adds the /svc handler, which holds its
     worker `service_ms`; `use_prefork` makes each worker a process of its
-    own instead of a thread of one event-MPM process."""
+    own instead of a thread of one event-MPM process; `extra` is added to
+    each origin's configuration."""
     port = port or (8080 if ours else 80)
     group = OURS_GROUP if ours else STOCK_GROUP
     out = []
     for host_name, n in zip(hosts, workers):
         host = lab[host_name]
-        conf = (prefork(n) if use_prefork else mpm(n)) + 'HeartbeatAddress %s:%d\n' % group
+        conf = ((prefork(n) if use_prefork else mpm(n)) + 'HeartbeatAddress %s:%d\n' % group
+                + extra)
         if ours:
             conf += 'HeartbeatInterval 1s\n'  # the default, as stock's fixed 1 s
         o = sb.httpd('%s-%s' % (name, host_name), conf,
@@ -996,11 +1142,14 @@ def stock_proxy_conf(members, name, extra_members=''):
 
 
 def bench_freshness(sb, cfg):
-    log('freshness: namespaces a, b, proxy; our trio and the stock trio')
+    log('freshness: namespaces a, b, proxy; our trio (header off and on) and the stock trio')
     lab = sb.netlab(['a', 'b', 'proxy'], ipv6=False)
     a, b, p = lab['a'], lab['b'], lab['proxy']
     workers = (8, 4)
     ours_o = start_origin_pair(sb, lab, 'fresh-ours', True, workers)
+    # The same with HeartbeatResponseHeader on (issue 17), on port 8081.
+    ours_o += start_origin_pair(sb, lab, 'fresh-header', True, workers, port=8081,
+                                extra='HeartbeatResponseHeader on\n')
     stock_o = start_origin_pair(sb, lab, 'fresh-stock', False, workers)
     proxy_mpm = mpm(150, servers=2, start=2)
     # disablereuse: a new backend connection per request. With pooled
@@ -1008,15 +1157,17 @@ def bench_freshness(sb, cfg):
     # by a's workers while the event MPM, over its connection limit, leaves
     # the holding connections unaccepted, and a would never look busy.
     ours_p = sb.httpd('fresh-proxy-ours', proxy_mpm + STATUS_LOCATION
-                      + 'HeartbeatListen %s:%d\n' % OURS_GROUP + """
-<Proxy balancer://app>
-    BalancerMember http://%s:8080 disablereuse=on
-    BalancerMember http://%s:8080 disablereuse=on
+                      + 'HeartbeatListen %s:%d\n' % OURS_GROUP + ''.join("""
+<Proxy balancer://%s>
+    BalancerMember http://%s:%d disablereuse=on
+    BalancerMember http://%s:%d disablereuse=on
     ProxySet lbmethod=heartbeat
     HeartbeatPickMode weighted
 </Proxy>
-ProxyPass /app balancer://app timeout=60
-""" % (a.ip, b.ip), modules=HB_PROXY, netns=p, listen=[(p.ip, 80)])
+ProxyPass /%s balancer://%s timeout=60
+""" % (name, a.ip, port, b.ip, port, name, name) for name, port in (('app', 8080),
+                                                                  ('apph', 8081))),
+        modules=HB_PROXY, netns=p, listen=[(p.ip, 80)])
     # The busy origin is listed first: stock's off-by-one range can then
     # never hand it a pick once it reports ready=0.
     stock_p = sb.httpd('fresh-proxy-stock', proxy_mpm + stock_proxy_conf(
@@ -1028,11 +1179,20 @@ ProxyPass /app balancer://app timeout=60
         h.start()
     for o in ours_o + stock_o:
         o.start()
-    def ours_view():
-        e = proxy_servers(ours_p, p).get(a.ip)
+    def ours_view(port=8080):
+        e = proxy_servers(ours_p, p, port).get(a.ip)
         if e is None:
             return 'absent'
         return 'state=%s ready=%s busy=%s' % (e['state'], e['ready'], e['busy'])
+
+    def header_member():
+        return proxy_members(ours_p, p, 'apph')['http://%s:8081' % a.ip]
+
+    def header_view():
+        """The heartbeat's data and the member's last load report."""
+        m = header_member()
+        last = m['load'] and 'ready=%(ready)s busy=%(busy)s, %(age_ms)s ms old' % m['load']
+        return '%s; last report: %s' % (ours_view(8081), last or 'none')
 
     def stock_view():
         with open(os.path.join(stock_p.run_dir, 'hb.dat')) as f:
@@ -1043,6 +1203,9 @@ ProxyPass /app balancer://app timeout=60
     suites = [
         {'name': 'ours', 'url': ours_p.url('/app/' + WHO), 'netns': p, 'a_ip': a.ip,
          'a_port': 8080, 'a_workers': workers[0], 'report': ours_view},
+        {'name': 'ours-header', 'url': ours_p.url('/apph/' + WHO), 'netns': p, 'a_ip': a.ip,
+         'a_port': 8081, 'a_workers': workers[0], 'report': header_view,
+         'reports': lambda: header_member()['load_reports']},
         {'name': 'stock', 'url': stock_p.url('/app/' + WHO), 'netns': p, 'a_ip': a.ip,
          'a_port': 80, 'a_workers': workers[0], 'report': stock_view},
     ]
@@ -1055,10 +1218,9 @@ ProxyPass /app balancer://app timeout=60
         for _ in range(cfg.fresh_trials_per_round):
             for s in suites:
                 trials[s['name']].append(freshness_trial(s, rng, cfg))
-        log('freshness round %d/%d: ours %s, stock %s' % (
-            rnd + 1, cfg.rounds,
-            [fmt(t['seconds'], 2) for t in trials['ours'][-cfg.fresh_trials_per_round:]],
-            [fmt(t['seconds'], 2) for t in trials['stock'][-cfg.fresh_trials_per_round:]]))
+        log('freshness round %d/%d: %s' % (rnd + 1, cfg.rounds, ', '.join(
+            '%s %s' % (name, [fmt(t['seconds'], 2) for t in ts[-cfg.fresh_trials_per_round:]])
+            for name, ts in trials.items())))
     res = {}
     for name, ts in trials.items():
         secs = [t['seconds'] for t in ts if t['seconds'] is not None]
@@ -1067,6 +1229,7 @@ ProxyPass /app balancer://app timeout=60
                      'timed_out': sum(1 for t in ts if t['timed_out'])}
     res['interval_s'] = 1.0
     res['probe_interval_s'] = cfg.probe_interval
+    res['header_member'] = header_member()
     for h in ours_o + stock_o + [ours_p, stock_p]:
         h.shutdown()
     lab.close()
@@ -1267,9 +1430,13 @@ class ClosedLoop:
         with self.lock:
             return list(self.records)
 
+    def halt(self):
+        """Send no more (the requests in flight go on)."""
+        self._stop.set()
+
     def stop(self):
         """Send no more; wait for the answers in flight."""
-        self._stop.set()
+        self.halt()
         for t in self.threads:
             t.join(timeout=self.timeout + 5)
 
@@ -1555,6 +1722,132 @@ def bench_failure(sb, cfg, bins):
 
 
 # --------------------------------------------------------------------------
+# Benchmark 6: several proxies, one pool of origins (issue 17)
+# --------------------------------------------------------------------------
+
+# Balancer name: lbmethod, the origins' port (8081: the pair with
+# HeartbeatResponseHeader on, 8080: the same without), lines for <Proxy>.
+MP_BALANCERS = {
+    'bybusyness': ('bybusyness', 8080, ''),
+    'heartbeat': ('heartbeat', 8080, ''),
+    'header': ('heartbeat', 8081, ''),
+    'p2c-header': ('heartbeat', 8081, '    HeartbeatPickMode p2c\n'),
+}
+MP_ONE = ('heartbeat', 'header')  # measured on one proxy with all the clients too
+
+
+def load_reports(proxies, balancer):
+    """{proxy name: {member: load_reports}} of a heartbeat balancer."""
+    return {h.name: {m: e['load_reports'] for m, e in proxy_members(h, ns, balancer).items()}
+            for h, ns in proxies}
+
+
+def closed_loop_phase(targets, balancer, clients, cfg):
+    """`clients` closed-loop clients on each proxy of `targets` ((httpd,
+    netns) pairs) at once, on /<balancer>/svc; the window from mp_settle to
+    mp_settle + mp_window s measured. -> each proxy's window, the total
+    rate of answers, the failures over the whole run and the load reports
+    the proxies took meanwhile."""
+    reports0 = load_reports(targets, balancer)
+    loops = [ClosedLoop(h.url('/%s/svc' % balancer), ns, clients,
+                        stagger=cfg.fail_service_ms / 1000 / clients).start()
+             for h, ns in targets]
+    try:
+        t0 = time.monotonic()
+        time.sleep(cfg.mp_settle + cfg.mp_window)  # measuring
+    finally:
+        for loop in loops:
+            loop.halt()
+        for loop in loops:
+            loop.stop()
+    elapsed = time.monotonic() - t0
+    w0 = t0 + cfg.mp_settle
+    per = [window_stats(loop.snapshot(), w0, w0 + cfg.mp_window) for loop in loops]
+    whole = [window_stats(loop.snapshot(), t0, time.monotonic()) for loop in loops]
+    reports1 = load_reports(targets, balancer)
+    worst = [w['p99_ms'] for w in per]
+    return {
+        'proxies': per, 'p99_ms': None if None in worst else max(worst),
+        'rps': sum(w['requests'] - w['failed'] for w in per) / cfg.mp_window,
+        'errors': sum(w['failed'] for w in whole),
+        'failed_by': sum_counts(w['failed_by'] for w in whole),
+        'share_b': share(sum_counts(w['origins'] for w in per), 'b'),
+        # Reports taken per member per second, over the whole run.
+        'reports_per_s': {name: {m: (n - reports0[name].get(m, 0)) / elapsed
+                                 for m, n in ms.items()} for name, ms in reports1.items()},
+    }
+
+
+def bench_proxies(sb, cfg):
+    log('proxies: two proxies over origins of 8 and 32 workers (%d ms service)'
+        % cfg.fail_service_ms)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    load0 = loadavg()
+    lab = sb.netlab(['a', 'b', 'p1', 'p2'], ipv6=False)
+    a, b = lab['a'], lab['b']
+    # Two pairs of the same origins, the second with the header on; every
+    # origin sends its heartbeats to the group both proxies listen on.
+    origins = start_origin_pair(sb, lab, 'mp', True, FAIL_WORKERS, lua=True,
+                                service_ms=cfg.fail_service_ms)
+    origins += start_origin_pair(sb, lab, 'mp-header', True, FAIL_WORKERS, lua=True,
+                                 service_ms=cfg.fail_service_ms, port=8081,
+                                 extra='HeartbeatResponseHeader on\n')
+    conf = (LOAD_PROXY_MPM + STATUS_LOCATION + 'HeartbeatListen %s:%d\n' % OURS_GROUP
+            + ''.join(balancer_conf(name, method, (a, b), port, section)
+                      for name, (method, port, section) in MP_BALANCERS.items()))
+    proxies = []
+    for i, ns in enumerate((lab['p1'], lab['p2'])):
+        h = sb.httpd('mp-proxy%d' % (i + 1), conf, modules=HB_PROXY, netns=ns,
+                     listen=[(ns.ip, 80)])
+        h.start()
+        proxies.append((h, ns))
+    for o in origins:
+        o.start()
+    want = {a.ip: FAIL_WORKERS[0], b.ip: FAIL_WORKERS[1]}
+
+    def idle(port):
+        """Both proxies' tables say that every origin on port is idle."""
+        for h, ns in proxies:
+            servers = proxy_servers(h, ns, port)
+            if any(servers.get(ip, {}).get('ready') != n for ip, n in want.items()):
+                return False
+        return True
+    for h, ns in proxies:
+        for name in MP_BALANCERS:
+            hbtest.wait_until(lambda: answers_200(h.url('/%s/svc' % name), ns), timeout=30,
+                              message='%s through %s' % (name, h.name))
+    res = {'workers': FAIL_WORKERS, 'service_ms': cfg.fail_service_ms,
+           'clients_per_proxy': cfg.mp_clients, 'settle_s': cfg.mp_settle,
+           'window_s': cfg.mp_window, 'date': started, 'load_start': load0,
+           'two': {name: [] for name in MP_BALANCERS}, 'one': {name: [] for name in MP_ONE}}
+    for rnd in range(cfg.rounds):
+        for key, targets, clients, names in (
+                ('two', proxies, cfg.mp_clients, MP_BALANCERS),
+                ('one', proxies[:1], cfg.mp_clients * len(proxies), MP_ONE)):
+            for name in names:
+                port = MP_BALANCERS[name][1]
+                hbtest.wait_until(lambda: idle(port), timeout=30, interval=0.1,
+                                  message='origins reported idle before %s' % name)
+                res[key][name].append(closed_loop_phase(targets, name, clients, cfg))
+            log('proxies: %s, round %d/%d: p99 ms/req/s/errors %s' % (
+                'two proxies' if key == 'two' else 'one proxy', rnd + 1, cfg.rounds,
+                ', '.join('%s=%s/%s/%d' % (n, fmt(r[-1]['p99_ms'], 0), fmt(r[-1]['rps'], 1),
+                                           r[-1]['errors']) for n, r in res[key].items())))
+    for key in ('two', 'one'):
+        res[key] = {name: {
+            'runs': runs, 'p99_ms': median([r['p99_ms'] for r in runs]),
+            'rps': median([r['rps'] for r in runs]),
+            'errors': sum(r['errors'] for r in runs),
+            'share_b': median([r['share_b'] for r in runs])} for name, runs in res[key].items()}
+    res['members'] = {h.name: proxy_status(h, ns).get('members') for h, ns in proxies}
+    res['load_end'] = loadavg()
+    for h in origins + [h for h, _ in proxies]:
+        h.shutdown()
+    lab.close()
+    return res
+
+
+# --------------------------------------------------------------------------
 # After a benchmark
 # --------------------------------------------------------------------------
 
@@ -1598,11 +1891,15 @@ def parse_args(argv):
                     help='where pick_bench, udpgen and openloop were built')
     ap.add_argument('--out-md', default=os.path.join(SRC, 'docs', 'PERFORMANCE.md'))
     ap.add_argument('--out-dir', default=os.path.join(SRC, 'bench', 'results'))
-    ap.add_argument('--only', default='request_path,micro,ingest,freshness,quality,failure',
+    ap.add_argument('--only',
+                    default='request_path,micro,ingest,freshness,quality,failure,proxies',
                     help='comma-separated subset')
     ap.add_argument('--rounds', type=int, default=3, help='rounds per comparison (>= 3)')
     ap.add_argument('--quick', action='store_true', help='short runs, for trying the script')
     ap.add_argument('--san', default='', help='sanitizer flags the build used (recorded)')
+    ap.add_argument('--merge-into', metavar='JSON',
+                    help='put the benchmarks measured now (--only) into the results of an'
+                         ' earlier run, in place of its own, and report on the whole')
     ap.add_argument('--report-from', metavar='JSON',
                     help='only rewrite the report from the results of an earlier run')
     cfg = ap.parse_args(argv)
@@ -1637,6 +1934,12 @@ def parse_args(argv):
     cfg.ss_steady = 1.5
     cfg.ss_window = 5
     cfg.ss_tail = 1.5
+    # proxies (issue 17): the failure section's origins, cfg.mp_clients
+    # closed-loop clients on each of two proxies (all of them on one for the
+    # one-proxy rows); measured from mp_settle s for mp_window s.
+    cfg.mp_clients = 18
+    cfg.mp_settle = 1.5
+    cfg.mp_window = 4
     if cfg.quick:
         cfg.rounds_rp = cfg.rounds
         cfg.wrk_seconds = 1
@@ -1647,6 +1950,7 @@ def parse_args(argv):
         cfg.quality_seconds = 3
         cfg.cold_steady = (6, 8)
         cfg.bh_seconds = 3
+        cfg.mp_window = 3
     return cfg
 
 
@@ -1665,6 +1969,29 @@ def check_tools(cfg):
     reason = hbtest.netns_unavailable_reason()
     if reason:
         sys.exit('bench: %s' % reason)
+
+
+def merge_results(path, new):
+    """The results of an earlier run (JSON at path) with the benchmarks just
+    measured in place of its own, and when and where they were measured
+    (meta.remeasured) for the report's head."""
+    with open(path) as f:
+        merged = json.load(f)
+    names = [n for n in new if n not in ('meta', 'failures', 'crashes', 'config', 'notes')]
+    for name in names:
+        merged[name] = new[name]
+    failures = merged.setdefault('failures', {})
+    for name in names + list(new['failures']):
+        failures.pop(name, None)
+    failures.update(new['failures'])
+    merged['crashes'] = merged.get('crashes', []) + new['crashes']
+    meta = new['meta']
+    merged['meta'].setdefault('remeasured', []).append({
+        'benchmarks': sorted(names + list(new['failures'])), 'date': meta['date'],
+        'commit': meta['commit'], 'load_start': meta['load_start'],
+        'load_end': meta['load_end'], 'total_seconds': meta['total_seconds'],
+        'from': os.path.basename(path)})
+    return merged
 
 
 # Settings the report needs, kept with the results so that --report-from
@@ -1703,7 +2030,8 @@ def main(argv=None):
                ('ingest', lambda sb: bench_ingest(sb, cfg, cfg.bin_dir)),
                ('freshness', lambda sb: bench_freshness(sb, cfg)),
                ('quality', lambda sb: bench_quality(sb, cfg, cfg.bin_dir)),
-               ('failure', lambda sb: bench_failure(sb, cfg, cfg.bin_dir))]
+               ('failure', lambda sb: bench_failure(sb, cfg, cfg.bin_dir)),
+               ('proxies', lambda sb: bench_proxies(sb, cfg))]
     try:
         with hbtest.Sandbox('bench', run=run) as sb:
             for name, bench in benches:
@@ -1730,10 +2058,13 @@ def main(argv=None):
     results['config'] = {k: getattr(cfg, k) for k in REPORT_SETTINGS}
     results['meta']['load_end'] = loadavg()
     results['meta']['total_seconds'] = time.monotonic() - T_START
+    if cfg.merge_into:
+        results = merge_results(cfg.merge_into, results)
     results['notes'] = analysis_notes(results, cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    json_path = os.path.join(cfg.out_dir, 'bench-%s.json' % stamp)
+    json_path = os.path.join(cfg.out_dir, 'bench-%s%s.json'
+                             % (stamp, '-merged' if cfg.merge_into else ''))
     # Named relative to the tree the report goes into (docs/..).
     root = os.path.dirname(os.path.dirname(os.path.abspath(cfg.out_md)))
     results['meta']['json_relpath'] = os.path.relpath(json_path, root)
@@ -1742,7 +2073,7 @@ def main(argv=None):
     shutil.copyfile(json_path, os.path.join(cfg.out_dir, 'latest.json'))
     write_report(results, cfg, cfg.out_md)
     log('wrote %s and %s (%.1f minutes)' % (cfg.out_md, json_path,
-                                            results['meta']['total_seconds'] / 60))
+                                            (time.monotonic() - T_START) / 60))
     if results['failures']:
         log('failed: %s' % ', '.join(sorted(results['failures'])))
         return 1

@@ -20,7 +20,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 6u
+#define HM_LAYOUT_VERSION 7u
 
 /* Keeps slot numbers within an index entry's 24 bits and the index size
  * within uint32. */

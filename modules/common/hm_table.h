@@ -60,6 +60,7 @@ typedef enum {
     HM_CTR_IDENTITY,       /* refused: signed addr= is not the packet's source address */
     HM_CTR_UNBOUND,        /* refused: signed without addr= (an older sender) */
     HM_CTR_PER_ADDRESS,    /* a new unsigned origin dropped: its address holds the maximum */
+    HM_CTR_RX_STARTS,      /* a receiver thread began (start-up, restart, hand-over) */
     HM_CTR_COUNT
 } hm_counter_e;
 

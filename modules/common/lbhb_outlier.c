@@ -68,6 +68,7 @@ lbhb_outlier_e lbhb_outlier_record(lbhb_outlier_t *o, int failed, int64_t now,
         return LBHB_OUTLIER_NONE;
     }
     __atomic_add_fetch(&o->ejections, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&o->total, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&o->consecutive, 0, __ATOMIC_RELAXED);
     return LBHB_OUTLIER_EJECTED;
 }

@@ -28,8 +28,8 @@ typedef struct {
     uint32_t consecutive; /* failures in a row */
     uint32_t rate;        /* recent failure rate (moving average over ~16 answers) */
     uint32_t ejections;   /* ejections in a row, without a success between */
-    uint32_t pad;
-    int64_t until; /* ejected until this time (usec); 0 = never ejected */
+    uint32_t total;       /* ejections since the proxy started (a counter, for metrics) */
+    int64_t until;        /* ejected until this time (usec); 0 = never ejected */
 } lbhb_outlier_t;
 
 typedef struct {

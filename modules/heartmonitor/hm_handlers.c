@@ -4,20 +4,30 @@
  *    access is controlled with the ordinary Require directives.
  *  - SetHandler heartbeat-status: the table for operators, as HTML, or as
  *    JSON (?json) or mod_status-like key: value lines (?auto) for scripts,
- *    or only the counters (?counters) for frequent polling.
+ *    only the counters (?counters) for frequent polling, or the Prometheus
+ *    text format (?prometheus, docs/monitoring.md).
  */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
 
+#include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 #include "mod_status.h"
 
+#include <stddef.h>
+#include <sys/socket.h>
+#ifdef __linux__
+#include <linux/sock_diag.h>
+#endif
+
 #include "hb_packet.h"
+#include "hb_prom.h"
 #include "hm_private.h"
 #include "hm_ratelimit.h"
 #include "mod_lbmethod_heartbeat.h"
@@ -131,7 +141,7 @@ static const char *hm_counter_names[] = {
     "accepted",      "inserted",   "replaced",    "full",           "expired",
     "malformed",     "rejected",   "unsigned",    "badsig",         "replay",
     "clock_skew",    "notallowed", "ratelimited", "storage_writes", "storage_errors",
-    "state_changes", "identity",   "unbound",     "per_address"};
+    "state_changes", "identity",   "unbound",     "per_address",    "receiver_starts"};
 /* A counter added to hm_table.h without a name here fails the build. */
 typedef char hm_counter_names_complete
     [sizeof(hm_counter_names) / sizeof(hm_counter_names[0]) == HM_CTR_COUNT ? 1 : -1];
@@ -194,12 +204,14 @@ static const hm_reject_t *hm_last_error(const hm_snapshot_t *sn, const hm_entry_
 
 /* The members of this server's heartbeat balancers, when
  * mod_lbmethod_heartbeat is loaded: their ejection state is the
- * balancer's, shown here so that operators find it beside the table. */
+ * balancer's, shown here so that operators find it beside the table.
+ * Those of the main server and every virtual host, whichever virtual host
+ * serves the page: the table is the whole server's too. */
 static apr_array_header_t *hm_members(request_rec *r)
 {
     APR_OPTIONAL_FN_TYPE(lbhb_member_status) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_member_status);
 
-    return fn ? fn(r->pool, r->server) : NULL;
+    return fn ? fn(r->pool, ap_server_conf) : NULL;
 }
 
 /* A JSON string's contents: names come from the configuration, which may
@@ -337,6 +349,363 @@ static void hm_status_counters(request_rec *r, const hm_table_t *t)
     }
     hm_json_head(r, hm_table_capacity(t), hm_table_count(t), counters);
     ap_rputs("}\n", r);
+}
+
+/* ------------------------------------------------------ ?prometheus */
+
+/* Heartbeats not applied, by reason: the counters of hm_table.h that
+ * count them, each packet in exactly one (HM_CTR_REJECTED is the sum of
+ * the policy ones, so it is not among them). */
+static const hm_counter_e hm_prom_reasons[] = {
+    HM_CTR_MALFORMED,   HM_CTR_FULL,     HM_CTR_PER_ADDRESS, HM_CTR_UNSIGNED,
+    HM_CTR_BADSIG,      HM_CTR_REPLAY,   HM_CTR_CLOCK,       HM_CTR_NOTALLOWED,
+    HM_CTR_RATELIMITED, HM_CTR_IDENTITY, HM_CTR_UNBOUND};
+
+/* The monitor's counters that are families of their own. */
+static const struct {
+    hm_counter_e counter;
+    const char *name, *help;
+} hm_prom_counters[] = {
+    {HM_CTR_ACCEPTED, "heartbeat_monitor_packets_accepted_total",
+     "Heartbeats applied to the table (UDP datagrams and HTTP POSTs)."},
+    {HM_CTR_INSERTED, "heartbeat_monitor_origins_inserted_total",
+     "Origins that got an entry in the table (new, or back after expiring)."},
+    {HM_CTR_REPLACED, "heartbeat_monitor_origins_replaced_total",
+     "Stale entries evicted from a full table for a new origin."},
+    {HM_CTR_EXPIRED, "heartbeat_monitor_origins_expired_total",
+     "Entries removed because their origin was silent for HeartbeatExpiry."},
+    {HM_CTR_STATE_CHANGES, "heartbeat_monitor_state_changes_total",
+     "Origins that appeared or changed state (up, drain, stopping)."},
+    {HM_CTR_STORAGE_WRITES, "heartbeat_monitor_storage_writes_total",
+     "Times the HeartbeatStorage file was written."},
+    {HM_CTR_STORAGE_ERRORS, "heartbeat_monitor_storage_errors_total",
+     "Times the HeartbeatStorage file could not be written (HM0207)."},
+    {HM_CTR_RX_STARTS, "heartbeat_monitor_receiver_starts_total",
+     "Times a receiver thread started: at start-up, after each restart, and when the child "
+     "running it exited or crashed and another child took over (HM0211). It rises with "
+     "restarts and child recycling; a rise without them means crashes."}};
+
+static int hm_prom_flush(void *baton, const char *data, size_t len)
+{
+    return ap_rwrite(data, (int)len, baton) < 0 ? -1 : 0;
+}
+
+/* "ip:port", IPv6 in brackets, as an origin label. */
+static const char *hm_prom_origin(apr_pool_t *p, const hm_entry_t *e)
+{
+    return apr_psprintf(p, e->key.family == 6 ? "[%s]:%u" : "%s:%u", e->ip, (unsigned)e->key.port);
+}
+
+/* What the kernel says about a HeartbeatListen socket: datagrams it
+ * dropped (a full receive buffer: the receiver fell behind) and bytes
+ * queued now. The sockets are the parent's, inherited by every child.
+ * Returns 0 if the system cannot tell. */
+static int hm_prom_socket(const hm_listen_t *l, apr_uint64_t *drops, apr_uint64_t *queued)
+{
+#if defined(SO_MEMINFO) && defined(__linux__)
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    apr_os_sock_t fd;
+
+    if (!l->sock || apr_os_sock_get(&fd, l->sock) != APR_SUCCESS ||
+        getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+        len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+        return 0;
+    }
+    *drops = mem[SK_MEMINFO_DROPS];
+    *queued = mem[SK_MEMINFO_RMEM_ALLOC];
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* The two families of hm_prom_socket: name, type, help. */
+static const char *const hm_prom_socket_families[2][3] = {
+    {"heartbeat_monitor_receive_drops_total", "counter",
+     "Datagrams the kernel dropped on a HeartbeatListen socket, mostly because its receive "
+     "buffer was full: the receiver fell behind."},
+    {"heartbeat_monitor_receive_queue_bytes", "gauge",
+     "Bytes waiting in a HeartbeatListen socket's receive buffer now."}};
+
+static void hm_prom_monitor(hb_prom_t *w, request_rec *r, const hm_snapshot_t *sn)
+{
+    const hm_conf_t *conf = hm_conf(r->server);
+    hb_prom_label_t l;
+    unsigned int i;
+    int k;
+
+    for (i = 0; i < sizeof(hm_prom_counters) / sizeof(hm_prom_counters[0]); i++) {
+        hb_prom_family(w, hm_prom_counters[i].name, "counter", hm_prom_counters[i].help);
+        hb_prom_u64(w, NULL, 0, sn->counters[hm_prom_counters[i].counter]);
+    }
+    hb_prom_family(w, "heartbeat_monitor_packets_rejected_total", "counter",
+                   "Heartbeats not applied, by reason (the status page's counters of the same "
+                   "names; docs/troubleshooting.md says what each means).");
+    l.name = "reason";
+    for (i = 0; i < sizeof(hm_prom_reasons) / sizeof(hm_prom_reasons[0]); i++) {
+        l.value = hm_counter_names[hm_prom_reasons[i]];
+        hb_prom_u64(w, &l, 1, sn->counters[hm_prom_reasons[i]]);
+    }
+    hb_prom_family(w, "heartbeat_monitor_table_entries", "gauge", "Origins in the table now.");
+    hb_prom_u64(w, NULL, 0, sn->count);
+    hb_prom_family(w, "heartbeat_monitor_table_capacity", "gauge",
+                   "Origins the table can hold (HeartbeatMaxServers).");
+    hb_prom_u64(w, NULL, 0, sn->capacity);
+    for (k = 0; k < 2; k++) {
+        hb_prom_family(w, hm_prom_socket_families[k][0], hm_prom_socket_families[k][1],
+                       hm_prom_socket_families[k][2]);
+        l.name = "listen";
+        for (i = 0; i < (unsigned int)conf->listens->nelts; i++) {
+            const hm_listen_t *hl = &APR_ARRAY_IDX(conf->listens, i, hm_listen_t);
+            apr_uint64_t drops, queued;
+            if (hm_prom_socket(hl, &drops, &queued)) {
+                l.value = hl->text;
+                hb_prom_u64(w, &l, 1, k == 0 ? drops : queued);
+            }
+        }
+    }
+}
+
+/* A value of a table row (an origin's entry, a member's status) that is a
+ * metric family of its own: one sample per row, with the row's labels. */
+typedef enum {
+    HM_PF_U32,    /* uint32_t */
+    HM_PF_UINT,   /* unsigned int */
+    HM_PF_U64,    /* apr_uint64_t */
+    HM_PF_BOOL,   /* int: 0 or 1 */
+    HM_PF_FLAG,   /* uint32_t: 1 if the field's flag bit is set */
+    HM_PF_MS,     /* uint32_t milliseconds, as seconds */
+    HM_PF_DOUBLE, /* double */
+} hm_pf_kind_e;
+
+typedef struct {
+    const char *name, *type, *help;
+    size_t offset;
+    hm_pf_kind_e kind;
+    uint32_t flag;
+} hm_prom_field_t;
+
+/* Each field a family, its samples the rows' (n rows of size bytes; nl
+ * labels a row in labels, row after row). */
+static void hm_prom_fields(hb_prom_t *w, const hm_prom_field_t *fs, size_t nfs, const void *rows,
+                           size_t size, int n, const hb_prom_label_t *labels, unsigned int nl)
+{
+    size_t f;
+    int i;
+
+    for (f = 0; f < nfs; f++) {
+        hb_prom_family(w, fs[f].name, fs[f].type, fs[f].help);
+        for (i = 0; i < n; i++) {
+            const char *v = (const char *)rows + (size_t)i * size + fs[f].offset;
+            const hb_prom_label_t *l = labels + (size_t)i * nl;
+            switch (fs[f].kind) {
+            case HM_PF_U32:
+                hb_prom_u64(w, l, nl, *(const uint32_t *)v);
+                break;
+            case HM_PF_UINT:
+                hb_prom_u64(w, l, nl, *(const unsigned int *)v);
+                break;
+            case HM_PF_U64:
+                hb_prom_u64(w, l, nl, *(const apr_uint64_t *)v);
+                break;
+            case HM_PF_BOOL:
+                hb_prom_u64(w, l, nl, *(const int *)v != 0);
+                break;
+            case HM_PF_FLAG:
+                hb_prom_u64(w, l, nl, (*(const uint32_t *)v & fs[f].flag) != 0);
+                break;
+            case HM_PF_MS:
+                hb_prom_double(w, l, nl, *(const uint32_t *)v / 1000.0);
+                break;
+            case HM_PF_DOUBLE:
+                hb_prom_double(w, l, nl, *(const double *)v);
+                break;
+            }
+        }
+    }
+}
+
+#define HM_PF(name, type, help, row, field, kind, flag)                                            \
+    {                                                                                              \
+        name, type, help, offsetof(row, field), kind, flag                                         \
+    }
+
+static const hm_prom_field_t hm_prom_origin_fields[] = {
+    HM_PF("heartbeat_origin_ready", "gauge",
+          "Idle workers the origin reported in its last heartbeat.", hm_entry_t, ready, HM_PF_U32,
+          0),
+    HM_PF("heartbeat_origin_busy", "gauge",
+          "Busy workers the origin reported in its last heartbeat.", hm_entry_t, busy, HM_PF_U32,
+          0),
+    HM_PF("heartbeat_origin_interval_seconds", "gauge",
+          "The heartbeat interval the origin announced (int=); 0 if it did not say.", hm_entry_t,
+          interval_ms, HM_PF_MS, 0),
+    HM_PF("heartbeat_origin_packets_total", "counter",
+          "Heartbeats applied to the origin's entry since the entry was made.", hm_entry_t, packets,
+          HM_PF_U64, 0),
+    HM_PF("heartbeat_origin_signed", "gauge",
+          "1 if the origin's last heartbeat was signed with a valid HeartbeatSecret key, else 0.",
+          hm_entry_t, flags, HM_PF_FLAG, HM_ENTRY_AUTH)};
+
+static const hm_prom_field_t hm_prom_member_fields[] = {
+    HM_PF("heartbeat_member_picked_total", "counter",
+          "Requests mod_proxy_balancer sent to the member (its elected count, as "
+          "balancer-manager shows it), by any pick: heartbeat, fallback or route.",
+          lbhb_member_status_t, elected, HM_PF_U64, 0),
+    HM_PF("heartbeat_member_in_flight", "gauge",
+          "Requests in flight to the member now (mod_proxy's busy count), which the balancer "
+          "subtracts from the member's last report.",
+          lbhb_member_status_t, busy, HM_PF_U64, 0),
+    HM_PF("heartbeat_member_ejected", "gauge",
+          "1 while the member is out of rotation for failing (HeartbeatEject), else 0.",
+          lbhb_member_status_t, ejected, HM_PF_BOOL, 0),
+    HM_PF("heartbeat_member_ejections_total", "counter",
+          "Times the member was ejected for failing (HeartbeatEject, LB0310).",
+          lbhb_member_status_t, ejections_total, HM_PF_UINT, 0),
+    HM_PF("heartbeat_member_ejections_in_a_row", "gauge",
+          "Ejections without a success in between; each doubles the ejection time.",
+          lbhb_member_status_t, ejections, HM_PF_UINT, 0),
+    HM_PF("heartbeat_member_failure_ratio", "gauge",
+          "The member's recent failures (5xx or no answer), 0 to 1, a moving average over about "
+          "16 answers.",
+          lbhb_member_status_t, failure_rate, HM_PF_DOUBLE, 0)};
+
+static const hm_prom_field_t hm_prom_balancer_fields[] = {
+    HM_PF("heartbeat_balancer_fallback_picks_total", "counter",
+          "Members picked by rotation because none had fresh data and was up (HeartbeatFallback "
+          "roundrobin; LB0304 says why).",
+          lbhb_balancer_status_t, fallback, HM_PF_U64, 0),
+    HM_PF("heartbeat_balancer_no_data_total", "counter",
+          "Picks that found no member with fresh data that is up, nor one to rotate to with "
+          "HeartbeatFallback roundrobin (LB0304): the request got 503.",
+          lbhb_balancer_status_t, no_data, HM_PF_U64, 0)};
+
+#define HM_NELTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Per origin: the labels are made once, for every family. */
+static void hm_prom_origins(hb_prom_t *w, request_rec *r, const hm_snapshot_t *sn)
+{
+    static const char *const states[] = {"up", "drain", "stopping"};
+    const hm_entry_t *es = (const hm_entry_t *)sn->entries->elts;
+    int n = sn->entries->nelts, i, f;
+    hb_prom_label_t *ls = apr_palloc(r->pool, sizeof(*ls) * (n ? n : 1)), two[2];
+
+    for (i = 0; i < n; i++) {
+        ls[i].name = "origin";
+        ls[i].value = hm_prom_origin(r->pool, &es[i]);
+    }
+    hm_prom_fields(w, hm_prom_origin_fields, HM_NELTS(hm_prom_origin_fields), es, sizeof(*es), n,
+                   ls, 1);
+    hb_prom_family(w, "heartbeat_origin_state", "gauge",
+                   "The state the origin reported: 1 for its state, 0 for the others (up: "
+                   "takes requests; drain: finishing, takes none; stopping: shutting down).");
+    two[1].name = "state";
+    for (i = 0; i < n; i++) {
+        two[0] = ls[i];
+        for (f = 0; f < 3; f++) {
+            two[1].value = states[f];
+            hb_prom_u64(w, two, 2, es[i].state == (uint32_t)f);
+        }
+    }
+    hb_prom_family(w, "heartbeat_origin_report_age_seconds", "gauge",
+                   "Seconds since the origin's last heartbeat was applied. An origin silent for "
+                   "HeartbeatExpiry leaves the table (and this list).");
+    for (i = 0; i < n; i++) {
+        apr_time_t age = sn->now > es[i].seen ? sn->now - es[i].seen : 0;
+        hb_prom_double(w, &ls[i], 1, (double)age / APR_USEC_PER_SEC);
+    }
+}
+
+/* The balancers' members (mod_lbmethod_heartbeat). */
+static void hm_prom_members(hb_prom_t *w, request_rec *r, const apr_array_header_t *ms)
+{
+    const lbhb_member_status_t *m = ms ? (const lbhb_member_status_t *)ms->elts : NULL;
+    int n = ms ? ms->nelts : 0, i;
+    /* Each member's balancer and member labels, and room for a third. */
+    hb_prom_label_t *ls = apr_palloc(r->pool, sizeof(*ls) * 2 * (n ? n : 1)), three[3];
+
+    for (i = 0; i < n; i++) {
+        ls[2 * i].name = "balancer";
+        ls[2 * i].value = m[i].balancer;
+        ls[2 * i + 1].name = "member";
+        ls[2 * i + 1].value = m[i].member;
+    }
+    hb_prom_family(w, "heartbeat_member_info", "gauge",
+                   "1 for each member of a heartbeat balancer. joined says how it came into the "
+                   "balancer: static (a BalancerMember line). Every member is static until "
+                   "members can join at run time.");
+    three[2].name = "joined";
+    for (i = 0; i < n; i++) {
+        memcpy(three, &ls[2 * i], 2 * sizeof(*ls));
+        three[2].value = m[i].joined;
+        hb_prom_u64(w, three, 3, 1);
+    }
+    hm_prom_fields(w, hm_prom_member_fields, HM_NELTS(hm_prom_member_fields), m, sizeof(*m), n, ls,
+                   2);
+    hb_prom_family(w, "heartbeat_member_load_reports_total", "counter",
+                   "Per-response load reports (HeartbeatResponseHeader) from the member: "
+                   "result=taken were used, result=ignored refused (bad, unsigned, stale).");
+    three[2].name = "result";
+    for (i = 0; i < n; i++) {
+        memcpy(three, &ls[2 * i], 2 * sizeof(*ls));
+        three[2].value = "taken";
+        hb_prom_u64(w, three, 3, m[i].load_reports);
+        three[2].value = "ignored";
+        hb_prom_u64(w, three, 3, m[i].load_ignored);
+    }
+}
+
+static void hm_prom_balancers(hb_prom_t *w, request_rec *r)
+{
+    APR_OPTIONAL_FN_TYPE(lbhb_balancer_status) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_balancer_status);
+    const apr_array_header_t *bs = fn ? fn(r->pool, ap_server_conf) : NULL;
+    const lbhb_balancer_status_t *b = bs ? (const lbhb_balancer_status_t *)bs->elts : NULL;
+    hb_prom_label_t l[2] = {{"balancer", NULL}, {"mode", NULL}};
+    hb_prom_label_t *ls = apr_palloc(r->pool, sizeof(*ls) * (bs && bs->nelts ? bs->nelts : 1));
+    int i;
+
+    hb_prom_family(w, "heartbeat_balancer_picks_total", "counter",
+                   "Members picked from heartbeat data, by pick mode (HeartbeatPickMode).");
+    for (i = 0; bs && i < bs->nelts; i++) {
+        l[0].value = b[i].balancer;
+        l[1].value = "most";
+        hb_prom_u64(w, l, 2, b[i].picks_most);
+        l[1].value = "weighted";
+        hb_prom_u64(w, l, 2, b[i].picks_weighted);
+        l[1].value = "p2c";
+        hb_prom_u64(w, l, 2, b[i].picks_p2c);
+    }
+    for (i = 0; bs && i < bs->nelts; i++) {
+        ls[i].name = "balancer";
+        ls[i].value = b[i].balancer;
+    }
+    hm_prom_fields(w, hm_prom_balancer_fields, HM_NELTS(hm_prom_balancer_fields), b, sizeof(*b),
+                   bs ? bs->nelts : 0, ls, 1);
+}
+
+/* Written as it goes, through a buffer of HM_PROM_BUF bytes: with 10,000
+ * origins the text is megabytes, and is never held whole. */
+#define HM_PROM_BUF 65536
+
+static void hm_status_prometheus(request_rec *r, const hm_snapshot_t *sn)
+{
+    hb_prom_t w;
+
+    ap_set_content_type(r, HB_PROM_CONTENT_TYPE);
+    hb_prom_init(&w, apr_palloc(r->pool, HM_PROM_BUF), HM_PROM_BUF, hm_prom_flush, r);
+    hm_prom_monitor(&w, r, sn);
+    hm_prom_origins(&w, r, sn);
+    hm_prom_members(&w, r, hm_members(r));
+    hm_prom_balancers(&w, r);
+    hb_prom_finish(&w);
+}
+
+/* ?prometheus, or ?prometheus= as Prometheus sends it from a scrape
+ * configuration's params. */
+static int hm_args_prometheus(const char *args)
+{
+    return args && (!strcmp(args, "prometheus") || !strncmp(args, "prometheus=", 11));
 }
 
 static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *prefix)
@@ -537,6 +906,8 @@ static int hm_status_handler(request_rec *r)
     sn = hm_snapshot(r->pool, conf->table);
     if (r->args && !strcmp(r->args, "json")) {
         hm_status_json(r, sn);
+    } else if (hm_args_prometheus(r->args)) {
+        hm_status_prometheus(r, sn);
     } else if (r->args && !strcmp(r->args, "auto")) {
         ap_set_content_type(r, "text/plain");
         hm_status_auto(r, sn, "");

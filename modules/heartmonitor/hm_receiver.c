@@ -385,6 +385,10 @@ static int hm_standby_prepare(void *baton)
 static void hm_standby_run(void *baton)
 {
     hb_thread_name("hm-receiver");
+    /* Counted in the table, which outlives children and generations: a
+     * start-up, a graceful restart and a hand-over to another child (its
+     * holder exited or crashed) each count one. */
+    hm_table_counter_add(hm_rx->conf->table, HM_CTR_RX_STARTS, 1);
     hm_receiver_run(hm_rx);
 }
 

@@ -12,7 +12,8 @@
  * Beside it, per member: its outlier state, whether it was ever found
  * signed (then no unsigned entry speaks for it, lbhb_find_member), and the
  * events that start a slow start (lbhb_ramp_t), kept until the proxy
- * restarts.
+ * restarts. A balancer has a slot of its own (a key no member has): its
+ * tie-break rotation and the counters of its picks (lbhb_bal_counter_e).
  */
 #include "lbhb_private.h"
 
@@ -30,12 +31,18 @@ APLOG_USE_MODULE(lbmethod_heartbeat);
 #define LBHB_INFLIGHT_PROBE 32
 
 typedef struct {
-    uint64_t key;           /* balancer name hash and member index; 0 = free */
-    uint64_t word;          /* busy baseline << 32 | low 32 bits of the report time */
-    lbhb_outlier_t outlier; /* the member's answers (lbhb_outlier.h) */
-    uint32_t seen;          /* LBHB_SEEN_SIGNED once found signed (lbhb_find_member) */
-    lbhb_ramp_t ramp;       /* HeartbeatSlowStart's events (lbhb_pick.h) */
-    lbhb_load_slot_t load;  /* its last per-response load report (lbhb_load.h) */
+    uint64_t key;  /* balancer name hash and member index; 0 = free */
+    uint64_t word; /* member: busy baseline << 32 | low 32 bits of the report time;
+                    * balancer: the rotation cursor */
+    union {
+        struct {
+            lbhb_outlier_t outlier; /* the member's answers (lbhb_outlier.h) */
+            uint32_t seen;          /* LBHB_SEEN_SIGNED once found signed (lbhb_find_member) */
+            lbhb_ramp_t ramp;       /* HeartbeatSlowStart's events (lbhb_pick.h) */
+            lbhb_load_slot_t load;  /* its last per-response load report (lbhb_load.h) */
+        };
+        uint64_t counters[LBHB_BAL_COUNT]; /* a balancer's slot */
+    };
 } lbhb_inflight_t;
 
 static lbhb_inflight_t *lbhb_slots;
@@ -146,15 +153,30 @@ lbhb_load_slot_t *lbhb_inflight_load(proxy_worker *w)
     return &sl->load;
 }
 
-apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b)
+static lbhb_inflight_t *lbhb_balancer_slot(proxy_balancer *b)
 {
-    static apr_uint32_t local;
     /* Member indexes are small, so this key never meets a member's. */
     uint64_t key = ((uint64_t)b->s->hash.def << 32) | 0xffffffffu;
-    lbhb_inflight_t *sl;
 
-    if (!lbhb_slots || !(sl = lbhb_slot_for(key))) {
+    return lbhb_slots ? lbhb_slot_for(key) : NULL;
+}
+
+apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b, uint64_t **counters)
+{
+    static apr_uint32_t local;
+    lbhb_inflight_t *sl = lbhb_balancer_slot(b);
+
+    if (!sl) {
+        *counters = NULL;
         return apr_atomic_inc32(&local);
     }
+    *counters = sl->counters;
     return (apr_uint32_t)__atomic_fetch_add(&sl->word, 1, __ATOMIC_RELAXED);
+}
+
+const uint64_t *lbhb_inflight_counters(proxy_balancer *b)
+{
+    lbhb_inflight_t *sl = lbhb_balancer_slot(b);
+
+    return sl ? sl->counters : NULL;
 }

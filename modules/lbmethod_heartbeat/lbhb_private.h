@@ -64,9 +64,25 @@ void lbhb_inflight_init(apr_pool_t *pconf, server_rec *s);
  */
 int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now);
 
+/* What a balancer's picks came to, counted in its shared slot for the
+ * status page's metrics. */
+typedef enum {
+    LBHB_BAL_MOST = 0, /* a member picked, by HeartbeatPickMode: most, */
+    LBHB_BAL_WEIGHTED, /* weighted */
+    LBHB_BAL_P2C,      /* or p2c */
+    LBHB_BAL_FALLBACK, /* no member had usable data; the round-robin fallback picked one */
+    LBHB_BAL_NO_DATA,  /* none picked at all (LB0304): mod_proxy answers 503 */
+    LBHB_BAL_COUNT
+} lbhb_bal_counter_e;
+
 /* The balancer's tie-break rotation counter, shared by all children so that
- * ties alternate across the whole proxy, not per child. */
-apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b);
+ * ties alternate across the whole proxy, not per child; *counters is set
+ * to its LBHB_BAL_COUNT counters in the same slot (NULL if no slot), so
+ * that a pick costs one look-up and one relaxed atomic add. */
+apr_uint32_t lbhb_inflight_cursor(proxy_balancer *b, uint64_t **counters);
+
+/* The same counters, to read (NULL if no slot). */
+const uint64_t *lbhb_inflight_counters(proxy_balancer *b);
 
 /* The member's outlier state, shared by all children (NULL if no slot). */
 lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w);

@@ -26,6 +26,7 @@
 
 #include "apr_atomic.h"
 #include "apr_file_info.h"
+#include "apr_hash.h"
 #include "apr_strings.h"
 
 #include "hb_config.h"
@@ -570,6 +571,14 @@ static void lbhb_warn_no_data(request_rec *r, proxy_balancer *balancer, int fall
                   fallback ? "rotating over the usable members" : "refusing with 503");
 }
 
+/* One pick's outcome in the balancer's shared counters (NULL: no slot). */
+static void lbhb_count(uint64_t *counters, int which)
+{
+    if (counters) {
+        __atomic_fetch_add(&counters[which], 1, __ATOMIC_RELAXED);
+    }
+}
+
 static uint64_t lbhb_random(void)
 {
     return lbhb_mix64(((uint64_t)apr_atomic_inc32(&lbhb_rand_counter) << 32) ^
@@ -582,6 +591,8 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     lbhb_found_t stack[LBHB_STACK_CANDS];
     lbhb_cand_t cands[LBHB_STACK_CANDS], *cs = cands;
     lbhb_baton_t b;
+    uint64_t *counters;
+    proxy_worker *w;
     unsigned int i;
     int pick = -1;
 
@@ -591,7 +602,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     b.now = apr_time_now();
     b.max_age = set->max_age;
     b.n = balancer->workers->nelts > 0 ? (unsigned int)balancer->workers->nelts : 1;
-    b.cursor = lbhb_inflight_cursor(balancer) % b.n;
+    b.cursor = lbhb_inflight_cursor(balancer, &counters) % b.n;
     b.found = stack;
     b.cap = LBHB_STACK_CANDS;
     if (b.n > LBHB_STACK_CANDS) {
@@ -625,14 +636,17 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
             pick = lbhb_pick_most(cs, b.nfound, b.cursor);
         }
         if (pick >= 0) {
+            lbhb_count(counters, set->mode == LBHB_MODE_WEIGHTED ? LBHB_BAL_WEIGHTED
+                                 : set->mode == LBHB_MODE_P2C    ? LBHB_BAL_P2C
+                                                                 : LBHB_BAL_MOST);
             return b.found[pick].worker;
         }
     }
     lbhb_warn_no_data(r, balancer, set->fallback == LBHB_FB_ROUNDROBIN, t, &b);
-    if (set->fallback == LBHB_FB_ROUNDROBIN) {
-        return lbhb_get_best_worker(balancer, r, lbhb_rotate, &b);
-    }
-    return NULL;
+    w = set->fallback == LBHB_FB_ROUNDROBIN ? lbhb_get_best_worker(balancer, r, lbhb_rotate, &b)
+                                            : NULL;
+    lbhb_count(counters, w ? LBHB_BAL_FALLBACK : LBHB_BAL_NO_DATA);
+    return w;
 }
 
 static proxy_worker *lbhb_finder(proxy_balancer *balancer, request_rec *r)
@@ -752,54 +766,10 @@ static const proxy_balancer_method lbhb_method = {"heartbeat", &lbhb_finder, NUL
 
 /* --------------------------------------------------------------- hooks */
 
-/* Named as the optional function it implements (mod_lbmethod_heartbeat.h). */
-static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
-{
-    module *proxy = ap_find_linked_module("mod_proxy.c");
-    apr_array_header_t *out = apr_array_make(p, 8, sizeof(lbhb_member_status_t));
-    apr_time_t now = apr_time_now();
-
-    for (; proxy && s; s = s->next) {
-        proxy_server_conf *psf = ap_get_module_config(s->module_config, proxy);
-        proxy_balancer *b = psf && psf->balancers ? (proxy_balancer *)psf->balancers->elts : NULL;
-        int i, j;
-
-        for (i = 0; b && i < psf->balancers->nelts; i++) {
-            proxy_worker **ws = (proxy_worker **)b[i].workers->elts;
-            if (!b[i].lbmethod || strcmp(b[i].lbmethod->name, "heartbeat")) {
-                continue;
-            }
-            for (j = 0; j < b[i].workers->nelts; j++) {
-                lbhb_outlier_t *o = lbhb_inflight_outlier(ws[j]);
-                lbhb_load_slot_t *ld;
-                lbhb_member_status_t *m = apr_array_push(out);
-                memset(m, 0, sizeof(*m));
-                m->balancer = b[i].s->name;
-                m->member = ws[j]->s->name;
-                if (o) {
-                    m->until = __atomic_load_n(&o->until, __ATOMIC_RELAXED);
-                    m->ejected = lbhb_outlier_ejected(o, now);
-                    m->ejections = __atomic_load_n(&o->ejections, __ATOMIC_RELAXED);
-                    m->failure_rate =
-                        (double)__atomic_load_n(&o->rate, __ATOMIC_RELAXED) / LBHB_RATE_ONE;
-                }
-                if ((ld = lbhb_inflight_load(ws[j])) != NULL) {
-                    uint32_t ready, busy;
-                    m->load_reports = __atomic_load_n(&ld->used, __ATOMIC_RELAXED);
-                    m->load_ignored = __atomic_load_n(&ld->ignored, __ATOMIC_RELAXED);
-                    if (lbhb_load_get(ld, &ready, &busy, &m->load_at)) {
-                        m->load_ready = ready;
-                        m->load_busy = busy;
-                    }
-                }
-            }
-        }
-    }
-    return out;
-}
-
-/* Whether any balancer of any virtual host uses lbmethod=heartbeat. */
-static const char *lbhb_first_user(server_rec *s)
+/* Calls fn for every balancer that uses lbmethod=heartbeat in s and its
+ * virtual hosts, until fn returns non-zero. A balancer of the main server
+ * is met again in each virtual host that inherits it (BalancerInherit). */
+static int lbhb_each_balancer(server_rec *s, int (*fn)(proxy_balancer *b, void *baton), void *baton)
 {
     module *proxy = ap_find_linked_module("mod_proxy.c");
 
@@ -809,12 +779,148 @@ static const char *lbhb_first_user(server_rec *s)
         int i;
 
         for (i = 0; b && i < psf->balancers->nelts; i++) {
-            if (b[i].lbmethod && b[i].lbmethod->name && !strcmp(b[i].lbmethod->name, "heartbeat")) {
-                return b[i].s->name;
+            if (b[i].lbmethod && b[i].lbmethod->name && !strcmp(b[i].lbmethod->name, "heartbeat") &&
+                fn(&b[i], baton)) {
+                return 1;
             }
         }
     }
-    return NULL;
+    return 0;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    apr_array_header_t *out;
+    apr_hash_t *rows; /* name(s) -> row + 1 */
+    apr_hash_t *seen; /* proxy_worker_shared * already counted */
+    apr_time_t now;
+} lbhb_status_walk_t;
+
+static void lbhb_member_fill_status(lbhb_member_status_t *m, proxy_balancer *b, proxy_worker *w,
+                                    apr_time_t now)
+{
+    lbhb_outlier_t *o = lbhb_inflight_outlier(w);
+    lbhb_load_slot_t *ld;
+
+    memset(m, 0, sizeof(*m));
+    m->balancer = b->s->name;
+    m->member = w->s->name;
+    m->joined = "static";
+    if (o) {
+        m->until = __atomic_load_n(&o->until, __ATOMIC_RELAXED);
+        m->ejected = lbhb_outlier_ejected(o, now);
+        m->ejections = __atomic_load_n(&o->ejections, __ATOMIC_RELAXED);
+        m->ejections_total = __atomic_load_n(&o->total, __ATOMIC_RELAXED);
+        m->failure_rate = (double)__atomic_load_n(&o->rate, __ATOMIC_RELAXED) / LBHB_RATE_ONE;
+    }
+    if ((ld = lbhb_inflight_load(w)) != NULL) {
+        uint32_t ready, busy;
+        m->load_reports = __atomic_load_n(&ld->used, __ATOMIC_RELAXED);
+        m->load_ignored = __atomic_load_n(&ld->ignored, __ATOMIC_RELAXED);
+        if (lbhb_load_get(ld, &ready, &busy, &m->load_at)) {
+            m->load_ready = ready;
+            m->load_busy = busy;
+        }
+    }
+}
+
+/*
+ * One row per balancer name and member URL. A balancer inherited by
+ * virtual hosts is the same balancer to us (its shared slots are keyed by
+ * name), but mod_proxy may keep a record of its own per host: the
+ * requests each counts add up, and a record met twice counts once.
+ */
+static int lbhb_member_rows(proxy_balancer *b, void *baton)
+{
+    lbhb_status_walk_t *sw = baton;
+    proxy_worker **ws = (proxy_worker **)b->workers->elts;
+    int j;
+
+    for (j = 0; j < b->workers->nelts; j++) {
+        proxy_worker_shared *ps = ws[j]->s;
+        const char *key;
+        lbhb_member_status_t *m;
+        apr_uintptr_t row;
+
+        if (apr_hash_get(sw->seen, &ps, sizeof(ps))) {
+            continue;
+        }
+        apr_hash_set(sw->seen, apr_pmemdup(sw->p, &ps, sizeof(ps)), sizeof(ps), ps);
+        key = apr_pstrcat(sw->p, b->s->name, "\n", ps->name, NULL);
+        row = (apr_uintptr_t)apr_hash_get(sw->rows, key, APR_HASH_KEY_STRING);
+        if (!row) {
+            m = apr_array_push(sw->out);
+            lbhb_member_fill_status(m, b, ws[j], sw->now);
+            apr_hash_set(sw->rows, key, APR_HASH_KEY_STRING, (void *)(apr_uintptr_t)sw->out->nelts);
+        } else {
+            m = &APR_ARRAY_IDX(sw->out, (int)row - 1, lbhb_member_status_t);
+        }
+        m->elected += ps->elected;
+        m->busy += ps->busy;
+    }
+    return 0;
+}
+
+/* Named as the optional function it implements (mod_lbmethod_heartbeat.h). */
+static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
+{
+    lbhb_status_walk_t sw;
+
+    sw.p = p;
+    sw.out = apr_array_make(p, 8, sizeof(lbhb_member_status_t));
+    sw.rows = apr_hash_make(p);
+    sw.seen = apr_hash_make(p);
+    sw.now = apr_time_now();
+    lbhb_each_balancer(s, lbhb_member_rows, &sw);
+    return sw.out;
+}
+
+static int lbhb_balancer_row(proxy_balancer *b, void *baton)
+{
+    lbhb_status_walk_t *sw = baton;
+    const uint64_t *c;
+    lbhb_balancer_status_t *st;
+
+    if (apr_hash_get(sw->rows, b->s->name, APR_HASH_KEY_STRING) ||
+        !(c = lbhb_inflight_counters(b))) {
+        return 0;
+    }
+    apr_hash_set(sw->rows, b->s->name, APR_HASH_KEY_STRING, b);
+    st = apr_array_push(sw->out);
+    st->balancer = b->s->name;
+    st->picks_most = __atomic_load_n(&c[LBHB_BAL_MOST], __ATOMIC_RELAXED);
+    st->picks_weighted = __atomic_load_n(&c[LBHB_BAL_WEIGHTED], __ATOMIC_RELAXED);
+    st->picks_p2c = __atomic_load_n(&c[LBHB_BAL_P2C], __ATOMIC_RELAXED);
+    st->fallback = __atomic_load_n(&c[LBHB_BAL_FALLBACK], __ATOMIC_RELAXED);
+    st->no_data = __atomic_load_n(&c[LBHB_BAL_NO_DATA], __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Named as the optional function it implements (mod_lbmethod_heartbeat.h). */
+static apr_array_header_t *lbhb_balancer_status(apr_pool_t *p, server_rec *s)
+{
+    lbhb_status_walk_t sw;
+
+    memset(&sw, 0, sizeof(sw));
+    sw.out = apr_array_make(p, 4, sizeof(lbhb_balancer_status_t));
+    sw.rows = apr_hash_make(p);
+    lbhb_each_balancer(s, lbhb_balancer_row, &sw);
+    return sw.out;
+}
+
+static int lbhb_first_found(proxy_balancer *b, void *baton)
+{
+    *(const char **)baton = b->s->name;
+    return 1;
+}
+
+/* The first balancer of any virtual host that uses lbmethod=heartbeat. */
+static const char *lbhb_first_user(server_rec *s)
+{
+    const char *name = NULL;
+
+    lbhb_each_balancer(s, lbhb_first_found, &name);
+    return name;
 }
 
 /* The file to read when there is no shared table: our HeartbeatStorage,
@@ -929,6 +1035,7 @@ static void lbhb_register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(lbhb_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     lbhb_reports_register(p);
     APR_REGISTER_OPTIONAL_FN(lbhb_member_status);
+    APR_REGISTER_OPTIONAL_FN(lbhb_balancer_status);
 }
 
 static const command_rec lbhb_cmds[] = {

@@ -26,6 +26,7 @@ import ctypes
 import functools
 import grp
 import http.client
+import json
 import os
 import pwd
 import re
@@ -588,6 +589,83 @@ def send_udp(host, port, payload, source=None, netns=None):
         if source is not None:
             sock.bind(source if isinstance(source, tuple) else (source, 0))
         return sock.sendto(payload, (host, port))
+
+
+class Feeder:
+    """Plays the origins' senders: every 100 ms, one heartbeat per origin
+    port with the fields the test sets, from `source` to the monitor's
+    hb_port on 127.0.0.1; set(port, None) silences that origin.
+    `packets[port]` counts what was sent for each port, `sent` the rounds.
+    With status_url (a heartbeat-status page's ?json), wait_rounds() also
+    waits until the table holds what was set."""
+
+    def __init__(self, hb_port, source='127.0.0.1', status_url=None):
+        self.hb_port = hb_port
+        self.source = source
+        self.status_url = status_url
+        self.reports = {}
+        self.seq_jump = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.sent = 0
+        self.packets = collections.Counter()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def set(self, port, ready=None, busy=0, state='up'):
+        with self.lock:
+            if ready is None:
+                self.reports.pop(port, None)
+            else:
+                self.reports[port] = (ready, busy, state)
+
+    def restart(self, port):
+        """The origin on port restarts: its report numbers jump, as
+        mod_heartbeat's do (they count from its start time in ms)."""
+        with self.lock:
+            self.seq_jump[port] = self.seq_jump.get(port, 0) + 3600 * 1000
+
+    def loop(self):
+        seq = int(time.time() * 1000)
+        while not self.stop.is_set():
+            with self.lock:
+                reports = dict(self.reports)
+                jumps = dict(self.seq_jump)
+            for port, (ready, busy, state) in reports.items():
+                seq += 1
+                p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=100&state=%s' % (
+                    ready, busy, port, seq + jumps.get(port, 0), state)
+                send_udp('127.0.0.1', self.hb_port, p.encode(), source=self.source)
+                with self.lock:
+                    self.packets[port] += 1
+            self.sent += 1
+            self.stop.wait(0.1)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+    def wait_rounds(self, n=3):
+        """Let n more rounds of reports go out, and (when the proxy's status
+        page is known) wait until its table holds what was set: counting
+        rounds alone raced a proxy whose receiver was still starting."""
+        target = self.sent + n
+        wait_until(lambda: self.sent >= target, timeout=5)
+        if self.status_url:
+            wait_until(self.applied, timeout=5, message='the proxy has the reports')
+
+    def applied(self):
+        r = get(self.status_url)
+        if r.status != 200:
+            return False
+        have = {s['port']: (s['ready'], s['busy'], s['state'])
+                for s in json.loads(r.body.decode())['servers'] if s['ip'] == self.source}
+        with self.lock:
+            want = dict(self.reports)
+        return all(have.get(port) == report for port, report in want.items())
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """lbmethod=heartbeat: where requests go.
 
-Most tests play the senders themselves (a Feeder thread sends the reports
+Most tests play the senders themselves (hbtest.Feeder sends the reports
 the test chooses) in front of plain origins, so the reported counts are
 exact and can be changed mid-test; the load tests use real origins with
 our mod_heartbeat and slow CGI requests.
@@ -29,76 +29,6 @@ STATUS = """
 """
 
 
-class Feeder:
-    """Sends, every 100 ms, one heartbeat per origin port with the fields
-    the test sets; set(port, None) silences that origin."""
-
-    def __init__(self, hb_port, source='127.0.0.1', status_url=None):
-        self.hb_port = hb_port
-        self.source = source
-        self.status_url = status_url
-        self.reports = {}
-        self.seq_jump = {}
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.sent = 0
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-
-    def set(self, port, ready=None, busy=0, state='up'):
-        with self.lock:
-            if ready is None:
-                self.reports.pop(port, None)
-            else:
-                self.reports[port] = (ready, busy, state)
-
-    def restart(self, port):
-        """The origin on port restarts: its report numbers jump, as
-        mod_heartbeat's do (they count from its start time in ms)."""
-        with self.lock:
-            self.seq_jump[port] = self.seq_jump.get(port, 0) + 3600 * 1000
-
-    def loop(self):
-        seq = int(time.time() * 1000)
-        while not self.stop.is_set():
-            with self.lock:
-                reports = dict(self.reports)
-                jumps = dict(self.seq_jump)
-            for port, (ready, busy, state) in reports.items():
-                seq += 1
-                p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=100&state=%s' % (
-                    ready, busy, port, seq + jumps.get(port, 0), state)
-                hbtest.send_udp('127.0.0.1', self.hb_port, p.encode(), source=self.source)
-            self.sent += 1
-            self.stop.wait(0.1)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def close(self):
-        self.stop.set()
-        self.thread.join()
-
-    def wait_rounds(self, n=3):
-        """Let n more rounds of reports go out, and (when the proxy's status
-        page is known) wait until its table holds what was set: counting
-        rounds alone raced a proxy whose receiver was still starting."""
-        target = self.sent + n
-        hbtest.wait_until(lambda: self.sent >= target, timeout=5)
-        if self.status_url:
-            hbtest.wait_until(self.applied, timeout=5, message='the proxy has the reports')
-
-    def applied(self):
-        r = hbtest.get(self.status_url)
-        if r.status != 200:
-            return False
-        have = {s['port']: (s['ready'], s['busy'], s['state'])
-                for s in json.loads(r.body.decode())['servers'] if s['ip'] == self.source}
-        with self.lock:
-            want = dict(self.reports)
-        return all(have.get(port) == report for port, report in want.items())
-
-
 class BalancerCase(hbtest.HbTestCase):
 
     def origins(self, names):
@@ -123,7 +53,7 @@ class BalancerCase(hbtest.HbTestCase):
 
     def feeder(self):
         proxy = getattr(self, 'last_proxy', None)
-        f = Feeder(self.hb_port, status_url=proxy.url('/hb-status?json') if proxy else None)
+        f = hbtest.Feeder(self.hb_port, status_url=proxy.url('/hb-status?json') if proxy else None)
         f.start()
         self.addCleanup(f.close)
         return f

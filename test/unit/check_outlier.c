@@ -57,6 +57,9 @@ START_TEST(test_black_hole_is_ejected)
     ck_assert_int_eq(lbhb_outlier_record(&o, 0, 330 * S, &conf, 0, 0, 3), LBHB_OUTLIER_RETURNED);
     ck_assert_int_eq(lbhb_outlier_record(&o, 0, 331 * S, &conf, 0, 0, 3), LBHB_OUTLIER_NONE);
     ck_assert_int_eq(lbhb_outlier_record(&o, 1, 332 * S, &conf, 0, 0, 3), LBHB_OUTLIER_NONE);
+    /* The run in a row starts again; the count of all ejections does not. */
+    ck_assert_uint_eq(o.ejections, 0);
+    ck_assert_uint_eq(o.total, 5);
 }
 END_TEST
 
