@@ -118,7 +118,8 @@ enum {
     F_SEQ = 0x10,
     F_INT = 0x20,
     F_STATE = 0x40,
-    F_ADDR = 0x80
+    F_ADDR = 0x80,
+    F_JOIN = 0x100
 };
 
 /* An IPv4 or IPv6 literal (no brackets, no scope), copied NUL-terminated. */
@@ -175,6 +176,7 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
             bit = key_is(&kv, "busy", 4)   ? F_BUSY
                   : key_is(&kv, "port", 4) ? F_PORT
                   : key_is(&kv, "addr", 4) ? F_ADDR
+                  : key_is(&kv, "join", 4) ? F_JOIN
                                            : 0;
             break;
         case 5:
@@ -229,6 +231,12 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt)
         case F_ADDR:
             st = parse_addr(kv.val, kv.val_len, pkt->addr);
             pkt->flags |= HB_HAS_ADDR;
+            break;
+        case F_JOIN:
+            st = hb_join_parse(kv.val, kv.val_len, &pkt->join) == 0 ? HB_OK : HB_E_SYNTAX;
+            pkt->join_text = kv.val;
+            pkt->join_len = kv.val_len;
+            pkt->flags |= HB_HAS_JOIN;
             break;
         default: /* F_STATE */
             st = hb_state_parse(kv.val, kv.val_len, &pkt->state) == 0 ? HB_OK : HB_E_STATE;
@@ -296,6 +304,17 @@ size_t hb_packet_format(const hb_packet_t *pkt, char *buf, size_t cap)
             goto toosmall;
         }
         len += (size_t)n;
+    }
+    if (pkt->flags & HB_HAS_JOIN) {
+        hb_join_set_t check;
+        if (!pkt->join_text || hb_join_parse(pkt->join_text, pkt->join_len, &check) != 0 ||
+            pkt->join_len + 6 >= cap - len) {
+            goto toosmall;
+        }
+        memcpy(buf + len, "&join=", 6);
+        memcpy(buf + len + 6, pkt->join_text, pkt->join_len);
+        len += 6 + pkt->join_len;
+        buf[len] = '\0';
     }
     if (pkt->flags & HB_HAS_ADDR) {
         char check[HB_ADDR_TEXT_MAX];

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hb_join.h"
+
 /* Largest datagram/body we accept or produce. Stays under a 1500-byte MTU
  * so a heartbeat is never fragmented. */
 #define HB_PACKET_MAX 1400
@@ -48,6 +50,7 @@ typedef enum {
 #define HB_HAS_INTERVAL 0x04u
 #define HB_HAS_STATE    0x08u
 #define HB_HAS_ADDR     0x10u
+#define HB_HAS_JOIN     0x20u
 
 /* Room for the text of an IPv4 or IPv6 address and its NUL
  * (INET6_ADDRSTRLEN). */
@@ -65,6 +68,12 @@ typedef struct {
     /* addr=: the address the sender sends from, as it names itself inside
      * a signed packet (an IP literal, NUL-terminated) when HB_HAS_ADDR. */
     char addr[HB_ADDR_TEXT_MAX];
+    /* join=: the balancers the origin announces (HeartbeatBalancer), when
+     * HB_HAS_JOIN. To format, join_text is written out as it is (checked
+     * first); a parse points it into the packet and fills join. */
+    hb_join_set_t join;
+    const char *join_text;
+    size_t join_len;
 } hb_packet_t;
 
 /* One key=value pair as found by hb_query_next(); not NUL-terminated. */
@@ -93,7 +102,7 @@ hb_status_e hb_packet_parse(const char *buf, size_t len, hb_packet_t *pkt);
 
 /*
  * Write "v=1&ready=N&busy=M" followed by the optional fields named in
- * pkt->flags, in the order port, seq, int, state, addr. Returns the length
+ * pkt->flags, in the order port, seq, int, state, join, addr. Returns the length
  * written (without the NUL it also writes), or 0 if cap is too small.
  */
 size_t hb_packet_format(const hb_packet_t *pkt, char *buf, size_t cap);

@@ -20,7 +20,7 @@
 #include "hm_table.h"
 
 #define HM_MAGIC          0x484d5442u /* "HMTB" */
-#define HM_LAYOUT_VERSION 7u
+#define HM_LAYOUT_VERSION 8u
 
 /* Keeps slot numbers within an index entry's 24 bits and the index size
  * within uint32. */
@@ -66,6 +66,8 @@ struct hm_table {
     uint32_t max_per_addr;
     uint32_t tomb_next;  /* tombstones written; ring position = tomb_next % capacity */
     int64_t tomb_newest; /* when the newest tombstone's entry was last seen */
+    uint32_t join_gen;   /* hm_table_join_generation */
+    uint32_t pad2;
 };
 
 /* What is left of a signed entry once it is gone: enough to refuse its
@@ -474,11 +476,19 @@ static uint64_t tomb_seq(const hm_table_t *t, const hm_addr_t *key, int64_t now)
     return seq;
 }
 
+static void join_moved(hm_table_t *t)
+{
+    __atomic_fetch_add(&t->join_gen, 1, __ATOMIC_RELEASE);
+}
+
 static void remove_slot(hm_table_t *t, int32_t slot)
 {
     hm_slot_t *s = &slots_of(t)[slot];
     int64_t pos = idx_find_pos(t, &s->e.key);
 
+    if (s->e.join.n) {
+        join_moved(t);
+    }
     tomb_leave(t, &s->e);
     if (pos >= 0) {
         idx_delete_at(t, (uint32_t)pos);
@@ -613,6 +623,11 @@ unsigned int hm_table_capacity(const hm_table_t *t)
 unsigned int hm_table_count(const hm_table_t *t)
 {
     return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+}
+
+uint32_t hm_table_join_generation(const hm_table_t *t)
+{
+    return __atomic_load_n(&t->join_gen, __ATOMIC_ACQUIRE);
 }
 
 uint32_t hm_table_generation(const hm_table_t *t)
@@ -802,8 +817,19 @@ static int older_than(int64_t seen, int64_t now, int64_t age)
     return seen < limit;
 }
 
-static void apply_packet(hm_entry_t *e, const hb_packet_t *pkt, int64_t now, uint32_t flags)
+/* Returns 1 if the entry's announcement changed. Only a signed packet may
+ * announce balancers: joining one takes a key (HeartbeatJoin). */
+static int apply_packet(hm_entry_t *e, const hb_packet_t *pkt, int64_t now, uint32_t flags)
 {
+    hb_join_set_t join;
+    int moved;
+
+    memset(&join, 0, sizeof(join));
+    if ((pkt->flags & HB_HAS_JOIN) && (flags & HM_ENTRY_AUTH) && pkt->join.n <= HB_JOIN_MAX) {
+        join = pkt->join;
+    }
+    moved = !hb_join_equal(&e->join, &join);
+    e->join = join;
     e->ready = pkt->ready;
     e->busy = pkt->busy;
     e->seen = now;
@@ -816,6 +842,7 @@ static void apply_packet(hm_entry_t *e, const hb_packet_t *pkt, int64_t now, uin
         e->interval_ms = pkt->interval_ms;
     }
     e->state = (pkt->flags & HB_HAS_STATE) ? (uint32_t)pkt->state : (uint32_t)HB_STATE_UP;
+    return moved;
 }
 
 static void new_entry(hm_entry_t *e, const hm_addr_t *key, const hb_packet_t *pkt, int64_t now,
@@ -908,8 +935,11 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
             return HM_UPD_REPLAY;
         }
         uint32_t was = e.state;
-        apply_packet(&e, pkt, now, entry_flags);
+        int moved = apply_packet(&e, pkt, now, entry_flags);
         slot_write(&slots[slot], &e, 1);
+        if (moved) {
+            join_moved(t);
+        }
         if (e.state != was) {
             hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);
         }
@@ -939,6 +969,9 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
         idx_insert(t, slot);
         __atomic_store_n(&t->count, t->count + 1, __ATOMIC_RELAXED);
         gen_end(t);
+        if (e.join.n) {
+            join_moved(t);
+        }
         hm_table_counter_add(t, HM_CTR_INSERTED, 1);
         hm_table_counter_add(t, HM_CTR_STATE_CHANGES, 1);
         res = HM_UPD_INSERTED;
@@ -954,6 +987,9 @@ hm_update_e hm_table_update(hm_table_t *t, const hm_addr_t *key, const hb_packet
     /* One generation window covers removal and reuse, so a reader never
      * mistakes the slot's new occupant for the old key. */
     gen_begin(t);
+    if (slots[victim].e.join.n || e.join.n) {
+        join_moved(t);
+    }
     tomb_leave(t, &slots[victim].e);
     int64_t opos = idx_find_pos(t, &slots[victim].e.key);
     if (opos >= 0) {
@@ -985,6 +1021,10 @@ hm_update_e hm_table_put_entry(hm_table_t *t, const hm_entry_t *e, int64_t now)
     pkt.interval_ms = e->interval_ms;
     pkt.state = (hb_state_e)e->state;
     pkt.flags = HB_HAS_SEQ | HB_HAS_STATE | (e->interval_ms ? HB_HAS_INTERVAL : 0);
+    if (e->join.n) {
+        pkt.join = e->join;
+        pkt.flags |= HB_HAS_JOIN;
+    }
     if (__builtin_sub_overflow(now, e->seen, &age) || age == INT64_MAX) {
         age = INT64_MAX - 1;
     }

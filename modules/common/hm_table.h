@@ -37,6 +37,7 @@ typedef struct {
     int64_t seen;         /* absolute time of the last update, microseconds since the epoch */
     int64_t first_seen;   /* when this entry was created */
     uint64_t packets;     /* updates applied to this entry */
+    hb_join_set_t join;   /* balancers it announces (join=); signed entries only */
 } hm_entry_t;
 
 /* Table-wide counters, readable by every process. */
@@ -159,6 +160,10 @@ int hm_table_find(const hm_table_t *t, const hm_addr_t *key, hm_entry_t *out);
 /* Changes whenever an entry is inserted or removed (not on plain updates), so
  * a reader can cache slot numbers and rebuild only when this moves. */
 uint32_t hm_table_generation(const hm_table_t *t);
+
+/* Changes whenever an entry's balancer announcement changes, appears or
+ * goes (HeartbeatJoin rescans the table only then). */
+uint32_t hm_table_join_generation(const hm_table_t *t);
 
 void hm_table_counter_add(hm_table_t *t, hm_counter_e c, uint64_t n);
 uint64_t hm_table_counter(const hm_table_t *t, hm_counter_e c);

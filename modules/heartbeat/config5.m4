@@ -6,8 +6,8 @@ APACHE_MODPATH_INIT(heartbeat)
 
 dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
-heartbeat_objects="mod_heartbeat.lo hb_elect.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo \
-hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo lbhb_load.lo hb_prom.lo"
+heartbeat_objects="mod_heartbeat.lo hb_elect.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo hb_join.lo \
+hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo lbhb_load.lo lbhb_join.lo hb_prom.lo"
 
 APACHE_MODULE(heartbeat, [Sends this server's capacity as heartbeats (heartbeat suite)],
               $heartbeat_objects, , , [

@@ -5,8 +5,8 @@ APACHE_MODPATH_INIT(heartmonitor)
 
 dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
-heartmonitor_objects="mod_heartmonitor.lo hm_config.lo hm_listen.lo hm_receiver.lo hm_handlers.lo hb_elect.lo hm_shm.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo \
-hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo hb_log.lo hm_admit.lo hm_due.lo lbhb_load.lo hb_prom.lo"
+heartmonitor_objects="mod_heartmonitor.lo hm_config.lo hm_listen.lo hm_receiver.lo hm_handlers.lo hb_elect.lo hm_shm.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo hb_join.lo \
+hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo hb_log.lo hm_admit.lo hm_due.lo lbhb_load.lo lbhb_join.lo hb_prom.lo"
 
 APACHE_MODULE(heartmonitor, [Collects heartbeats into a shared table (heartbeat suite)],
               $heartmonitor_objects, , , [

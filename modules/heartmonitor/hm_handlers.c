@@ -243,19 +243,68 @@ static void hm_members_json(request_rec *r, const apr_array_header_t *ms, apr_ti
     for (i = 0; ms && i < ms->nelts; i++) {
         const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
         ap_rprintf(r,
-                   "%s{\"balancer\":\"%s\",\"member\":\"%s\",\"ejected\":%s,"
+                   "%s{\"balancer\":\"%s\",\"member\":\"%s\",\"joined\":\"%s\",\"ejected\":%s,"
                    "\"ejected_for_ms\":%" APR_INT64_T_FMT ",\"ejections\":%u,"
                    "\"failure_rate\":%.3f,\"load_reports\":%" APR_UINT64_T_FMT
                    ",\"load_ignored\":%" APR_UINT64_T_FMT ",\"load\":",
                    i ? "," : "", hm_json_str(r->pool, m->balancer), hm_json_str(r->pool, m->member),
-                   m->ejected ? "true" : "false", m->ejected ? (m->until - now) / 1000 : 0,
-                   m->ejections, m->failure_rate, m->load_reports, m->load_ignored);
+                   m->joined, m->ejected ? "true" : "false",
+                   m->ejected ? (m->until - now) / 1000 : 0, m->ejections, m->failure_rate,
+                   m->load_reports, m->load_ignored);
         if (m->load_at) {
             ap_rprintf(r, "{\"ready\":%u,\"busy\":%u,\"age_ms\":%" APR_INT64_T_FMT "}}",
                        m->load_ready, m->load_busy, (now - m->load_at) / 1000);
         } else {
             ap_rputs("null}", r);
         }
+    }
+    ap_rputs("]", r);
+}
+
+/* The balancers an origin announces (HeartbeatBalancer): the table keeps
+ * a hash of each name, named here when it is one of this server's
+ * balancers with HeartbeatJoin on. */
+static const char *hm_join_name(request_rec *r, uint32_t hash)
+{
+    APR_OPTIONAL_FN_TYPE(lbhb_join_name) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_join_name);
+    const char *name = fn ? fn(hash) : NULL;
+
+    return name ? name : apr_psprintf(r->pool, "#%08x", hash);
+}
+
+static const char *hm_join_json(request_rec *r, const hm_entry_t *e)
+{
+    const char *out = "[";
+    uint32_t i;
+
+    for (i = 0; i < e->join.n && i < HB_JOIN_MAX; i++) {
+        const hb_join_t *j = &e->join.j[i];
+        out = apr_psprintf(r->pool, "%s%s{\"balancer\":\"%s\",\"scheme\":\"%s\",\"port\":%u}", out,
+                           i ? "," : "", hm_json_str(r->pool, hm_join_name(r, j->name_hash)),
+                           hb_scheme_str((hb_scheme_e)j->scheme),
+                           (unsigned)(j->port ? j->port : e->key.port));
+    }
+    return apr_pstrcat(r->pool, out, "]", NULL);
+}
+
+static void hm_balancers_json(request_rec *r)
+{
+    APR_OPTIONAL_FN_TYPE(lbhb_balancer_status) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_balancer_status);
+    apr_array_header_t *bs = fn ? fn(r->pool, ap_server_conf) : NULL;
+    int i;
+
+    ap_rputs(",\"balancers\":[", r);
+    for (i = 0; bs && i < bs->nelts; i++) {
+        const lbhb_balancer_status_t *b = &APR_ARRAY_IDX(bs, i, lbhb_balancer_status_t);
+        ap_rprintf(r,
+                   "%s{\"balancer\":\"%s\",\"picks_most\":%" APR_UINT64_T_FMT
+                   ",\"picks_weighted\":%" APR_UINT64_T_FMT ",\"picks_p2c\":%" APR_UINT64_T_FMT
+                   ",\"fallback\":%" APR_UINT64_T_FMT ",\"no_data\":%" APR_UINT64_T_FMT
+                   ",\"join\":%s,\"joined\":%" APR_UINT64_T_FMT ",\"left\":%" APR_UINT64_T_FMT
+                   ",\"join_full\":%" APR_UINT64_T_FMT "}",
+                   i ? "," : "", hm_json_str(r->pool, b->balancer), b->picks_most,
+                   b->picks_weighted, b->picks_p2c, b->fallback, b->no_data,
+                   b->join ? "true" : "false", b->joined, b->left, b->join_full);
     }
     ap_rputs("]", r);
 }
@@ -308,12 +357,12 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
                    "\"busy\":%u,\"state\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT
                    ",\"interval_ms\":%u,\"seq\":%" APR_UINT64_T_FMT
                    ",\"packets\":%" APR_UINT64_T_FMT ",\"via\":\"%s\",\"signed\":%s,"
-                   "\"last_error\":",
+                   "\"join\":%s,\"last_error\":",
                    i ? "," : "", e->ip, (unsigned)e->key.port,
                    (e->flags & HM_ENTRY_PORT_KNOWN) ? "true" : "false", e->ready, e->busy,
                    hb_state_str((hb_state_e)e->state), (sn->now - e->seen) / 1000, e->interval_ms,
                    e->seq, e->packets, (e->flags & HM_ENTRY_VIA_HTTP) ? "http" : "udp",
-                   (e->flags & HM_ENTRY_AUTH) ? "true" : "false");
+                   (e->flags & HM_ENTRY_AUTH) ? "true" : "false", hm_join_json(r, e));
         if (last) {
             ap_rprintf(r, "{\"reason\":\"%s\",\"age_ms\":%" APR_INT64_T_FMT "}}",
                        hm_reason_str(last->reason), (sn->now - last->when) / 1000);
@@ -323,6 +372,7 @@ static void hm_status_json(request_rec *r, const hm_snapshot_t *sn)
     }
     ap_rputs("]", r);
     hm_members_json(r, hm_members(r), sn->now);
+    hm_balancers_json(r);
     hm_rejects_json(r, "rejections", sn->rejects, sn->nrejects, sn->now);
     hm_rejects_json(r, "rejections_outside", sn->outside, sn->noutside, sn->now);
     ap_rputs(",\"ratelimited\":[", r);
@@ -730,10 +780,11 @@ static void hm_status_auto(request_rec *r, const hm_snapshot_t *sn, const char *
         const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
         /* Names without spaces or newlines, as each line is "Key: words". */
         ap_rprintf(r,
-                   "%sMember: %s %s ejected=%d ejections=%u failure_rate=%.3f "
+                   "%sMember: %s %s joined=%s ejected=%d ejections=%u failure_rate=%.3f "
                    "load_reports=%" APR_UINT64_T_FMT " load_ignored=%" APR_UINT64_T_FMT "\n",
                    prefix, ap_escape_uri(r->pool, m->balancer), ap_escape_uri(r->pool, m->member),
-                   m->ejected, m->ejections, m->failure_rate, m->load_reports, m->load_ignored);
+                   m->joined, m->ejected, m->ejections, m->failure_rate, m->load_reports,
+                   m->load_ignored);
     }
     for (i = 0; i < (int)sn->nlimited; i++) {
         char ip[HM_IP_MAX];
@@ -754,19 +805,53 @@ static void hm_members_html(request_rec *r, const apr_array_header_t *ms, apr_ti
     }
     ap_rprintf(r,
                "<%s>Balancer members</%s>\n<table class=\"hb\"><tr><th>Balancer</th>"
-               "<th>Member</th><th>Ejected (s left)</th><th>Ejections in a row</th>"
+               "<th>Member</th><th>How</th><th>Ejected (s left)</th><th>Ejections in a row</th>"
                "<th>Recent failures</th></tr>\n",
                h, h);
     for (i = 0; i < ms->nelts; i++) {
         const lbhb_member_status_t *m = &APR_ARRAY_IDX(ms, i, lbhb_member_status_t);
-        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%u</td><td>%.0f%%</td></tr>\n",
-                   ap_escape_html(r->pool, m->balancer), ap_escape_html(r->pool, m->member),
-                   m->ejected
-                       ? apr_psprintf(r->pool, "<b>yes</b> (%.0f)", (double)(m->until - now) / 1e6)
+        ap_rprintf(
+            r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%u</td><td>%.0f%%</td></tr>\n",
+            ap_escape_html(r->pool, m->balancer), ap_escape_html(r->pool, m->member), m->joined,
+            m->ejected ? apr_psprintf(r->pool, "<b>yes</b> (%.0f)", (double)(m->until - now) / 1e6)
                        : "no",
-                   m->ejections, m->failure_rate * 100);
+            m->ejections, m->failure_rate * 100);
     }
     ap_rputs("</table>\n", r);
+}
+
+/* Balancers that origins join (HeartbeatJoin): how many came and went,
+ * and a line that stands out when one is full. */
+static void hm_join_html(request_rec *r, const char *h)
+{
+    APR_OPTIONAL_FN_TYPE(lbhb_balancer_status) *fn = APR_RETRIEVE_OPTIONAL_FN(lbhb_balancer_status);
+    apr_array_header_t *bs = fn ? fn(r->pool, ap_server_conf) : NULL;
+    int i, any = 0;
+
+    for (i = 0; bs && i < bs->nelts; i++) {
+        const lbhb_balancer_status_t *b = &APR_ARRAY_IDX(bs, i, lbhb_balancer_status_t);
+        if (!b->join) {
+            continue;
+        }
+        if (!any++) {
+            ap_rprintf(r,
+                       "<%s>Balancers origins join</%s>\n<table class=\"hb\"><tr><th>Balancer</th>"
+                       "<th>Joined</th><th>Left</th><th>Refused: full</th></tr>\n",
+                       h, h);
+        }
+        ap_rprintf(r,
+                   "<tr><td>%s</td><td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                   "</td><td>%s</td></tr>\n",
+                   ap_escape_html(r->pool, b->balancer), b->joined, b->left,
+                   b->join_full ? apr_psprintf(r->pool,
+                                               "<b>%" APR_UINT64_T_FMT
+                                               "</b> (every slot taken: raise ProxySet growth)",
+                                               b->join_full)
+                                : "0");
+    }
+    if (any) {
+        ap_rputs("</table>\n", r);
+    }
 }
 
 static void hm_rejects_html(request_rec *r, const char *h, const char *title, const hm_reject_t *rj,
@@ -819,6 +904,7 @@ static void hm_status_html_body(request_rec *r, const hm_snapshot_t *sn, const c
     }
     ap_rputs("</table>\n", r);
     hm_members_html(r, hm_members(r), sn->now, h);
+    hm_join_html(r, h);
     ap_rprintf(r, "<%s>Counters</%s>\n<table class=\"hb\">\n", h, h);
     for (c = 0; c < HM_CTR_COUNT; c++) {
         ap_rprintf(r, "<tr><th>%s</th><td>%" APR_UINT64_T_FMT "</td></tr>\n", hm_counter_names[c],

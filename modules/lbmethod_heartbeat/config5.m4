@@ -8,8 +8,8 @@ dnl The httpd-independent core is compiled here from ../common (Makefile.in
 dnl adds it to VPATH).
 dnl mod_heartmonitor.h (the monitor's optional functions) is included from
 dnl ../heartmonitor, where it lives beside the module that provides them.
-lbmethod_heartbeat_objects="mod_lbmethod_heartbeat.lo lbhb_file.lo lbhb_inflight.lo lbhb_reports.lo lbhb_members.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo \
-hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo lbhb_load.lo hb_prom.lo"
+lbmethod_heartbeat_objects="mod_lbmethod_heartbeat.lo lbhb_file.lo lbhb_inflight.lo lbhb_reports.lo lbhb_members.lo lbhb_joiner.lo hb_auth.lo hb_config.lo hb_throttle.lo hb_net.lo hb_packet.lo hb_join.lo \
+hm_pace.lo hm_ratelimit.lo hm_storage.lo hm_table.lo hm_addr.lo lbhb_pick.lo lbhb_outlier.lo lbhb_load.lo lbhb_join.lo hb_prom.lo"
 
 APACHE_MODULE(lbmethod_heartbeat, [Load balancing from heartbeats (heartbeat suite)],
               $lbmethod_heartbeat_objects, , , [

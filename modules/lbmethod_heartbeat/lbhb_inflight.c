@@ -40,6 +40,7 @@ typedef struct {
             uint32_t seen;          /* LBHB_SEEN_SIGNED once found signed (lbhb_find_member) */
             lbhb_ramp_t ramp;       /* HeartbeatSlowStart's events (lbhb_pick.h) */
             lbhb_load_slot_t load;  /* its last per-response load report (lbhb_load.h) */
+            lbhb_join_rec_t join;   /* HeartbeatJoin: how the member came (lbhb_joiner.c) */
         };
         uint64_t counters[LBHB_BAL_COUNT]; /* a balancer's slot */
     };
@@ -151,6 +152,30 @@ lbhb_load_slot_t *lbhb_inflight_load(proxy_worker *w)
         return NULL;
     }
     return &sl->load;
+}
+
+lbhb_join_rec_t *lbhb_inflight_join(proxy_balancer *b, unsigned int index)
+{
+    uint64_t k = ((uint64_t)b->s->hash.def << 32) | (uint32_t)index;
+    lbhb_inflight_t *sl;
+
+    if (!lbhb_slots || !(sl = lbhb_slot_for(k ? k : 1))) {
+        return NULL;
+    }
+    return &sl->join;
+}
+
+void lbhb_inflight_forget(proxy_balancer *b, unsigned int index)
+{
+    uint64_t k = ((uint64_t)b->s->hash.def << 32) | (uint32_t)index;
+    lbhb_inflight_t *sl;
+
+    if (lbhb_slots && (sl = lbhb_slot_for(k ? k : 1))) {
+        lbhb_join_rec_t keep = sl->join;
+        __atomic_store_n(&sl->word, 0, __ATOMIC_RELAXED);
+        memset(&sl->outlier, 0, sizeof(*sl) - offsetof(lbhb_inflight_t, outlier));
+        sl->join = keep;
+    }
 }
 
 static lbhb_inflight_t *lbhb_balancer_slot(proxy_balancer *b)

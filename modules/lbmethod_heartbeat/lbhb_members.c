@@ -2,7 +2,8 @@
  * lbhb_members.c: per-process knowledge of BalancerMembers: the addresses
  * a member's heartbeats come from, and its in-flight snapshot.
  *
- * Members written as IP literals get their key once. Members written as
+ * Members written as IP literals get their key once; members that joined
+ * (lbhb_joiner.c) the key of the entry they joined from. Members written as
  * host names are resolved when the child starts and again every
  * HeartbeatResolveInterval by a thread of the child, never on the request
  * path: a request only reads the last answer (seqlocked).
@@ -39,6 +40,13 @@ static const char *lbhb_host(proxy_worker *w)
 
 void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m)
 {
+    /* A member that joined is the entry it joined from, whatever port its
+     * URL has (HeartbeatBalancer may name another). */
+    if (lbhb_join_key(w, &m->keys[0])) {
+        m->nkeys = 1;
+        m->is_name = 0;
+        return;
+    }
     m->nkeys = hm_addr_from_string(&m->keys[0], lbhb_host(w), w->s->port) == 0 ? 1 : 0;
     m->is_name = m->nkeys == 0;
 }
@@ -154,6 +162,8 @@ typedef struct {
     server_rec *s;
     apr_interval_time_t every;
     apr_thread_t *thread;
+    const hm_table_t *table; /* for the joiner */
+    apr_pool_t *scratch;
     volatile int stop;
 } lbhb_resolver_t;
 
@@ -164,6 +174,9 @@ static void *APR_THREAD_FUNC lbhb_resolver_main(apr_thread_t *thd, void *data)
 
     while (!rs->stop) {
         apr_sleep(apr_time_from_msec(100));
+        if (rs->scratch) {
+            lbhb_join_tick(rs->s, rs->table, rs->scratch);
+        }
         if (apr_time_now() - last >= rs->every) {
             lbhb_resolve_all(rs->s, 0);
             last = apr_time_now();
@@ -219,7 +232,8 @@ static int lbhb_claim_members(server_rec *s)
     return names;
 }
 
-void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t every)
+void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t every,
+                             const hm_table_t *table)
 {
     lbhb_resolver_t *rs;
 
@@ -230,6 +244,12 @@ void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t e
     rs = apr_pcalloc(p, sizeof(*rs));
     rs->s = s;
     rs->every = every;
+    rs->table = table;
+    /* The joiner allocates in a pool of its own: pools are not for
+     * sharing between threads. */
+    if (lbhb_join_used() && apr_pool_create(&rs->scratch, p) != APR_SUCCESS) {
+        rs->scratch = NULL;
+    }
     if (apr_thread_create(&rs->thread, NULL, lbhb_resolver_main, rs, p) == APR_SUCCESS) {
         apr_pool_pre_cleanup_register(p, rs, lbhb_resolver_stop);
     } else {

@@ -17,6 +17,24 @@
 
 extern module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
 
+/* ---- configuration (mod_lbmethod_heartbeat.c) ---- */
+
+/* HeartbeatJoin and HeartbeatJoinExpire in a <Proxy balancer://name>. */
+typedef struct {
+    const char *name; /* balancer://name */
+    int on;
+    apr_interval_time_t expire; /* 0 = the server's */
+    const char *file;
+    int line;
+} lbhb_join_conf_t;
+
+typedef struct {
+    const char *storage; /* HeartbeatStorage as configured (shared with the monitor) */
+    apr_interval_time_t resolve_every;
+    apr_array_header_t *joins;       /* lbhb_join_conf_t, this server's sections */
+    apr_interval_time_t join_expire; /* HeartbeatJoinExpire outside any section */
+} lbhb_sconf_t;
+
 /* ---- members (lbhb_members.c) ---- */
 
 #define LBHB_MAX_ADDRS 4
@@ -40,7 +58,8 @@ typedef struct {
 /* Set up this child's member cache, resolve every member of a heartbeat
  * balancer that is named by host name, and start the thread that
  * re-resolves them every `every`. */
-void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t every);
+void lbhb_members_child_init(apr_pool_t *p, server_rec *s, apr_interval_time_t every,
+                             const hm_table_t *table);
 
 /* The cache slot of a worker, claimed on first use; NULL if the cache is
  * full (the caller then works from lbhb_member_fill on a local copy). */
@@ -49,6 +68,50 @@ void lbhb_member_fill(proxy_worker *w, lbhb_member_t *m);
 
 /* A consistent copy of a member's addresses; returns how many. */
 unsigned int lbhb_member_keys(const lbhb_member_t *m, hm_addr_t *out);
+
+/* ---- members that join (lbhb_joiner.c) ---- */
+
+/* How a member came, shared by all children, kept with the member's other
+ * shared state; written only under the balancer's global mutex (or by the
+ * parent before any child runs). */
+typedef struct {
+    uint32_t state; /* LBHB_JREC_* */
+    uint32_t pad;
+    hm_addr_t key; /* the table entry whose heartbeats speak for it */
+    int64_t since; /* when it joined, or was disabled */
+} lbhb_join_rec_t;
+
+#define LBHB_JREC_NONE     0u /* a BalancerMember of the configuration */
+#define LBHB_JREC_JOINED   1u /* joined from its heartbeats */
+#define LBHB_JREC_DISABLED 2u /* joined, and disabled: silent too long */
+
+/* Checks HeartbeatJoin against the rest of the configuration and puts
+ * back the members that had joined before a graceful restart (parent,
+ * post_config, after mod_proxy_balancer's). Returns OK or an HTTP error. */
+int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_table_t *t);
+
+/* One round of the joiner (each child's member thread, every 100 ms). */
+void lbhb_join_tick(server_rec *s, const hm_table_t *t, apr_pool_t *scratch);
+
+/* 1 if some balancer has HeartbeatJoin on. */
+int lbhb_join_used(void);
+
+/* Named as the optional function it implements (mod_lbmethod_heartbeat.h). */
+const char *lbhb_join_name(apr_uint32_t hash);
+
+/* 1 if the balancer of that name has HeartbeatJoin on. */
+int lbhb_join_enabled(const char *name);
+
+/* "static", "joined" or "left", for the status page. */
+const char *lbhb_join_mark(proxy_worker *w);
+
+/* The table key of a member that joined (1), or 0 for a BalancerMember. */
+int lbhb_join_key(proxy_worker *w, hm_addr_t *key);
+
+/* 1 if this child's object for a slot still names the member in it: a
+ * slot given to another origin leaves the old object behind. */
+#define LBHB_WORKER_CURRENT(w)                                                                     \
+    ((w)->hash.def == (w)->s->hash.def && (w)->hash.fnv == (w)->s->hash.fnv)
 
 /* ---- in-flight snapshots shared by all children (lbhb_inflight.c) ---- */
 
@@ -67,11 +130,14 @@ int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t b
 /* What a balancer's picks came to, counted in its shared slot for the
  * status page's metrics. */
 typedef enum {
-    LBHB_BAL_MOST = 0, /* a member picked, by HeartbeatPickMode: most, */
-    LBHB_BAL_WEIGHTED, /* weighted */
-    LBHB_BAL_P2C,      /* or p2c */
-    LBHB_BAL_FALLBACK, /* no member had usable data; the round-robin fallback picked one */
-    LBHB_BAL_NO_DATA,  /* none picked at all (LB0304): mod_proxy answers 503 */
+    LBHB_BAL_MOST = 0,  /* a member picked, by HeartbeatPickMode: most, */
+    LBHB_BAL_WEIGHTED,  /* weighted */
+    LBHB_BAL_P2C,       /* or p2c */
+    LBHB_BAL_FALLBACK,  /* no member had usable data; the round-robin fallback picked one */
+    LBHB_BAL_NO_DATA,   /* none picked at all (LB0304): mod_proxy answers 503 */
+    LBHB_BAL_JOINED,    /* HeartbeatJoin: origins that joined (or came back) */
+    LBHB_BAL_LEFT,      /* joined members disabled for silence */
+    LBHB_BAL_JOIN_FULL, /* origins refused: every slot taken (growth) */
     LBHB_BAL_COUNT
 } lbhb_bal_counter_e;
 
@@ -94,6 +160,13 @@ uint32_t *lbhb_inflight_seen(proxy_worker *w);
 /* The member's slow-start events (lbhb_ramp_t), shared by all children
  * (NULL if no slot: then there is no slow start for it). */
 lbhb_ramp_t *lbhb_inflight_ramp(proxy_worker *w);
+
+/* The join record of a balancer's slot index (NULL if no shared slot). */
+lbhb_join_rec_t *lbhb_inflight_join(proxy_balancer *b, unsigned int index);
+
+/* Forget what a slot's previous member left (baseline, outlier, slow
+ * start, load report, signed mark), before it is given to another origin. */
+void lbhb_inflight_forget(proxy_balancer *b, unsigned int index);
 
 /* The member's last per-response load report, shared by all children
  * (NULL if no slot: then its reports are not used). */

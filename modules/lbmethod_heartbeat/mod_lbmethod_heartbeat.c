@@ -30,6 +30,7 @@
 #include "apr_strings.h"
 
 #include "hb_config.h"
+#include "hb_join.h"
 #include "hb_packet.h"
 #include "hb_throttle.h"
 #include "hm_table.h"
@@ -48,6 +49,9 @@
 #define LBHB_EJECT_MAX    50
 #define LBHB_SLOW_START   0 /* HeartbeatSlowStart: off (docs/directives.md says why) */
 #define LBHB_EJECT_EXCESS (LBHB_RATE_ONE * 3 / 10)
+/* HeartbeatJoinExpire: a joined member silent this long is disabled, and
+ * its slot may go to another origin after as long again. */
+#define LBHB_JOIN_EXPIRE apr_time_from_sec(60)
 
 typedef enum { LBHB_MODE_UNSET = 0, LBHB_MODE_MOST, LBHB_MODE_WEIGHTED, LBHB_MODE_P2C } lbhb_mode_e;
 typedef enum { LBHB_FB_UNSET = 0, LBHB_FB_NONE, LBHB_FB_ROUNDROBIN } lbhb_fallback_e;
@@ -65,11 +69,6 @@ typedef struct {
     int eject_max;                  /* percent; -1 = unset */
     apr_interval_time_t slow_start; /* -1 = unset; 0 = off */
 } lbhb_dconf_t;
-
-typedef struct {
-    const char *storage; /* HeartbeatStorage as configured (shared with the monitor) */
-    apr_interval_time_t resolve_every;
-} lbhb_sconf_t;
 
 static APR_OPTIONAL_FN_TYPE(proxy_balancer_get_best_worker) * lbhb_get_best_worker;
 
@@ -112,6 +111,7 @@ static void *lbhb_create_server_config(apr_pool_t *p, server_rec *s)
 {
     lbhb_sconf_t *conf = apr_pcalloc(p, sizeof(*conf));
     conf->resolve_every = LBHB_RESOLVE_EVERY;
+    conf->join_expire = LBHB_JOIN_EXPIRE;
     return conf;
 }
 
@@ -165,6 +165,84 @@ static const char *lbhb_where(cmd_parms *cmd)
                         "configuration (every balancer) or in a <Proxy balancer://name> section "
                         "(that balancer)",
                         cmd->cmd->name, parent->directive, args, end);
+}
+
+/* The <Proxy balancer://name> section a directive stands in, or NULL. */
+static const char *lbhb_section_balancer(cmd_parms *cmd)
+{
+    const ap_directive_t *parent = cmd->directive ? cmd->directive->parent : NULL;
+
+    if (parent && !strcasecmp(parent->directive, "<Proxy") && cmd->path &&
+        !strncasecmp(cmd->path, "balancer://", 11) && cmd->path[11]) {
+        return cmd->path;
+    }
+    return NULL;
+}
+
+static lbhb_join_conf_t *lbhb_join_conf(cmd_parms *cmd, const char *name)
+{
+    lbhb_sconf_t *sc = lbhb_sconf(cmd->server);
+    lbhb_join_conf_t *jc;
+    int i;
+
+    if (!sc->joins) {
+        sc->joins = apr_array_make(cmd->pool, 2, sizeof(lbhb_join_conf_t));
+    }
+    for (i = 0; i < sc->joins->nelts; i++) {
+        jc = &APR_ARRAY_IDX(sc->joins, i, lbhb_join_conf_t);
+        if (!strcasecmp(jc->name, name)) {
+            return jc;
+        }
+    }
+    jc = apr_array_push(sc->joins);
+    memset(jc, 0, sizeof(*jc));
+    jc->name = apr_pstrdup(cmd->pool, name);
+    ap_str_tolower((char *)jc->name);
+    return jc;
+}
+
+static const char *lbhb_cmd_join(cmd_parms *cmd, void *dconf, int on)
+{
+    const char *name = lbhb_section_balancer(cmd);
+    lbhb_join_conf_t *jc;
+
+    if (!name) {
+        return "HeartbeatJoin belongs in a <Proxy balancer://name> section: it lets origins "
+               "join that balancer";
+    }
+    if (!hb_join_name_ok(name + 11, strlen(name + 11))) {
+        return apr_psprintf(cmd->pool,
+                            "HeartbeatJoin: origins can announce only balancer names of 1 to "
+                            "%d letters, digits, '_', '.' and '-', not %s",
+                            HB_JOIN_NAME_MAX, name);
+    }
+    jc = lbhb_join_conf(cmd, name);
+    jc->on = on;
+    jc->file = cmd->directive->filename;
+    jc->line = cmd->directive->line_num;
+    return NULL;
+}
+
+static const char *lbhb_cmd_join_expire(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *name = lbhb_section_balancer(cmd);
+    apr_interval_time_t v;
+    const char *err = lbhb_where(cmd);
+
+    if (err) {
+        return err;
+    }
+    err = hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_sec(5),
+                         apr_time_from_sec(86400), &v);
+    if (err) {
+        return err;
+    }
+    if (name) {
+        lbhb_join_conf(cmd, name)->expire = v;
+    } else {
+        lbhb_sconf(cmd->server)->join_expire = v;
+    }
+    return NULL;
 }
 
 static const char *lbhb_cmd_max_age(cmd_parms *cmd, void *dconf, const char *arg)
@@ -414,6 +492,9 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     lbhb_load_slot_t *load;
     int found, prior;
 
+    if (!LBHB_WORKER_CURRENT(current)) {
+        return 0; /* its slot went to another origin (lbhb_joiner.c) */
+    }
     if (b->eject) {
         lbhb_outlier_t *o = lbhb_inflight_outlier(current);
         if (o && lbhb_outlier_ejected(o, b->now)) {
@@ -511,6 +592,9 @@ static int lbhb_rotate(proxy_worker *current, proxy_worker *prev_best, void *dat
     lbhb_baton_t *b = data;
     lbhb_score_t score;
 
+    if (!LBHB_WORKER_CURRENT(current)) {
+        return 0;
+    }
     score.eff = 0;
     score.order = lbhb_order((unsigned int)current->s->index % b->n, b->cursor, b->n);
     if (prev_best && !lbhb_better(&score, &b->best)) {
@@ -703,7 +787,9 @@ static void lbhb_record(request_rec *r, const lbhb_picked_t *pk)
     c.max = 30 * set.eject_time;
     c.max_share = (unsigned int)set.eject_max;
     for (i = 0; failed && i < members; i++) {
-        lbhb_outlier_t *po = ws[i] == pk->worker ? NULL : lbhb_inflight_outlier(ws[i]);
+        lbhb_outlier_t *po = ws[i] == pk->worker || !LBHB_WORKER_CURRENT(ws[i])
+                                 ? NULL
+                                 : lbhb_inflight_outlier(ws[i]);
         if (!po) {
             continue;
         }
@@ -805,7 +891,7 @@ static void lbhb_member_fill_status(lbhb_member_status_t *m, proxy_balancer *b, 
     memset(m, 0, sizeof(*m));
     m->balancer = b->s->name;
     m->member = w->s->name;
-    m->joined = "static";
+    m->joined = lbhb_join_mark(w);
     if (o) {
         m->until = __atomic_load_n(&o->until, __ATOMIC_RELAXED);
         m->ejected = lbhb_outlier_ejected(o, now);
@@ -842,7 +928,8 @@ static int lbhb_member_rows(proxy_balancer *b, void *baton)
         lbhb_member_status_t *m;
         apr_uintptr_t row;
 
-        if (apr_hash_get(sw->seen, &ps, sizeof(ps))) {
+        if (apr_hash_get(sw->seen, &ps, sizeof(ps)) || !LBHB_WORKER_CURRENT(ws[j]) ||
+            !(ps->hash.def || ps->hash.fnv)) {
             continue;
         }
         apr_hash_set(sw->seen, apr_pmemdup(sw->p, &ps, sizeof(ps)), sizeof(ps), ps);
@@ -893,6 +980,10 @@ static int lbhb_balancer_row(proxy_balancer *b, void *baton)
     st->picks_p2c = __atomic_load_n(&c[LBHB_BAL_P2C], __ATOMIC_RELAXED);
     st->fallback = __atomic_load_n(&c[LBHB_BAL_FALLBACK], __ATOMIC_RELAXED);
     st->no_data = __atomic_load_n(&c[LBHB_BAL_NO_DATA], __ATOMIC_RELAXED);
+    st->joined = __atomic_load_n(&c[LBHB_BAL_JOINED], __ATOMIC_RELAXED);
+    st->left = __atomic_load_n(&c[LBHB_BAL_LEFT], __ATOMIC_RELAXED);
+    st->join_full = __atomic_load_n(&c[LBHB_BAL_JOIN_FULL], __ATOMIC_RELAXED);
+    st->join = lbhb_join_enabled(b->s->name);
     return 0;
 }
 
@@ -966,6 +1057,13 @@ static int lbhb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, 
     lbhb_own_path = lbhb_default_path(p, conf);
     lbhb_own_path_set = conf->storage != NULL;
     lbhb_inflight_init(p, s);
+    {
+        APR_OPTIONAL_FN_TYPE(hm_shared_table) *table_fn = APR_RETRIEVE_OPTIONAL_FN(hm_shared_table);
+        int rv = lbhb_join_post_config(p, ptemp, s, table_fn ? table_fn() : NULL);
+        if (rv != OK) {
+            return rv;
+        }
+    }
 
     /* Without a monitor in this server the balancer reads a file that
      * something else must write; if there is none, every request to a
@@ -1002,7 +1100,7 @@ static void lbhb_child_init(apr_pool_t *p, server_rec *s)
         path = (!lbhb_own_path_set && path_fn && path_fn()) ? path_fn() : lbhb_own_path;
     }
     lbhb_file_child_init(p, path);
-    lbhb_members_child_init(p, s, lbhb_sconf(s)->resolve_every);
+    lbhb_members_child_init(p, s, lbhb_sconf(s)->resolve_every, lbhb_shared);
     lbhb_reports_child_init();
 }
 
@@ -1029,13 +1127,18 @@ int lbhb_member_heard(request_rec *r, proxy_worker *w)
 
 static void lbhb_register_hooks(apr_pool_t *p)
 {
+    /* After the monitor's (its table) and mod_proxy_balancer's (the
+     * balancers' slots), for HeartbeatJoin. */
+    static const char *const after[] = {"mod_heartmonitor.c", "mod_proxy_balancer.c", NULL};
+
     ap_register_provider(p, PROXY_LBMETHOD, "heartbeat", "0", &lbhb_method);
-    ap_hook_post_config(lbhb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(lbhb_post_config, after, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(lbhb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(lbhb_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     lbhb_reports_register(p);
     APR_REGISTER_OPTIONAL_FN(lbhb_member_status);
     APR_REGISTER_OPTIONAL_FN(lbhb_balancer_status);
+    APR_REGISTER_OPTIONAL_FN(lbhb_join_name);
 }
 
 static const command_rec lbhb_cmds[] = {
@@ -1067,6 +1170,13 @@ static const command_rec lbhb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatFallback", lbhb_cmd_fallback, NULL, RSRC_CONF | ACCESS_CONF,
                   "when no member has fresh data: none (default, 503 as stock) or "
                   "roundrobin over the usable members"),
+    AP_INIT_FLAG("HeartbeatJoin", lbhb_cmd_join, NULL, RSRC_CONF | ACCESS_CONF,
+                 "in a <Proxy balancer://name>: origins whose signed heartbeats announce the "
+                 "balancer (HeartbeatBalancer) become its members (needs ProxySet growth=N and "
+                 "HeartbeatSecret; default off)"),
+    AP_INIT_TAKE1("HeartbeatJoinExpire", lbhb_cmd_join_expire, NULL, RSRC_CONF | ACCESS_CONF,
+                  "how long a member that joined may be silent before it is disabled, and "
+                  "then before its slot may go to another origin (default 60s)"),
     AP_INIT_TAKE1("HeartbeatResolveInterval", lbhb_cmd_resolve, NULL, RSRC_CONF,
                   "how often members written as host names are resolved again "
                   "(default 30s)"),

@@ -18,7 +18,9 @@
 typedef struct {
     const char *balancer;         /* balancer://name */
     const char *member;           /* the BalancerMember's URL */
-    const char *joined;           /* how it joined: "static" (BalancerMember), the only way yet */
+    const char *joined;           /* how it came: "static" (BalancerMember), "joined" (from
+                                   * its heartbeats, HeartbeatJoin) or "left" (joined, then
+                                   * disabled when it fell silent) */
     apr_uint64_t elected;         /* requests mod_proxy_balancer sent it (its shared count) */
     apr_uint64_t busy;            /* requests in flight to it now (mod_proxy's shared count) */
     int ejected;                  /* out of rotation now (HeartbeatEject) */
@@ -45,6 +47,10 @@ typedef struct {
     apr_uint64_t picks_most, picks_weighted, picks_p2c; /* by HeartbeatPickMode */
     apr_uint64_t fallback; /* picked by HeartbeatFallback roundrobin: no usable data */
     apr_uint64_t no_data;  /* nothing picked (LB0304): a 503 */
+    /* HeartbeatJoin: origins that joined (or came back), joined members
+     * disabled for silence, origins refused for lack of slots (growth). */
+    apr_uint64_t joined, left, join_full;
+    int join; /* HeartbeatJoin on */
 } lbhb_balancer_status_t;
 
 /* Every balancer that uses lbmethod=heartbeat, in s and its virtual hosts,
@@ -52,5 +58,10 @@ typedef struct {
  * shared counters, LB0307). */
 APR_DECLARE_OPTIONAL_FN(apr_array_header_t *, lbhb_balancer_status,
                         (apr_pool_t * p, server_rec *s));
+
+/* The name of the balancer with HeartbeatJoin on whose name hashes to
+ * hash (hb_join_hash), or NULL: the table keeps only hashes of the names
+ * origins announce. */
+APR_DECLARE_OPTIONAL_FN(const char *, lbhb_join_name, (apr_uint32_t hash));
 
 #endif

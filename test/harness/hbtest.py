@@ -259,6 +259,21 @@ def free_port(host='127.0.0.1', kind='tcp', netns=None):
 
 
 @functools.lru_cache(maxsize=None)
+def port_free_on(hosts):
+    """One TCP port number free on every address in `hosts` (origins on
+    127.0.0.x that share a port, as real hosts would)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        try:
+            for host in hosts[1:]:
+                with socket.socket(_family(host)) as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise HarnessError('no port free on all of %s' % (hosts,))
+
+
 def ipv6_available(host='::1'):
     """Whether IPv6 `host` (default the loopback ::1) can be bound here."""
     if not socket.has_ipv6:

@@ -78,18 +78,7 @@ def unsigned(port, ready=1, seq=None):
     return p.encode()
 
 
-def port_free_on(hosts):
-    """One TCP port free on every address in `hosts` (same port number)."""
-    for _ in range(50):
-        port = hbtest.free_port(hosts[0])
-        try:
-            for host in hosts[1:]:
-                with socket.socket() as s:
-                    s.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise hbtest.HarnessError('no port free on all of %s' % (hosts,))
+port_free_on = hbtest.port_free_on
 
 
 class IdentityCase(hbtest.HbTestCase):

@@ -1,0 +1,329 @@
+#!/usr/bin/python3
+"""Dynamic membership (HeartbeatJoin, issue 18): origins whose signed
+heartbeats announce a balancer (join=NAME) become its members at run time,
+with no BalancerMember line and no restart.
+
+Origins are plain httpd processes on 127.0.0.x (one address per origin,
+the same port), each serving a file that names it. Their heartbeats are
+signed here with Python's hmac (as in test_identity.py) and sent from the
+origin's own address, so each test controls exactly what is announced and
+when; one test uses a real mod_heartbeat origin end to end.
+"""
+
+import collections
+import hashlib
+import hmac
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
+import hbtest  # noqa: E402
+
+KEY = b'join-test-key-0123456789abcdef-xyz'
+KID = 'site'
+
+PROXY = ['proxy', 'proxy_http', 'proxy_balancer', 'slotmem_shm', 'lbmethod_heartbeat']
+
+STATUS = """
+<Location /hb-status>
+    SetHandler heartbeat-status
+</Location>
+"""
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def sign(body, key=KEY, kid=KID):
+    body = '%s&ts=%d&kid=%s' % (body, now_ms(), kid)
+    return (body + '&sig=' + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()).encode()
+
+
+port_free_on = hbtest.port_free_on
+
+
+class Origin:
+    """An origin's heartbeats: seq grows, sent from its own address."""
+
+    def __init__(self, case, ip, port, join='shop'):
+        self.case, self.ip, self.port, self.join = case, ip, port, join
+        self.seq = now_ms()
+        self.ready = 10
+        self.state = 'up'
+        self.key = KEY
+
+    def packet(self):
+        self.seq += 1
+        body = 'v=1&ready=%d&busy=0&port=%d&seq=%d&int=200&state=%s' % (
+            self.ready, self.port, self.seq, self.state)
+        if self.join:
+            body += '&join=' + self.join
+        body += '&addr=' + self.ip
+        return sign(body, key=self.key)
+
+    def beat(self):
+        hbtest.send_udp('127.0.0.1', self.case.hb_port, self.packet(), source=self.ip)
+
+
+class Beater:
+    """Sends every origin's heartbeat every 200 ms until closed."""
+
+    def __init__(self, origins):
+        self.origins = list(origins)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            with self.lock:
+                for o in self.origins:
+                    o.beat()
+            self.stop.wait(0.2)
+
+    def add(self, o):
+        with self.lock:
+            self.origins.append(o)
+
+    def remove(self, o):
+        with self.lock:
+            self.origins.remove(o)
+
+    def close(self):
+        self.stop.set()
+        self.t.join()
+
+
+class JoinCase(hbtest.HbTestCase):
+
+    GROWTH = 4
+
+    def proxy(self, section_extra='', extra='', key=True, growth=None, name='shop',
+              allowed_errors=()):
+        self.hb_port = hbtest.free_port(kind='udp')
+        # AH01171: requests before any origin joined find no member.
+        p = self.httpd('proxy', modules=['heartmonitor'] + PROXY,
+                       log_level_extra='lbmethod_heartbeat:info',
+                       allowed_errors=[r'AH01171: balancer://\w+: No workers in balancer']
+                       + list(allowed_errors))
+        conf = 'HeartbeatListen 127.0.0.1:%d\n' % self.hb_port
+        if key:
+            conf += 'HeartbeatSecret "%s" %s\n' % (hbtest.write_key(p, 'site.key', KEY), KID)
+        conf += STATUS + """
+<Proxy balancer://%s>
+    ProxySet lbmethod=heartbeat%s
+    HeartbeatJoin on
+%s
+</Proxy>
+ProxyPass /shop balancer://%s
+%s
+""" % (name, ' growth=%d' % (self.GROWTH if growth is None else growth) if growth != 0 else '',
+       section_extra, name, extra)
+        p.conf_body = conf
+        self.p = p
+        return p
+
+    def origins(self, n):
+        ips = ['127.0.0.%d' % (i + 2) for i in range(n)]
+        port = port_free_on(ips)
+        out = []
+        for i, ip in enumerate(ips):
+            o = self.httpd('o%d' % i, listen=[(ip, port)])
+            o.add_file('who', 'o%d\n' % i)
+            o.start()
+            out.append(Origin(self, ip, port))
+        return out
+
+    def who(self, n=1):
+        c = collections.Counter()
+        for _ in range(n):
+            r = self.p.get('/shop/who')
+            c[r.body.decode().strip() if r.status == 200 else r.status] += 1
+        return c
+
+    def status(self):
+        r = self.p.get('/hb-status?json')
+        self.assertEqual(r.status, 200, r.body)
+        return json.loads(r.body.decode())
+
+    def members(self):
+        return {m['member']: m for m in self.status().get('members', [])}
+
+    def wait_serving(self, names, timeout=5):
+        """Until requests reach every origin named (and only those)."""
+        def ok():
+            seen = self.who(4 * len(names))
+            return seen if set(seen) == set(names) else None
+        return hbtest.wait_until(ok, timeout=timeout,
+                                 message=lambda: 'requests spread over %s: %r; members %r'
+                                 % (names, self.who(8), self.members()))
+
+
+class JoinTest(JoinCase):
+
+    def test_origins_join_within_two_intervals(self):
+        self.proxy().start()
+        a, b = self.origins(2)
+        self.assertEqual(self.who(2), {503: 2}, 'no member before any announcement')
+        t0 = time.monotonic()
+        a.beat()
+        b.beat()
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'}, timeout=3)
+        took = time.monotonic() - t0
+        # Two intervals of the origins' 200 ms, plus the time to ask.
+        self.assertLess(took, 2.0, 'joining took %.2f s' % took)
+        ms = self.members()
+        joined = {k: v['joined'] for k, v in ms.items()}
+        self.assertEqual(joined, {'http://127.0.0.2:%d' % a.port: 'joined',
+                                  'http://127.0.0.3:%d' % a.port: 'joined'}, ms)
+        self.p.wait_log(r'LB0315: http://127\.0\.0\.2:%d joined balancer://shop' % a.port)
+
+    def test_every_child_uses_joined_members(self):
+        self.proxy(extra='StartServers 3\nMinSpareThreads 75\nThreadsPerChild 25\n').start()
+        (a,) = self.origins(1)
+        beater = Beater([a])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0'})
+        # Many parallel requests land on several children; none may 503.
+        results = collections.Counter()
+        lock = threading.Lock()
+
+        def hammer():
+            for _ in range(20):
+                r = self.p.get('/shop/who')
+                with lock:
+                    results[r.status] += 1
+        ts = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(results, {200: 160})
+
+    def test_wrong_key_and_unsigned_never_join(self):
+        self.proxy().start()
+        a, b, c = self.origins(3)
+        a.key = b'not-the-key-' + KEY
+        beater = Beater([a, c])
+        self.addCleanup(beater.close)
+        # b announces without a signature at all.
+        stop = threading.Event()
+
+        def unsigned_b():
+            while not stop.is_set():
+                hbtest.send_udp('127.0.0.1', self.hb_port,
+                                ('v=1&ready=50&busy=0&port=%d&join=shop' % b.port).encode(),
+                                source=b.ip)
+                stop.wait(0.2)
+        t = threading.Thread(target=unsigned_b, daemon=True)
+        t.start()
+        self.addCleanup(lambda: (stop.set(), t.join()))
+        self.wait_serving({'o2'})
+        self.assertEqual(set(self.who(30)), {'o2'})
+        self.assertEqual(set(self.members()), {'http://127.0.0.4:%d' % c.port})
+
+    def test_outside_allow_never_joins(self):
+        self.proxy(extra='HeartbeatAllow 127.0.0.3/32\n').start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o1'})
+        time.sleep(0)  # the beater has sent a's announcements all along
+        self.assertEqual(set(self.who(20)), {'o1'})
+        self.assertNotIn('http://127.0.0.2:%d' % a.port, self.members())
+
+    def test_other_balancer_name_does_not_join(self):
+        self.proxy().start()
+        a, b = self.origins(2)
+        a.join = 'other'
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o1'})
+        self.assertEqual(set(self.who(20)), {'o1'})
+
+    def test_stopping_origin_is_drained_at_once(self):
+        self.proxy().start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        a.state = 'stopping'
+        a.beat()
+        hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=2,
+                          message=lambda: 'a stopping origin still gets requests: %r'
+                          % self.who(10))
+
+    def test_full_balancer_refuses_and_says_so(self):
+        self.GROWTH = 2
+        self.proxy(growth=2).start()
+        os_ = self.origins(3)
+        beater = Beater(os_)
+        self.addCleanup(beater.close)
+        hbtest.wait_until(lambda: len(set(self.who(12))) == 2, timeout=5,
+                          message=lambda: 'two members: %r' % self.who(12))
+        self.p.wait_log(r'LB0316: .* cannot join balancer://shop: all its 2 slots are taken '
+                        r'\(raise ProxySet growth=N')
+        st = self.status()
+        bal = {b['balancer']: b for b in st['balancers']}['balancer://shop']
+        self.assertGreaterEqual(bal['join_full'], 1, bal)
+        self.assertEqual(bal['joined'], 2, bal)
+        self.assertEqual(len(self.members()), 2)
+
+    def test_silent_member_disabled_and_slot_reused_when_it_returns(self):
+        self.proxy(section_extra='    HeartbeatJoinExpire 5s').start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        beater.remove(a)
+        # Unusable after its max age (3 intervals + 0.5 s), disabled after 5 s.
+        hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
+        key = 'http://127.0.0.2:%d' % a.port
+        hbtest.wait_until(lambda: self.members()[key]['joined'] == 'left',
+                          timeout=8, message=lambda: self.members())
+        self.p.wait_log(r'LB0317: the member in slot \d+ of balancer://shop is disabled')
+        beater.add(a)
+        self.wait_serving({'o0', 'o1'})
+        ms = self.members()
+        self.assertEqual(ms[key]['joined'], 'joined', ms)
+        self.assertEqual(len(ms), 2, 'the returning origin took its own slot again: %r' % ms)
+
+
+class JoinConfigTest(JoinCase):
+
+    def proxy(self, **kw):
+        return super().proxy(allowed_errors=[r'LB0314', r'AH00020'], **kw)
+
+    def config_error(self, p):
+        with self.assertRaises(hbtest.HttpdError) as cm:
+            p.start()
+        return str(cm.exception) + p.diagnostics()
+
+    def test_join_needs_secret(self):
+        err = self.config_error(self.proxy(key=False))
+        self.assertIn('HeartbeatJoin on in <Proxy balancer://shop>', err)
+        self.assertIn('HeartbeatSecret', err)
+
+    def test_join_needs_growth(self):
+        err = self.config_error(self.proxy(growth=0))
+        self.assertIn('growth=N', err)
+
+    def test_join_outside_balancer_section(self):
+        p = self.proxy(extra='<Location /x>\nHeartbeatJoin on\n</Location>\n')
+        err = self.config_error(p)
+        self.assertIn('HeartbeatJoin belongs in a <Proxy balancer://name> section', err)
+
+    def test_join_without_shared_table(self):
+        err = self.config_error(self.proxy(extra='HeartbeatMaxServers 0\n'))
+        self.assertIn("mod_heartmonitor's shared table", err)
+
+
+if __name__ == '__main__':
+    hbtest.main()
