@@ -70,6 +70,8 @@ typedef struct {
     /* per process */
     uint32_t gen;
     int scanned;
+    int refused; /* the last scan found no slot for someone: scan again */
+    apr_time_t scan_at;
     apr_time_t swept;
     hb_throttle_t full_log;
 } lbhb_group_t;
@@ -268,7 +270,7 @@ static void lbhb_admit(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const lbhb
             lbhb_set_disabled(g, i, 0);
             lbhb_count_join(g, LBHB_BAL_JOINED);
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                         "LB0315: %s://%s:%u joined %s again (its slot %u)", o->scheme, o->host,
+                         "LB0319: %s://%s:%u joined %s again (its slot %u)", o->scheme, o->host,
                          o->port, g->name, i);
         }
         break;
@@ -279,6 +281,7 @@ static void lbhb_admit(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const lbhb
         lbhb_install(p, s, g, i, o, 0);
         break;
     default:
+        g->refused = 1;
         lbhb_count_join(g, LBHB_BAL_JOIN_FULL);
         if (hb_throttle(&g->full_log, now, HB_REPORT_EVERY, NULL)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
@@ -422,9 +425,13 @@ void lbhb_join_tick(server_rec *s, const hm_table_t *t, apr_pool_t *scratch)
         lbhb_group_t *g = &APR_ARRAY_IDX(lbhb_groups, k, lbhb_group_t);
         uint32_t gen = hm_table_join_generation(t);
 
-        if (!g->scanned || gen != g->gen) {
+        /* A refused origin waits for a slot to be given up: once a second. */
+        if (!g->scanned || gen != g->gen ||
+            (g->refused && now - g->scan_at >= LBHB_SWEEP_EVERY)) {
             g->gen = gen;
             g->scanned = 1;
+            g->refused = 0;
+            g->scan_at = now;
             lbhb_scan(scratch, s, g, t, now, 0);
             apr_pool_clear(scratch);
         }

@@ -258,7 +258,6 @@ def free_port(host='127.0.0.1', kind='tcp', netns=None):
     raise HarnessError('could not find a fresh free %s port on %s' % (kind, host))
 
 
-@functools.lru_cache(maxsize=None)
 def port_free_on(hosts):
     """One TCP port number free on every address in `hosts` (origins on
     127.0.0.x that share a port, as real hosts would)."""
@@ -274,6 +273,7 @@ def port_free_on(hosts):
     raise HarnessError('no port free on all of %s' % (hosts,))
 
 
+@functools.lru_cache(maxsize=None)
 def ipv6_available(host='::1'):
     """Whether IPv6 `host` (default the loopback ::1) can be bound here."""
     if not socket.has_ipv6:

@@ -296,6 +296,86 @@ class JoinTest(JoinCase):
         self.assertEqual(len(ms), 2, 'the returning origin took its own slot again: %r' % ms)
 
 
+class JoinRestartTest(JoinCase):
+
+    def test_graceful_restart_keeps_joined_members_serving(self):
+        self.proxy().start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        results = collections.Counter()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def load():
+            while not stop.is_set():
+                r = self.p.get('/shop/who')
+                with lock:
+                    results[r.status] += 1
+        ts = [threading.Thread(target=load) for _ in range(4)]
+        for t in ts:
+            t.start()
+        try:
+            # The table survives; the balancer's slots are made anew and
+            # filled from it before the new children serve.
+            self.p.graceful_restart()
+            for _ in range(20):
+                r = self.p.get('/shop/who')
+                with lock:
+                    results[r.status] += 1
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        self.assertEqual(set(results), {200}, 'failed requests across the restart: %r' % results)
+        self.assertGreater(results[200], 40)
+        # Put back by the parent from the table, before the new children ran.
+        self.p.wait_log(r'\[pid %d:tid \d+\] LB0315: http://127\.0\.0\.2:%d joined'
+                        % (self.p.pid, a.port))
+        self.assertEqual(set(self.members()), {'http://127.0.0.2:%d' % a.port,
+                                               'http://127.0.0.3:%d' % a.port})
+
+    def test_full_restart_rejoins_within_two_intervals(self):
+        self.proxy().start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        self.p.stop()
+        self.p.start()
+        t0 = time.monotonic()
+        self.wait_serving({'o0', 'o1'}, timeout=3)
+        self.assertLess(time.monotonic() - t0, 2.0)
+
+
+class JoinReuseTest(JoinCase):
+
+    GROWTH = 2
+
+    def test_slot_of_a_gone_origin_goes_to_a_new_one_and_never_to_two(self):
+        self.proxy(growth=2, section_extra='    HeartbeatJoinExpire 5s').start()
+        a, b, c = self.origins(3)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        beater.remove(a)
+        beater.add(c)      # no slot for c yet: refused as full
+        self.p.wait_log(r'LB0316: http://127\.0\.0\.4:\d+ cannot join')
+        hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
+        # a is disabled after 5 s, and its slot goes to c 5 s later.
+        self.wait_serving({'o1', 'o2'}, timeout=15)
+        self.p.wait_log(r'LB0315: http://127\.0\.0\.4:\d+ joined balancer://shop \(slot \d+, '
+                        r'given up by a member gone since\)')
+        ms = self.members()
+        self.assertEqual(set(ms), {'http://127.0.0.3:%d' % a.port,
+                                   'http://127.0.0.4:%d' % a.port}, ms)
+        # Every child sends c's requests to c: the old member's objects are
+        # skipped, and a cannot take the slot back while c holds it.
+        beater.add(a)
+        self.assertEqual(set(self.who(40)), {'o1', 'o2'})
+
+
 class JoinConfigTest(JoinCase):
 
     def proxy(self, **kw):
