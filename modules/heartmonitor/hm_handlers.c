@@ -629,7 +629,17 @@ static const hm_prom_field_t hm_prom_balancer_fields[] = {
     HM_PF("heartbeat_balancer_no_data_total", "counter",
           "Picks that found no member with fresh data that is up, nor one to rotate to with "
           "HeartbeatFallback roundrobin (LB0304): the request got 503.",
-          lbhb_balancer_status_t, no_data, HM_PF_U64, 0)};
+          lbhb_balancer_status_t, no_data, HM_PF_U64, 0),
+    HM_PF("heartbeat_balancer_joined_total", "counter",
+          "Origins that joined the balancer from their heartbeats, or came back to their slot "
+          "(HeartbeatJoin; LB0315, LB0319).",
+          lbhb_balancer_status_t, joined, HM_PF_U64, 0),
+    HM_PF("heartbeat_balancer_left_total", "counter",
+          "Joined members disabled for silence (HeartbeatJoinExpire; LB0317).",
+          lbhb_balancer_status_t, left, HM_PF_U64, 0),
+    HM_PF("heartbeat_balancer_join_refused_total", "counter",
+          "Times an origin could not join: every slot taken (ProxySet growth; LB0316).",
+          lbhb_balancer_status_t, join_full, HM_PF_U64, 0)};
 
 #define HM_NELTS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -683,8 +693,8 @@ static void hm_prom_members(hb_prom_t *w, request_rec *r, const apr_array_header
     }
     hb_prom_family(w, "heartbeat_member_info", "gauge",
                    "1 for each member of a heartbeat balancer. joined says how it came into the "
-                   "balancer: static (a BalancerMember line). Every member is static until "
-                   "members can join at run time.");
+                   "balancer: static (a BalancerMember line), joined (from its heartbeats, "
+                   "HeartbeatJoin) or left (joined, then disabled when it fell silent).");
     three[2].name = "joined";
     for (i = 0; i < n; i++) {
         memcpy(three, &ls[2 * i], 2 * sizeof(*ls));

@@ -426,8 +426,7 @@ void lbhb_join_tick(server_rec *s, const hm_table_t *t, apr_pool_t *scratch)
         uint32_t gen = hm_table_join_generation(t);
 
         /* A refused origin waits for a slot to be given up: once a second. */
-        if (!g->scanned || gen != g->gen ||
-            (g->refused && now - g->scan_at >= LBHB_SWEEP_EVERY)) {
+        if (!g->scanned || gen != g->gen || (g->refused && now - g->scan_at >= LBHB_SWEEP_EVERY)) {
             g->gen = gen;
             g->scanned = 1;
             g->refused = 0;
@@ -525,6 +524,7 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
     for (k = 0; k < lbhb_groups->nelts; k++) {
         lbhb_group_t *g = &APR_ARRAY_IDX(lbhb_groups, k, lbhb_group_t);
         lbhb_join_conf_t jc = {g->name, 1, 0, NULL, 0};
+        int others = 0;
 
         if ((!lbhb_define && !lbhb_define_old) || !lbhb_share || !lbhb_sync || !proxy) {
             return lbhb_fail(s, &jc,
@@ -540,9 +540,12 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
                     continue;
                 }
                 if (!b[i].lbmethod || strcmp(b[i].lbmethod->name, "heartbeat")) {
-                    return lbhb_fail(s, &jc,
-                                     "the balancer must use lbmethod=heartbeat (ProxySet "
-                                     "lbmethod=heartbeat growth=N)");
+                    /* A ProxyPass in a virtual host defines a balancer of
+                     * the name there too, with mod_proxy's default
+                     * lbmethod, before the main server's is inherited; the
+                     * inherited copy comes first and is the one used. */
+                    others++;
+                    continue;
                 }
                 if (b[i].growth <= 0) {
                     return lbhb_fail(s, &jc,
@@ -561,7 +564,10 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
             }
         }
         if (g->copies->nelts == 0) {
-            return lbhb_fail(s, &jc, "no such balancer is defined");
+            return lbhb_fail(s, &jc,
+                             others ? "the balancer must use lbmethod=heartbeat (ProxySet "
+                                      "lbmethod=heartbeat growth=N)"
+                                    : "no such balancer is defined");
         }
         /* After a graceful restart the table still holds the origins that
          * had joined: put them back now, so that they serve from the new

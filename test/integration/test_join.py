@@ -66,7 +66,10 @@ class Origin:
         return sign(body, key=self.key)
 
     def beat(self):
-        hbtest.send_udp('127.0.0.1', self.case.hb_port, self.packet(), source=self.ip)
+        if ':' in self.ip:
+            hbtest.send_udp('::1', self.case.hb_port6, self.packet(), source=self.ip)
+        else:
+            hbtest.send_udp('127.0.0.1', self.case.hb_port, self.packet(), source=self.ip)
 
 
 class Beater:
@@ -275,6 +278,14 @@ class JoinTest(JoinCase):
         self.assertGreaterEqual(bal['join_full'], 1, bal)
         self.assertEqual(bal['joined'], 2, bal)
         self.assertEqual(len(self.members()), 2)
+        prom = self.p.get('/hb-status?prometheus').body.decode()
+        self.assertRegex(prom, r'heartbeat_balancer_join_refused_total\{balancer="balancer://shop"\} [1-9]')
+        self.assertRegex(prom, r'heartbeat_balancer_joined_total\{balancer="balancer://shop"\} 2\b')
+        self.assertRegex(prom, r'heartbeat_member_info\{balancer="balancer://shop",member="http://127\.0\.0\.\d:\d+",joined="joined"\} 1')
+        html = self.p.get('/hb-status').body.decode()
+        self.assertRegex(html, r'every slot taken: raise ProxySet growth')
+        auto = self.p.get('/hb-status?auto').body.decode()
+        self.assertRegex(auto, r'Member: balancer://shop http://127\.0\.0\.\d:\d+ joined=joined ')
 
     def test_silent_member_disabled_and_slot_reused_when_it_returns(self):
         self.proxy(section_extra='    HeartbeatJoinExpire 5s').start()
@@ -294,6 +305,117 @@ class JoinTest(JoinCase):
         ms = self.members()
         self.assertEqual(ms[key]['joined'], 'joined', ms)
         self.assertEqual(len(ms), 2, 'the returning origin took its own slot again: %r' % ms)
+
+
+class JoinTopologyTest(JoinCase):
+    """Several balancers, virtual hosts that inherit a balancer, several
+    proxies, IPv6, and the operator's views."""
+
+    def test_two_balancers_each_gets_its_announcers(self):
+        self.proxy(extra="""
+<Proxy balancer://api>
+    ProxySet lbmethod=heartbeat growth=4
+    HeartbeatJoin on
+</Proxy>
+ProxyPass /api balancer://api
+""").start()
+        a, b = self.origins(2)
+        a.join = 'shop,api'
+        b.join = 'api'
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0'})
+        hbtest.wait_until(
+            lambda: set(self.p.get('/api/who').body.decode().strip() for _ in range(10))
+            == {'o0', 'o1'}, timeout=5)
+        ms = self.status()['members']
+        self.assertEqual(sorted((m['balancer'], m['member']) for m in ms),
+                         [('balancer://api', 'http://127.0.0.2:%d' % a.port),
+                          ('balancer://api', 'http://127.0.0.3:%d' % a.port),
+                          ('balancer://shop', 'http://127.0.0.2:%d' % a.port)])
+        # The table shows what each origin announced, by name.
+        servers = {s['ip']: s for s in self.status()['servers']}
+        self.assertEqual([j['balancer'] for j in servers['127.0.0.2']['join']],
+                         ['balancer://shop', 'balancer://api'])
+
+    def test_virtual_host_copy_of_the_balancer(self):
+        vport = hbtest.free_port()
+        self.proxy(extra="""
+Listen 127.0.0.1:%d
+<VirtualHost 127.0.0.1:%d>
+    ProxyPass /v balancer://shop
+</VirtualHost>
+""" % (vport, vport))
+        # A ProxyPass in a virtual host defines the balancer there too
+        # (with mod_proxy's default lbmethod) before it inherits the main
+        # server's: requests use the inherited copy, found first.
+        self.p.modules.append('lbmethod_byrequests')
+        self.p.start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        # The virtual host routes through its own copy of the balancer
+        # (BalancerInherit): the same members, the same slots.
+        url = 'http://127.0.0.1:%d/v/who' % vport
+        hbtest.wait_until(lambda: set(hbtest.get(url).body.decode().strip()
+                                      for _ in range(10)) == {'o0', 'o1'}, timeout=5)
+
+    def test_two_proxies_each_let_the_origins_join(self):
+        p1 = self.proxy().start()
+        port1 = self.hb_port
+        self.p = None
+        p2 = self.proxy().start()
+        a, b = self.origins(2)
+
+        class Both(Origin):
+            def beat(o):
+                for port in (port1, self.hb_port):
+                    hbtest.send_udp('127.0.0.1', port, o.packet(), source=o.ip)
+        for o in (a, b):
+            o.__class__ = Both
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        for px in (p1, p2):
+            self.p = px
+            self.wait_serving({'o0', 'o1'})
+
+    def test_ipv6_origin_joins(self):
+        if not hbtest.ipv6_available():
+            self.skipTest('no IPv6 on loopback')
+        self.hb_port6 = hbtest.free_port('::1', kind='udp')
+        self.proxy(extra='HeartbeatListen [::1]:%d\n' % self.hb_port6)
+        self.p.start()
+        port = hbtest.free_port('::1')
+        o = self.httpd('o6', listen=[('::1', port)])
+        o.add_file('who', 'o6\n')
+        o.start()
+        six = Origin(self, '::1', port)
+        beater = Beater([six])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o6'})
+        self.assertIn('http://[::1]:%d' % port, self.members())
+
+    def test_drained_origin_gets_nothing_and_balancer_manager_shows_members(self):
+        self.proxy(extra="""
+<Location /balancer-manager>
+    SetHandler balancer-manager
+</Location>
+""", allowed_errors=[r'AH10187'])
+        self.p.modules.append('status')
+        self.p.start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        page = self.p.get('/balancer-manager').body.decode()
+        for o in (a, b):
+            self.assertIn('http://%s:%d' % (o.ip, o.port), page)
+        # hbctl drain on the origin makes it report state=drain.
+        a.state = 'drain'
+        hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
+        a.state = 'up'
+        self.wait_serving({'o0', 'o1'})
 
 
 class JoinRestartTest(JoinCase):
