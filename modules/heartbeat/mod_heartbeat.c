@@ -2,7 +2,8 @@
  * mod_heartbeat: the origin side. Every HeartbeatInterval, count this
  * server's ready and busy workers from the scoreboard and send
  * "v=1&ready=N&busy=M&port=P&seq=S&int=I&state=X" by UDP to every
- * HeartbeatAddress.
+ * HeartbeatAddress, followed by "&join=..." naming the balancers of
+ * HeartbeatBalancer, if any.
  *
  * The periodic sender is a thread in one child, elected per generation
  * (hb_elect.h): httpd offers no parent-process timer to forked MPMs, and
@@ -91,6 +92,12 @@ typedef struct {
     int response_header; /* HeartbeatResponseHeader on */
     int response_header_set;
     const char *state_file; /* HeartbeatStateFile: "drain" in it drains at run time */
+    /* HeartbeatBalancer: the balancers this origin announces (join=), as
+     * checked item by item, and the text every heartbeat carries, built
+     * once here rather than per beat. */
+    hb_join_set_t join;
+    const char *join_text;
+    size_t join_len;
 
     /* run time: the sender thread of the elected child, or the parent
      * when it says "stopping" at the end */
@@ -285,6 +292,118 @@ static const char *hb_cmd_state_file(cmd_parms *cmd, void *dconf, const char *ar
         return err;
     }
     conf->state_file = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+/*
+ * HeartbeatBalancer NAME [URL]: announce that this origin serves balancer
+ * NAME, reached by URL's scheme and port (default http, and the port the
+ * heartbeat names). The URL's host must be "*": a proxy makes the member's
+ * host the address the signed heartbeat came from, never anything a
+ * packet says, so a host here could only mislead.
+ */
+static const char *hb_join_url(cmd_parms *cmd, const char *url, hb_scheme_e *scheme, uint16_t *port)
+{
+    const char *sep = strstr(url, "://");
+    const char *host = sep ? sep + 3 : NULL, *p, *end;
+    uint64_t v;
+
+    *port = 0;
+    if (!host || host[0] != '*') {
+        goto form;
+    }
+    *scheme = hb_scheme_parse(url, (size_t)(sep - url));
+    if (*scheme == HB_SCHEME_NONE) {
+        return apr_psprintf(cmd->pool,
+                            "%s: the scheme of '%s' must be http, https, h2c, h2, ajp, fcgi, "
+                            "scgi, uwsgi, ws or wss",
+                            cmd->cmd->name, url);
+    }
+    p = host + 1;
+    end = p + strlen(p);
+    if (end > p && end[-1] == '/') {
+        end--; /* a trailing slash, as BalancerMember URLs are often written */
+    }
+    if (p == end) {
+        return NULL;
+    }
+    if (*p != ':' || p + 1 == end || strspn(p + 1, "0123456789") != (size_t)(end - p - 1)) {
+        goto form;
+    }
+    p++;
+    if (hb_parse_u64(p, (size_t)(end - p), 65535, &v) != HB_OK || v < 1) {
+        return apr_psprintf(cmd->pool, "%s: the port of '%s' must be from 1 to 65535",
+                            cmd->cmd->name, url);
+    }
+    *port = (uint16_t)v;
+    return NULL;
+
+form:
+    return apr_psprintf(cmd->pool,
+                        "%s: '%s' must be scheme://* or scheme://*:port: the member's host is "
+                        "always the address its heartbeats come from",
+                        cmd->cmd->name, url);
+}
+
+static const char *hb_cmd_balancer(cmd_parms *cmd, void *dconf, const char *arg, const char *url)
+{
+    hb_conf_t *conf = hb_conf(cmd->server);
+    const char *err = hb_global_only(cmd);
+    const char *name = arg, *item, *text;
+    hb_scheme_e scheme = HB_SCHEME_HTTP;
+    uint16_t port = 0;
+    size_t len;
+    uint32_t h, i;
+    hb_join_set_t check;
+
+    if (err) {
+        return err;
+    }
+    if (!strncasecmp(name, "balancer://", 11)) {
+        name += 11;
+    }
+    len = strlen(name);
+    if (!hb_join_name_ok(name, len)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a balancer name: 1 to %d letters, digits, '_', '.' "
+                            "or '-', with or without balancer:// before it",
+                            cmd->cmd->name, arg, HB_JOIN_NAME_MAX);
+    }
+    h = hb_join_hash(name, len);
+    for (i = 0; i < conf->join.n; i++) {
+        /* mod_proxy ignores the case of balancer names, and so do proxies
+         * reading the announcement. */
+        if (conf->join.j[i].name_hash == h) {
+            return apr_psprintf(cmd->pool,
+                                "%s: balancer '%s' is given twice (names are compared without "
+                                "regard to case)",
+                                cmd->cmd->name, name);
+        }
+    }
+    if (conf->join.n >= HB_JOIN_MAX) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is one too many: an origin announces at most %d balancers",
+                            cmd->cmd->name, arg, HB_JOIN_MAX);
+    }
+    if (url && (err = hb_join_url(cmd, url, &scheme, &port)) != NULL) {
+        return err;
+    }
+    if (port) {
+        item = apr_psprintf(cmd->pool, "%s:%s:%u", name, hb_scheme_str(scheme), (unsigned)port);
+    } else if (scheme != HB_SCHEME_HTTP) {
+        item = apr_pstrcat(cmd->pool, name, ":", hb_scheme_str(scheme), NULL);
+    } else {
+        item = name;
+    }
+    text = conf->join_text ? apr_pstrcat(cmd->pool, conf->join_text, ",", item, NULL) : item;
+    /* What the proxies will parse, so what we check: a heartbeat must
+     * never carry an announcement they would refuse. */
+    if (hb_join_parse(text, strlen(text), &check) != 0 || check.n != conf->join.n + 1) {
+        return apr_psprintf(cmd->pool, "%s: cannot announce '%s'", cmd->cmd->name, item);
+    }
+    conf->join = check;
+    conf->join_text = text;
+    conf->join_len = strlen(text);
     return NULL;
 }
 
@@ -571,6 +690,12 @@ static void hb_send_all(server_rec *s, hb_conf_t *conf, uint64_t seq, uint32_t r
     if (port) {
         pkt.port = port;
         pkt.flags |= HB_HAS_PORT;
+    }
+    if (conf->join_text) {
+        /* Before addr=, ts and kid: inside the signed part. */
+        pkt.join_text = conf->join_text;
+        pkt.join_len = conf->join_len;
+        pkt.flags |= HB_HAS_JOIN;
     }
     if (!conf->key) {
         len = hb_packet_format(&pkt, buf, sizeof(buf));
@@ -964,7 +1089,7 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
     }
     if (conf->dests->nelts == 0) {
         if (conf->interval_set || conf->ttl_set || conf->source || conf->port_set ||
-            conf->state_set || conf->ready_mode_set || conf->response_header) {
+            conf->state_set || conf->ready_mode_set || conf->response_header || conf->join_text) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "HB0103: heartbeat directives are set but no HeartbeatAddress: "
                          "no heartbeats will be sent");
@@ -982,6 +1107,11 @@ static int hb_post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, se
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
         }
+    }
+    if (conf->join_text && !conf->key) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "HB0112: HeartbeatBalancer is set but no HeartbeatSecret: proxies ignore "
+                     "the balancers an unsigned heartbeat announces, so this origin joins none");
     }
     if ((rv = hb_seq_init(s->process->pool)) == APR_SUCCESS) {
         /* A new election per generation, in this generation's pool. */
@@ -1101,6 +1231,10 @@ static const command_rec hb_cmds[] = {
     AP_INIT_TAKE1("HeartbeatReadyMode", hb_cmd_ready_mode, NULL, RSRC_CONF,
                   "'idle' (default, stock: idle worker threads) or 'spare' "
                   "(MaxRequestWorkers minus busy)"),
+    AP_INIT_TAKE12("HeartbeatBalancer", hb_cmd_balancer, NULL, RSRC_CONF,
+                   "a balancer this origin serves, announced to proxies with HeartbeatJoin on, "
+                   "and optionally scheme://* or scheme://*:port to reach it by (default "
+                   "http and the advertised port); at most 4"),
     {NULL}};
 
 AP_DECLARE_MODULE(heartbeat) = {

@@ -17,7 +17,8 @@
  *  - the parser accepts exactly what docs/protocol.md allows, with the
  *    same values: a second, deliberately simple parser written from the
  *    document (numbers compared as digit strings, no arithmetic shared with
- *    the real one) must reach the same verdict on every input.
+ *    the real one; join= through ref_join.h) must reach the same verdict on
+ *    every input.
  * A violated property calls abort(), which libFuzzer reports as a crash.
  */
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 
 #include "hb_packet.h"
+#include "ref_join.h"
 
 /* Report which property failed: a bare abort() would leave a reader of a
  * fuzzer log with nothing but a stack trace. */
@@ -38,7 +40,8 @@
         }                                                                                          \
     } while (0)
 
-#define KNOWN_FLAGS (HB_HAS_PORT | HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE | HB_HAS_ADDR)
+#define KNOWN_FLAGS                                                                                \
+    (HB_HAS_PORT | HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE | HB_HAS_ADDR | HB_HAS_JOIN)
 
 static void check_ranges(const hb_packet_t *p)
 {
@@ -55,6 +58,17 @@ static void check_ranges(const hb_packet_t *p)
     /* addr= is a terminated IP literal, or absent and empty. */
     REQUIRE(memchr(p->addr, '\0', sizeof(p->addr)) != NULL);
     REQUIRE((p->flags & HB_HAS_ADDR) ? p->addr[0] != '\0' : p->addr[0] == '\0');
+    /* join=: a whole set and the text it came from, or nothing at all. */
+    if (p->flags & HB_HAS_JOIN) {
+        REQUIRE(p->join.n >= 1 && p->join.n <= HB_JOIN_MAX);
+        REQUIRE(p->join_text != NULL && p->join_len >= 1 && p->join_len <= HB_JOIN_TEXT_MAX);
+        for (uint32_t i = 0; i < p->join.n; i++) {
+            REQUIRE(p->join.j[i].name_hash != 0);
+            REQUIRE(p->join.j[i].scheme > HB_SCHEME_NONE && p->join.j[i].scheme < HB_SCHEME_COUNT);
+        }
+    } else {
+        REQUIRE(p->join.n == 0 && p->join_text == NULL && p->join_len == 0);
+    }
 }
 
 /* Field by field: the struct has padding, so memcmp() would compare junk. */
@@ -69,6 +83,9 @@ static void check_same(const hb_packet_t *a, const hb_packet_t *b)
     REQUIRE(!(a->flags & HB_HAS_SEQ) || a->seq == b->seq);
     REQUIRE(!(a->flags & HB_HAS_INTERVAL) || a->interval_ms == b->interval_ms);
     REQUIRE(!(a->flags & HB_HAS_ADDR) || strcmp(a->addr, b->addr) == 0);
+    REQUIRE(hb_join_equal(&a->join, &b->join));
+    REQUIRE(a->join_len == b->join_len);
+    REQUIRE(!(a->flags & HB_HAS_JOIN) || memcmp(a->join_text, b->join_text, a->join_len) == 0);
 }
 
 /* Walk the pairs the way both parsers do; every step must consume input and
@@ -121,7 +138,7 @@ static void check_format_caps(const hb_packet_t *p, size_t n, size_t cap)
 {
     /* One byte of slack on each side, filled with a marker, shows both a
      * write past cap and a truncated packet left in the buffer. */
-    char buf[256];
+    char buf[HB_PACKET_MAX + 8];
 
     REQUIRE(cap + 2 <= sizeof(buf));
     memset(buf, 'Z', sizeof(buf));
@@ -140,9 +157,11 @@ static void check_format_caps(const hb_packet_t *p, size_t n, size_t cap)
 typedef struct {
     int ok;
     uint64_t ready, busy, port, seq, interval;
-    int has_port, has_seq, has_int, has_state, has_addr;
+    int has_port, has_seq, has_int, has_state, has_addr, has_join;
     hb_state_e state;
     char addr[64];
+    const char *join;
+    size_t join_len;
 } ref_t;
 
 /* Digits only, 1..20 of them, and no larger than max (given as text):
@@ -260,6 +279,15 @@ static void ref_parse(const char *buf, size_t len, ref_t *r)
             if (inet_pton(AF_INET, r->addr, bin) != 1 && inet_pton(AF_INET6, r->addr, bin) != 1) {
                 return;
             }
+        } else if (ref_is(k, klen, "join")) {
+            /* The balancers announced: ref_join.h has the rules. Two
+             * names of one hash are one balancer announced twice. */
+            ref_join_t rj;
+            if (r->has_join++ || !ref_join_parse(val, vlen, &rj) || ref_join_collides(&rj)) {
+                return;
+            }
+            r->join = val;
+            r->join_len = vlen;
         } else if (ref_is(k, klen, "state")) {
             if (r->has_state++) {
                 return;
@@ -295,6 +323,11 @@ static void check_against_reference(const char *buf, size_t len, hb_status_e st,
     REQUIRE(!!(p->flags & HB_HAS_STATE) == r.has_state);
     REQUIRE(!!(p->flags & HB_HAS_ADDR) == r.has_addr);
     REQUIRE(!r.has_addr || strcmp(p->addr, r.addr) == 0);
+    REQUIRE(!!(p->flags & HB_HAS_JOIN) == r.has_join);
+    if (r.has_join) {
+        REQUIRE(p->join_text == r.join && p->join_len == r.join_len);
+        REQUIRE(ref_join_agrees(r.join, r.join_len, 0, &p->join));
+    }
     REQUIRE(!r.has_port || p->port == r.port);
     REQUIRE(!r.has_seq || p->seq == r.seq);
     REQUIRE(!r.has_int || p->interval_ms == r.interval);
@@ -306,7 +339,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
     hb_packet_t a, b;
-    char out[256], out2[256];
+    char out[HB_PACKET_MAX + 1], out2[HB_PACKET_MAX + 1];
     size_t n, n2;
     hb_status_e st;
 

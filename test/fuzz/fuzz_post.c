@@ -29,6 +29,9 @@
  *    entry's seq still refuses replays, at most MAX_PER_ADDR unsigned
  *    origins per address under migrate, and which entry a full table
  *    gives up (an unsigned origin never takes a signed one's slot);
+ *  - an entry announces balancers (join=) only if its packet was signed,
+ *    and the join generation moves exactly when an entry's announcement
+ *    appears, changes or goes (an evicted or expired one's included);
  *  - the counters account for every step, each refusal once on its
  *    reason's counter, and the ring of recent rejections holds every one
  *    but the rate cap's and those from outside HeartbeatAllow (which have
@@ -170,7 +173,7 @@ static int entry_equal(const hm_entry_t *a, const hm_entry_t *b)
            memcmp(a->ip, b->ip, sizeof(a->ip)) == 0 && a->ready == b->ready && a->busy == b->busy &&
            a->interval_ms == b->interval_ms && a->state == b->state && a->flags == b->flags &&
            a->seq == b->seq && a->seen == b->seen && a->first_seen == b->first_seen &&
-           a->packets == b->packets;
+           a->packets == b->packets && hb_join_equal(&a->join, &b->join);
 }
 
 static void check_unchanged(const model_t *m, const snap_t *before)
@@ -412,16 +415,18 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     hm_entry_t old, e;
     hm_pending_t pd;
     hm_reason_e expect = HM_REASON_OK, r;
-    int had, slot, we_signed_ok = 0, truncated = 0, verify_first = 0, victim = -1;
+    int had, slot, we_signed_ok = 0, truncated = 0, verify_first = 0, victim = -1, moved;
     size_t body_len = len;
     unsigned int count0, si = sel & 0x0fu;
     uint32_t flags = 0;
     size_t plen;
     uint64_t full0, inserted0, replaced0;
+    uint32_t jgen0;
     int64_t now_ms = m->now / 1000;
 
     snapshot(m, before);
     count0 = hm_table_count(m->t);
+    jgen0 = hm_table_join_generation(m->t);
 
     /* The origin signs what it sends (hb_auth_sign appends ts, kid, sig). */
     if (sel & 0x10u) {
@@ -620,6 +625,22 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
     REQUIRE(e.state == ((pkt.flags & HB_HAS_STATE) ? (uint32_t)pkt.state : HB_STATE_UP));
     REQUIRE(e.packets == (had ? old.packets + 1 : 1));
     REQUIRE(e.first_seen == (had ? old.first_seen : m->now));
+    /* Only a signed packet announces balancers (HeartbeatJoin), and the
+     * join generation moves exactly when an announcement appears, changes
+     * or goes, an evicted entry's included. */
+    if ((flags & HM_ENTRY_AUTH) && (pkt.flags & HB_HAS_JOIN)) {
+        REQUIRE(e.join.n >= 1 && hb_join_equal(&e.join, &pkt.join));
+    } else {
+        REQUIRE(e.join.n == 0);
+    }
+    if (had) {
+        moved = !hb_join_equal(&old.join, &e.join);
+    } else if (count0 == m->capacity) {
+        moved = before[victim].e.join.n > 0 || e.join.n > 0;
+    } else {
+        moved = e.join.n > 0;
+    }
+    REQUIRE((hm_table_join_generation(m->t) != jgen0) == moved);
     if (pkt.flags & HB_HAS_SEQ) {
         REQUIRE(e.seq == pkt.seq);
     } else {
@@ -653,6 +674,7 @@ static void apply(model_t *m, unsigned int sel, const char *body, size_t len, in
 
 unchanged:
     check_unchanged(m, before);
+    REQUIRE(hm_table_join_generation(m->t) == jgen0);
     free(signed_buf);
 }
 
@@ -660,16 +682,22 @@ static void expire(model_t *m)
 {
     unsigned int count0 = hm_table_count(m->t), n;
     snap_t before[CAPACITY_MAX];
+    uint32_t jgen0;
+    int moved = 0;
 
     snapshot(m, before);
+    jgen0 = hm_table_join_generation(m->t);
     n = hm_table_expire(m->t, m->now, EXPIRY);
     /* Removed in slot order, each signed one leaving a tombstone. */
     for (unsigned int i = 0; i < m->capacity; i++) {
         if (before[i].used && before[i].e.seen < m->now - EXPIRY) {
             tomb_push(m, &before[i].e);
+            moved |= before[i].e.join.n > 0;
         }
     }
     REQUIRE(n <= count0 && hm_table_count(m->t) == count0 - n);
+    /* An announcement that goes with its entry moves the join generation. */
+    REQUIRE((hm_table_join_generation(m->t) != jgen0) == moved);
     for (unsigned int i = 0; i < m->capacity; i++) {
         hm_entry_t e;
         if (hm_table_get(m->t, i, &e)) {

@@ -31,6 +31,13 @@ PACKET = {
     'addr-v6': OURS + b'&addr=fe80::1',
     'addr-bad': OURS + b'&addr=10.0.0.256',
     'addr-bracketed': OURS + b'&addr=[::1]',
+    'join': OURS + b'&join=shop,api:https:8443&addr=10.0.0.11',
+    'join-longest': OURS + b'&join=' + b','.join(
+        b'%s:uwsgi:65535' % (c * 64) for c in (b'a', b'b', b'c', b'd')) + b'&addr=10.0.0.11',
+    'join-bad': OURS + b'&join=shop,',
+    'join-dup': OURS + b'&join=shop&join=api',
+    'join-dup-name': OURS + b'&join=shop,SHOP:https',
+    'join-five': OURS + b'&join=a,b,c,d,e',
     'stock': b'v=1&ready=75&busy=0',
     'stock-unknown-key': b'v=1&ready=75&busy=0&foo=bar',
     'drain': b'v=1&ready=3&busy=9&port=80&seq=7&int=250&state=drain',
@@ -83,6 +90,40 @@ PACKET = {
     'bare-key': b'v=1&ready=1&busy=0&flag',
     'empty-key': b'=1&v=1&ready=1&busy=0',
     'random': bytes((i * 73 + 41) % 256 for i in range(64)),
+}
+
+# --------------------------------------------------------------------------
+# fuzz_join: the value of one join= (HeartbeatBalancer)
+
+JOIN = {
+    # accepted
+    'one': b'shop',
+    'scheme': b'api:https',
+    'scheme-port': b'api:https:8443',
+    'two': b'shop,api:https:8443',
+    'four': b'shop,api:https:8443,back_end.v2-1:fcgi,x:ws:9000',
+    'every-scheme': b'a:http:1,b:H2C:80,c:ajp:8009,d:uwsgi:65535',
+    'case': b'Shop:HTTPS:00443',
+    'longest': b','.join(b'%s:uwsgi:65535' % (c * 64) for c in (b'a', b'b', b'c', b'd')),
+    'fnv-zero': b'7met1an',
+    # refused
+    'empty': b'',
+    'empty-first': b',a',
+    'empty-last': b'a,',
+    'bad-char': b'sh/op',
+    'name-65': b'n' * 65,
+    'unknown-scheme': b'a:gopher',
+    'empty-scheme': b'a::80',
+    'port-0': b'a:http:0',
+    'port-65536': b'a:http:65536',
+    'port-6-digits': b'a:http:008080',
+    'four-parts': b'a:http:80:1',
+    'five': b'a,b,c,d,e',
+    'dup': b'a,b,a',
+    'dup-case': b'shop,SHOP',
+    'balancer-url': b'balancer://shop',
+    'too-long': b','.join(b'%s:uwsgi:65535' % (c * 64) for c in (b'a', b'b', b'c', b'd')) + b'x' * 8,
+    'nul': b'shop\x00',
 }
 
 # --------------------------------------------------------------------------
@@ -149,15 +190,20 @@ NOW_POST = 0x00      # no time passes, by POST
 LATER = 0x3f         # 6.3 s later, by POST
 EXPIRE = 0x40 | 0x3f  # 6.3 s later, then expiry
 SIGN, ROGUE, STALE = 0x10, 0x20, 0x40
+# Not a bit of the source byte: a signed record sent as a current sender
+# does, naming its address (addr=), i.e. without 0x80 (which post() sets
+# on every other source byte).
+BOUND = 0x100
 REQUIRED, MIGRATE, TWO_KEYS, RATE, ALLOW = 0x08, 0x10, 0x18, 0x20, 0x40
 
 
 def post(cap, *records, cfg=0):
     out = bytes([(cap - 1) | cfg])
     for src, tm, body in records:
-        # 0x80 means nothing to the target; it keeps every source byte
-        # clear of '\n', the record separator.
-        rec = bytes([0x80 | src, tm]) + body
+        # 0x80 means nothing to the target without 0x10; it keeps every
+        # source byte clear of '\n', the record separator. With 0x10 (SIGN),
+        # so never '\n', BOUND leaves it off: the target then appends addr=.
+        rec = bytes([src & 0xff if src & BOUND else 0x80 | src, tm]) + body
         assert b'\n' not in rec, rec
         out += rec + b'\n'
     return out
@@ -234,6 +280,28 @@ POST = {
                           cfg=TWO_KEYS),
     'auth-udp-truncated': post(4, (SIGN, UDP_T, padded(pkt(1, port=7, extra=b'&seq=1'), 1350)),
                                cfg=REQUIRED),
+    # balancer announcements: kept from signed packets only, changed, dropped
+    'auth-join': post(4, (SIGN | BOUND, POST_T, pkt(5, port=80, extra=b'&seq=1&join=shop')),
+                      (SIGN | BOUND, POST_T, pkt(5, port=80, extra=b'&seq=2&join=shop')),
+                      (SIGN | BOUND, POST_T,
+                       pkt(5, port=80, extra=b'&seq=3&join=shop,api:https:8443')),
+                      (SIGN | BOUND, POST_T, pkt(5, port=80, extra=b'&seq=4')),
+                      (SIGN | BOUND, UDP_T, pkt(5, port=81, extra=b'&seq=5&join=shop')),
+                      (1, POST_T, pkt(1, port=82, extra=b'&seq=1&join=shop')),
+                      *[(1, LATER, pkt(1, port=82))] * 4, (1, EXPIRE, pkt(1, port=82)),
+                      cfg=MIGRATE),
+    # capacity 1: an announcing entry evicted by a silent one, which an
+    # announcing one evicts, which another evicts
+    'auth-join-evicted': post(1, (SIGN | BOUND, POST_T, pkt(5, port=80, extra=b'&seq=1&join=shop')),
+                              (SIGN | BOUND | 1, LATER, pkt(5, port=80, extra=b'&seq=1')),
+                              (SIGN | BOUND | 1, LATER, pkt(5, port=80, extra=b'&seq=2')),
+                              (SIGN | BOUND, LATER, pkt(5, port=80, extra=b'&seq=2&join=a')),
+                              (SIGN | BOUND, LATER, pkt(5, port=80, extra=b'&seq=3&join=a')),
+                              (SIGN | BOUND | 1, LATER,
+                               pkt(5, port=80, extra=b'&seq=3&join=b:h2:8443')),
+                              (SIGN | BOUND | 1, LATER,
+                               pkt(5, port=80, extra=b'&seq=4&join=b:h2:8443')),
+                              cfg=REQUIRED),
     'auth-ts-in-body': post(4, (SIGN, POST_T, pkt(1, port=7, extra=b'&seq=1&ts=5')),
                             (SIGN, POST_T, pkt(1, port=7, extra=b'&seq=2&kid=k1')), cfg=REQUIRED),
     # the rate cap: 10/s, bursts of 20, UDP only
@@ -270,6 +338,7 @@ def main():
     write('fuzz_packet', PACKET)
     write('fuzz_storage', STORAGE)
     write('fuzz_post', POST)
+    write('fuzz_join', JOIN)
     return 0
 
 

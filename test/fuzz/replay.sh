@@ -11,7 +11,7 @@
 top_src=${HB_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${HB_BUILD_DIR:-.}
 cc=${FUZZ_CC:-clang}
-targets="fuzz_packet fuzz_storage fuzz_post"
+targets="fuzz_packet fuzz_storage fuzz_post fuzz_join"
 
 if ! command -v "$cc" >/dev/null 2>&1; then
     echo "FAIL: $cc was not found, so the fuzz targets in test/fuzz cannot be built or run." >&2

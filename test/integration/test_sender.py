@@ -4,12 +4,16 @@
 Packet format and fields, interval, counts that follow held-open requests
 (prefork and event), current-generation counting across a graceful restart,
 the spare-capacity mode, the stopping packet on graceful stop, IPv6,
-several addresses, and every configuration error.
+several addresses, the balancers announced (HeartbeatBalancer), and every
+configuration error.
 """
 
+import hashlib
+import hmac
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -486,6 +490,153 @@ class MulticastTtlTest(hbtest.HbTestCase):
 
     def test_configured_ttl(self):
         self.assertEqual(self.received_ttl('HeartbeatTTL 7\n'), 7)
+
+
+class BalancerTest(hbtest.HbTestCase):
+    """HeartbeatBalancer: the balancers an origin announces (join=) in
+    every heartbeat it sends, signed or not, placed after state= and before
+    addr=, so that a signature covers it; and every configuration error."""
+
+    KEY = b'0123456789abcdef0123456789abcdef'
+
+    def listener(self):
+        lst = hbtest.UdpListener('127.0.0.1').start()
+        self.addCleanup(lst.close)
+        return lst
+
+    def origin(self, lst, balancers, signed=True, mpm='event'):
+        conf = 'HeartbeatAddress %s\nHeartbeatInterval 100ms\n' % hbtest.hostport(lst.host,
+                                                                                lst.port)
+        conf += EVENT_8 if mpm == 'event' else ''
+        conf += ''.join('HeartbeatBalancer %s\n' % b for b in balancers)
+        origin = self.httpd('origin', conf, mpm=mpm, modules=SENDER)
+        if signed:
+            key = os.path.join(origin.root, 'site.key')
+            with open(key, 'wb') as f:
+                f.write(self.KEY + b'\n')
+            os.chmod(key, 0o600)
+            origin.conf_body += 'HeartbeatSecret "%s"\n' % key
+        return origin
+
+    def assert_signed_over_join(self, text):
+        """The signature covers every byte before &sig=, join= included."""
+        body, _, sig = text.rpartition('&sig=')
+        self.assertIn('&join=', body)
+        self.assertEqual(hmac.new(self.KEY, body.encode(), hashlib.sha256).hexdigest(), sig)
+
+    def test_signed_packets_announce(self):
+        lst = self.listener()
+        self.origin(lst, ['shop', 'api https://*:8443']).start()
+        d = lst.wait_for(lambda d: True)
+        text = d.data.decode()
+        self.assertEqual(fields(d)['join'], 'shop,api:https:8443')
+        self.assertRegex(text, r'&state=up&join=shop,api:https:8443&addr=127\.0\.0\.1'
+                               r'&ts=\d+&kid=site&sig=[0-9a-f]{64}$')
+        self.assert_signed_over_join(text)
+        # Every beat, not only the first.
+        hbtest.wait_until(lambda: len(lst) >= 5, timeout=10, message='5 packets')
+        for d in lst.datagrams:
+            self.assertEqual(fields(d)['join'], 'shop,api:https:8443', d.data)
+
+    def test_stopping_packet_announces(self):
+        lst = self.listener()
+        origin = self.origin(lst, ['shop', 'api https://*:8443']).start()
+        self.assertEqual(fields(lst.wait_for(lambda d: True))['state'], 'up')
+        since = len(lst)
+        origin.graceful_stop()
+        d = lst.wait_for(lambda d: fields(d)['state'] == 'stopping', since=since, timeout=5)
+        self.assertEqual(fields(d)['join'], 'shop,api:https:8443')
+        self.assert_signed_over_join(d.data.decode())
+
+    def test_unsigned_packets_announce_and_warn(self):
+        # Sent all the same (a proxy may log what it ignores), but the
+        # origin says at start-up that no proxy will act on it.
+        lst = self.listener()
+        origin = self.origin(lst, ['shop', 'api https://*:8443'], signed=False).start()
+        d = lst.wait_for(lambda d: True)
+        self.assertRegex(d.data.decode(), r'&state=up&join=shop,api:https:8443$')
+        origin.wait_log(r'HB0112: HeartbeatBalancer is set but no HeartbeatSecret')
+
+    def test_name_and_url_forms(self):
+        # balancer:// is dropped, the name's case kept, http and the
+        # advertised port are left out, a trailing slash is allowed.
+        lst = self.listener()
+        self.origin(lst, ['balancer://Shop http://*/', 'x.y-z_1 H2C://*:8080/',
+                          'ws ws://*', '%s uwsgi://*:65535' % ('n' * 64)]).start()
+        d = lst.wait_for(lambda d: True)
+        self.assertEqual(fields(d)['join'], 'Shop,x.y-z_1:h2c:8080,ws:ws,%s:uwsgi:65535'
+                         % ('n' * 64))
+        self.assert_signed_over_join(d.data.decode())
+
+    def test_hbctl_sends_the_same(self):
+        # hbctl send --join puts it where mod_heartbeat does: after state=,
+        # before addr=, ts, kid and sig.
+        lst = self.listener()
+        key = os.path.join(self.sandbox.path, 'site.key')
+        with open(key, 'wb') as f:
+            f.write(self.KEY)
+        os.chmod(key, 0o600)
+        hbctl = os.path.join(os.environ.get('HB_SRC_DIR') or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), '..', '..'), 'tools', 'hbctl')
+        r = subprocess.run(['/usr/bin/python3', hbctl, 'send', hbtest.hostport(lst.host, lst.port),
+                            '--key', key, '--join', 'shop,api:https:8443', '-q'],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = lst.wait_for(lambda d: True)
+        self.assertRegex(d.data.decode(), r'&state=up&join=shop,api:https:8443&addr=127\.0\.0\.1'
+                                          r'&ts=\d+&kid=site&sig=[0-9a-f]{64}$')
+        self.assert_signed_over_join(d.data.decode())
+        for bad in ('shop,', 'a,b,c,d,e', 'shop,SHOP', 'a:gopher', 'a:http:0', 'sh/op'):
+            with self.subTest(join=bad):
+                r = subprocess.run(['/usr/bin/python3', hbctl, 'send',
+                                    hbtest.hostport(lst.host, lst.port), '--join', bad],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn('--join', r.stderr)
+
+    FIVE = ''.join('HeartbeatBalancer b%d\n' % i for i in range(5))
+
+    CASES = [
+        ('HeartbeatBalancer sh/op', "'sh/op' is not a balancer name"),
+        ('HeartbeatBalancer balancer://', "'balancer://' is not a balancer name"),
+        ('HeartbeatBalancer %s' % ('n' * 65), "'%s' is not a balancer name" % ('n' * 65)),
+        ('HeartbeatBalancer shop http://10.0.0.1:8080', "'http://10.0.0.1:8080' must be "
+                                                        "scheme://* or scheme://*:port"),
+        ('HeartbeatBalancer shop http://localhost', "'http://localhost' must be"),
+        ('HeartbeatBalancer shop http://*.example', "'http://*.example' must be"),
+        ('HeartbeatBalancer shop http://*:80/x', "'http://*:80/x' must be"),
+        ('HeartbeatBalancer shop *:80', "'*:80' must be"),
+        ('HeartbeatBalancer shop gopher://*', "the scheme of 'gopher://*' must be"),
+        ('HeartbeatBalancer shop balancer://*', "the scheme of 'balancer://*' must be"),
+        ('HeartbeatBalancer shop http://*:0', "the port of 'http://*:0' must be from 1 to 65535"),
+        ('HeartbeatBalancer shop http://*:65536', "the port of 'http://*:65536' must be"),
+        ('HeartbeatBalancer shop https://*:', "'https://*:' must be"),
+        (FIVE, "'b4' is one too many: an origin announces at most 4"),
+        ('HeartbeatBalancer shop\nHeartbeatBalancer balancer://SHOP https://*',
+         "balancer 'SHOP' is given twice"),
+        ('<VirtualHost *:80>\nHeartbeatBalancer shop\n</VirtualHost>', 'VirtualHost'),
+    ]
+
+    def test_bad_values_fail_configtest(self):
+        for i, (body, words) in enumerate(self.CASES):
+            with self.subTest(body=body):
+                httpd = self.httpd('bad%d' % i, 'HeartbeatAddress 127.0.0.1:27999\n' + body,
+                                   modules=SENDER)
+                rc, out = httpd.config_test()
+                self.assertNotEqual(rc, 0, 'accepted: %r' % body)
+                self.assertIn('HeartbeatBalancer', out)
+                self.assertIn(words, out)
+
+    def test_good_values_pass(self):
+        body = '\n'.join([
+            'HeartbeatAddress 127.0.0.1:27999',
+            'HeartbeatBalancer shop',
+            'HeartbeatBalancer balancer://api https://*:8443',
+            'HeartbeatBalancer B-2 AJP://*:8009/',
+            'HeartbeatBalancer b_3.x wss://*',
+        ])
+        rc, out = self.httpd('good', body, modules=SENDER).config_test()
+        self.assertEqual(rc, 0, out)
 
 
 class ConfigErrorTest(hbtest.HbTestCase):

@@ -616,6 +616,126 @@ START_TEST(test_addr)
 }
 END_TEST
 
+/* ---- join= (HeartbeatBalancer) ----------------------------------------- */
+
+START_TEST(test_join_parse)
+{
+    static const char text[] = "v=1&ready=2&busy=0&port=80&state=up&join=shop,api:https:8443"
+                               "&addr=10.0.0.1";
+    hb_packet_t p = parse_ok(text);
+
+    ck_assert_uint_eq(p.flags, HB_HAS_PORT | HB_HAS_STATE | HB_HAS_JOIN | HB_HAS_ADDR);
+    ck_assert_uint_eq(p.join.n, 2);
+    ck_assert_uint_eq(p.join.j[0].name_hash, hb_join_hash("shop", 4));
+    ck_assert_uint_eq(p.join.j[0].scheme, HB_SCHEME_HTTP);
+    ck_assert_uint_eq(p.join.j[0].port, 0);
+    ck_assert_uint_eq(p.join.j[1].name_hash, hb_join_hash("api", 3));
+    ck_assert_uint_eq(p.join.j[1].scheme, HB_SCHEME_HTTPS);
+    ck_assert_uint_eq(p.join.j[1].port, 8443);
+    /* join_text points into the packet, at the value only. */
+    ck_assert_ptr_eq(p.join_text, strstr(text, "shop"));
+    ck_assert_uint_eq(p.join_len, strlen("shop,api:https:8443"));
+    ck_assert_str_eq(p.addr, "10.0.0.1");
+
+    /* Without join=: nothing announced. */
+    p = parse_ok("v=1&ready=2&busy=0");
+    ck_assert_uint_eq(p.flags & HB_HAS_JOIN, 0);
+    ck_assert_uint_eq(p.join.n, 0);
+    ck_assert_ptr_null(p.join_text);
+}
+END_TEST
+
+START_TEST(test_join_bad)
+{
+    EXPECT("v=1&ready=1&busy=0&join=", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=,shop", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=shop,", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=sh/op", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=shop:gopher", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=shop:http:0", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=a,b,c,d,e", HB_E_SYNTAX);
+    EXPECT("v=1&ready=1&busy=0&join=shop,SHOP", HB_E_SYNTAX);
+    /* A bad join= spoils the whole packet, wherever it stands. */
+    EXPECT("join=a::80&v=1&ready=1&busy=0", HB_E_SYNTAX);
+    /* The key is case-sensitive, as every key is: JOIN= is unknown. */
+    hb_packet_t p = parse_ok("v=1&ready=1&busy=0&JOIN=a::80");
+    ck_assert_uint_eq(p.flags, 0);
+}
+END_TEST
+
+START_TEST(test_join_duplicate)
+{
+    EXPECT("v=1&ready=1&busy=0&join=shop&join=shop", HB_E_DUPLICATE);
+    EXPECT("v=1&ready=1&busy=0&join=shop&join=api", HB_E_DUPLICATE);
+    EXPECT("join=shop&v=1&ready=1&join=api&busy=0", HB_E_DUPLICATE);
+}
+END_TEST
+
+START_TEST(test_join_format)
+{
+    hb_packet_t p, back;
+    char buf[HB_PACKET_MAX + 1];
+    size_t n;
+
+    memset(&p, 0, sizeof(p));
+    p.version = 1;
+    p.ready = 3;
+    p.busy = 1;
+    p.port = 8080;
+    p.seq = 7;
+    p.interval_ms = 100;
+    p.state = HB_STATE_DRAIN;
+    p.join_text = "shop,api:https:8443";
+    p.join_len = strlen(p.join_text);
+    strcpy(p.addr, "127.0.0.1");
+    p.flags = HB_HAS_PORT | HB_HAS_SEQ | HB_HAS_INTERVAL | HB_HAS_STATE | HB_HAS_JOIN | HB_HAS_ADDR;
+    n = hb_packet_format(&p, buf, sizeof(buf));
+    /* After state=, before addr= (and so before a signature's ts, kid, sig). */
+    ck_assert_str_eq(buf, "v=1&ready=3&busy=1&port=8080&seq=7&int=100&state=drain"
+                          "&join=shop,api:https:8443&addr=127.0.0.1");
+    ck_assert_uint_eq(n, strlen(buf));
+
+    ck_assert_int_eq(hb_packet_parse(buf, n, &back), HB_OK);
+    ck_assert_uint_eq(back.flags, p.flags);
+    ck_assert_uint_eq(back.join.n, 2);
+    ck_assert_uint_eq(back.join_len, p.join_len);
+    ck_assert_int_eq(memcmp(back.join_text, p.join_text, p.join_len), 0);
+    ck_assert_str_eq(back.addr, "127.0.0.1");
+    ck_assert_int_eq(back.state, HB_STATE_DRAIN);
+    /* What was parsed formats to the same bytes. */
+    {
+        char again[HB_PACKET_MAX + 1];
+        ck_assert_uint_eq(hb_packet_format(&back, again, sizeof(again)), n);
+        ck_assert_str_eq(again, buf);
+    }
+
+    /* Only join= and no state=: it follows the stock fields. */
+    p.flags = HB_HAS_JOIN;
+    ck_assert_uint_gt(hb_packet_format(&p, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "v=1&ready=3&busy=1&join=shop,api:https:8443");
+
+    /* Refuses to write what it would not read, or what does not fit. */
+    p.join_text = "shop,";
+    p.join_len = 5;
+    ck_assert_uint_eq(hb_packet_format(&p, buf, sizeof(buf)), 0);
+    ck_assert_str_eq(buf, "");
+    p.join_text = NULL;
+    p.join_len = 0;
+    ck_assert_uint_eq(hb_packet_format(&p, buf, sizeof(buf)), 0);
+    p.join_text = "shop";
+    p.join_len = 4;
+    /* "v=1&ready=3&busy=1&join=shop" is 28 bytes: 29 with its NUL. */
+    ck_assert_uint_eq(hb_packet_format(&p, buf, 28), 0);
+    ck_assert_str_eq(buf, "");
+    ck_assert_uint_eq(hb_packet_format(&p, buf, 29), 28);
+    ck_assert_str_eq(buf, "v=1&ready=3&busy=1&join=shop");
+    /* join_len rules, not a NUL: only "shop" of "shopping" goes out. */
+    p.join_text = "shopping";
+    ck_assert_uint_eq(hb_packet_format(&p, buf, sizeof(buf)), 28);
+    ck_assert_str_eq(buf, "v=1&ready=3&busy=1&join=shop");
+}
+END_TEST
+
 Suite *hb_test_suite(void)
 {
     Suite *s = suite_create("hb_packet");
@@ -657,6 +777,13 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_format_too_small);
     tcase_add_test(tc, test_format_bad_state);
     tcase_add_test(tc, test_addr);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("join");
+    tcase_add_test(tc, test_join_parse);
+    tcase_add_test(tc, test_join_bad);
+    tcase_add_test(tc, test_join_duplicate);
+    tcase_add_test(tc, test_join_format);
     suite_add_tcase(s, tc);
     return s;
 }

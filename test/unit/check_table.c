@@ -776,6 +776,197 @@ START_TEST(test_auth_rules)
 }
 END_TEST
 
+/* ---- balancer announcements (join=) ------------------------------------ */
+
+/* A signed-looking packet announcing text (parsed as a receiver would). */
+static hb_packet_t join_pkt(uint32_t ready, uint64_t seq, const char *text)
+{
+    hb_packet_t p = pkt(ready, 0);
+    p.seq = seq;
+    p.flags = HB_HAS_SEQ;
+    if (text) {
+        ck_assert_msg(hb_join_parse(text, strlen(text), &p.join) == 0, "bad test join %s", text);
+        p.join_text = text;
+        p.join_len = strlen(text);
+        p.flags |= HB_HAS_JOIN;
+    }
+    return p;
+}
+
+START_TEST(test_join_needs_auth)
+{
+    hm_table_t *t = new_table(4);
+    hm_addr_t k = key4("10.0.0.1", 80), k2 = key4("10.0.0.2", 80);
+    hb_packet_t p = join_pkt(5, 1, "shop,api:https:8443");
+    hm_entry_t e;
+
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 1 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &k, &e), 0);
+    ck_assert_uint_eq(e.join.n, 2);
+    ck_assert_uint_eq(e.join.j[0].name_hash, hb_join_hash("shop", 4));
+    ck_assert_uint_eq(e.join.j[0].scheme, HB_SCHEME_HTTP);
+    ck_assert_uint_eq(e.join.j[1].name_hash, hb_join_hash("api", 3));
+    ck_assert_uint_eq(e.join.j[1].scheme, HB_SCHEME_HTTPS);
+    ck_assert_uint_eq(e.join.j[1].port, 8443);
+
+    /* The same packet unsigned: the entry is made, but joins nothing. */
+    ck_assert_int_eq(hm_table_update(t, &k2, &p, 1 * SEC, SEC, HM_ENTRY_PORT_KNOWN),
+                     HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &k2, &e), 0);
+    ck_assert_uint_eq(e.ready, 5);
+    ck_assert_uint_eq(e.join.n, 0);
+    ck_assert_uint_eq(e.join.j[0].name_hash, 0);
+    /* ... and an unsigned update does not give it one either. */
+    p.seq = 2;
+    ck_assert_int_eq(hm_table_update(t, &k2, &p, 2 * SEC, SEC, HM_ENTRY_PORT_KNOWN),
+                     HM_UPD_UPDATED);
+    ck_assert_int_ge(hm_table_find(t, &k2, &e), 0);
+    ck_assert_uint_eq(e.join.n, 0);
+    /* Until it is signed (migration). */
+    p.seq = 3;
+    ck_assert_int_eq(hm_table_update(t, &k2, &p, 3 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_int_ge(hm_table_find(t, &k2, &e), 0);
+    ck_assert_uint_eq(e.join.n, 2);
+}
+END_TEST
+
+START_TEST(test_join_generation)
+{
+    hm_table_t *t = new_table(4);
+    hm_addr_t k = key4("10.0.0.1", 80), plain = key4("10.0.0.2", 80);
+    hb_packet_t p = join_pkt(5, 1, "shop");
+    hb_packet_t q = join_pkt(5, 1, NULL);
+    uint32_t g0 = hm_table_join_generation(t), g;
+
+    /* An entry without an announcement comes and goes: no move. */
+    ck_assert_int_eq(hm_table_update(t, &plain, &q, 1 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_INSERTED);
+    ck_assert_uint_eq(hm_table_join_generation(t), g0);
+    /* An unsigned packet with join= stores none: no move either. */
+    ck_assert_int_eq(upd(t, "10.0.0.3", 80, 1, 1 * SEC, SEC), HM_UPD_INSERTED);
+    {
+        hm_addr_t k3 = key4("10.0.0.4", 80);
+        ck_assert_int_eq(hm_table_update(t, &k3, &p, 1 * SEC, SEC, 0), HM_UPD_INSERTED);
+    }
+    ck_assert_uint_eq(hm_table_join_generation(t), g0);
+
+    /* Insert of an entry that announces: moves. */
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 2 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_INSERTED);
+    g = hm_table_join_generation(t);
+    ck_assert_uint_ne(g, g0);
+
+    /* Plain updates with the same set (other counts, state): no move. */
+    for (uint64_t seq = 2; seq < 6; seq++) {
+        p.seq = seq;
+        p.ready = (uint32_t)seq;
+        ck_assert_int_eq(hm_table_update(t, &k, &p, (int64_t)(2 + seq) * SEC, SEC, HM_ENTRY_AUTH),
+                         HM_UPD_UPDATED);
+    }
+    p.flags |= HB_HAS_STATE;
+    p.state = HB_STATE_DRAIN;
+    p.seq = 6;
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 8 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_eq(hm_table_join_generation(t), g);
+    /* Refused updates change nothing. */
+    ck_assert_int_eq(hm_table_update(t, &k, &q, 8 * SEC, SEC, 0), HM_UPD_DOWNGRADE);
+    ck_assert_uint_eq(hm_table_join_generation(t), g);
+
+    /* The set changes: a scheme, a port, a balancer more. */
+    p = join_pkt(5, 7, "shop:https");
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 9 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+    p = join_pkt(5, 8, "shop:https:8443");
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 10 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+    p = join_pkt(5, 9, "shop:https:8443,api");
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 11 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+    /* Same balancers in another case: the same set, no move. */
+    p = join_pkt(5, 10, "SHOP:HTTPS:8443,Api");
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 12 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_eq(hm_table_join_generation(t), g);
+    /* The announcement goes (a signed packet without join=): moves. */
+    q.seq = 11;
+    ck_assert_int_eq(hm_table_update(t, &k, &q, 13 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+    /* And comes back. */
+    p = join_pkt(5, 12, "shop");
+    ck_assert_int_eq(hm_table_update(t, &k, &p, 14 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_UPDATED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+
+    /* Expiry of the entries without one (seen at 1 s): no move. */
+    ck_assert_uint_eq(hm_table_expire(t, 12 * SEC, 10 * SEC), 3);
+    ck_assert_uint_eq(hm_table_count(t), 1);
+    ck_assert_uint_eq(hm_table_join_generation(t), g);
+    /* Expiry of the one that announces: moves. */
+    ck_assert_uint_eq(hm_table_expire(t, 30 * SEC, 10 * SEC), 1);
+    ck_assert_uint_eq(hm_table_count(t), 0);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+}
+END_TEST
+
+START_TEST(test_join_eviction)
+{
+    hm_table_t *t = new_table(1);
+    hm_addr_t a = key4("10.0.0.1", 80), b = key4("10.0.0.2", 80), c = key4("10.0.0.3", 80);
+    hb_packet_t p = join_pkt(1, 1, "shop"), q = join_pkt(1, 1, NULL);
+    uint32_t g;
+
+    ck_assert_int_eq(hm_table_update(t, &a, &q, 1 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_INSERTED);
+    g = hm_table_join_generation(t);
+    /* Neither the evicted entry nor its successor announces: no move. */
+    ck_assert_int_eq(hm_table_update(t, &b, &q, 10 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_REPLACED);
+    ck_assert_uint_eq(hm_table_join_generation(t), g);
+    /* The successor announces: moves. */
+    p.seq = 5; /* newer than anything a's removal may have left behind */
+    ck_assert_int_eq(hm_table_update(t, &a, &p, 20 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_REPLACED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    g = hm_table_join_generation(t);
+    /* The evicted one announced: moves. */
+    ck_assert_int_eq(hm_table_update(t, &c, &q, 30 * SEC, SEC, HM_ENTRY_AUTH), HM_UPD_REPLACED);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+}
+END_TEST
+
+START_TEST(test_join_put_entry)
+{
+    hm_table_t *src = new_table(2);
+    void *src_mem = mem;
+    hm_addr_t k = key4("10.0.0.1", 80);
+    hb_packet_t p = join_pkt(4, 9, "shop,api:https:8443,x:ajp:8009");
+    hm_entry_t e, c;
+
+    ck_assert_int_eq(hm_table_update(src, &k, &p, 10 * SEC, 0, HM_ENTRY_AUTH | HM_ENTRY_PORT_KNOWN),
+                     HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(src, &k, &e), 0);
+    ck_assert_uint_eq(e.join.n, 3);
+
+    mem = NULL; /* new_table frees the last one: keep src */
+    hm_table_t *t = new_table(2);
+    uint32_t g = hm_table_join_generation(t);
+    ck_assert_int_eq(hm_table_put_entry(t, &e, 11 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &k, &c), 0);
+    ck_assert(hb_join_equal(&c.join, &e.join));
+    ck_assert_uint_eq(c.join.n, 3);
+    ck_assert_uint_eq(c.join.j[2].name_hash, hb_join_hash("x", 1));
+    ck_assert_uint_eq(c.join.j[2].scheme, HB_SCHEME_AJP);
+    ck_assert_uint_eq(c.join.j[2].port, 8009);
+    ck_assert_uint_ne(hm_table_join_generation(t), g);
+    free(src_mem);
+
+    /* An entry not signed keeps none, whatever its copy holds. */
+    e.key = key4("10.0.0.2", 80);
+    e.flags = HM_ENTRY_PORT_KNOWN;
+    ck_assert_int_eq(hm_table_put_entry(t, &e, 11 * SEC), HM_UPD_INSERTED);
+    ck_assert_int_ge(hm_table_find(t, &e.key, &c), 0);
+    ck_assert_uint_eq(c.join.n, 0);
+}
+END_TEST
+
 /* fe80::1 on two links is two hosts; the text form keeps the link. */
 START_TEST(test_key_scope)
 {
@@ -1181,6 +1372,14 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_key_scope);
     tcase_add_test(tc, test_limited);
     tcase_add_test(tc, test_auth_rules);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("join");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_join_needs_auth);
+    tcase_add_test(tc, test_join_generation);
+    tcase_add_test(tc, test_join_eviction);
+    tcase_add_test(tc, test_join_put_entry);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");
