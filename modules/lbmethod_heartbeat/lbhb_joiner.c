@@ -38,6 +38,7 @@
 
 #include "apr_strings.h"
 
+#include "hb_config.h"
 #include "hb_join.h"
 #include "hb_throttle.h"
 #include "lbhb_join.h"
@@ -65,6 +66,7 @@ typedef struct {
     const char *name; /* balancer://name, as mod_proxy keeps it */
     uint32_t hash;    /* hb_join_hash of the part after balancer:// */
     apr_interval_time_t expire;
+    lbhb_join_params_t params;  /* HeartbeatJoinMember */
     apr_array_header_t *copies; /* proxy_balancer *, every server's */
     unsigned int slots;         /* the fewest slots of any copy */
     /* per process */
@@ -194,6 +196,113 @@ static void lbhb_count_join(lbhb_group_t *g, int which)
     }
 }
 
+static void lbhb_apply_params(proxy_worker_shared *ws, const lbhb_join_params_t *jp)
+{
+    if (jp->disablereuse_set) {
+        ws->disablereuse = jp->disablereuse ? 1 : 0;
+        ws->disablereuse_set = 1;
+    }
+    if (jp->keepalive_set) {
+        ws->keepalive = jp->keepalive ? 1 : 0;
+        ws->keepalive_set = 1;
+    }
+    if (jp->retry_set) {
+        ws->retry = jp->retry;
+        ws->retry_set = 1;
+    }
+    if (jp->timeout_set) {
+        ws->timeout = jp->timeout;
+        ws->timeout_set = 1;
+    }
+    if (jp->conn_timeout_set) {
+        ws->conn_timeout = jp->conn_timeout;
+        ws->conn_timeout_set = 1;
+    }
+    if (jp->ttl_set) {
+        ws->ttl = jp->ttl;
+    }
+    if (jp->lbset_set) {
+        ws->lbset = jp->lbset;
+    }
+    if (jp->lbfactor_set) {
+        ws->lbfactor = jp->lbfactor;
+    }
+}
+
+/* The parameters HeartbeatJoinMember knows, as BalancerMember writes them. */
+const char *lbhb_join_param(apr_pool_t *p, lbhb_join_params_t *jp, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    const char *key, *val;
+    apr_interval_time_t t = 0;
+    char *end;
+    long v;
+
+    if (!eq || eq == arg || !eq[1]) {
+        return apr_psprintf(p, "HeartbeatJoinMember: '%s' is not key=value", arg);
+    }
+    key = apr_pstrndup(p, arg, (apr_size_t)(eq - arg));
+    val = eq + 1;
+    if (!strcasecmp(key, "disablereuse") || !strcasecmp(key, "keepalive")) {
+        int on = !strcasecmp(val, "on");
+        if (!on && strcasecmp(val, "off")) {
+            return apr_psprintf(p, "HeartbeatJoinMember: %s must be On or Off, not '%s'", key, val);
+        }
+        if (!strcasecmp(key, "disablereuse")) {
+            jp->disablereuse = on;
+            jp->disablereuse_set = 1;
+        } else {
+            jp->keepalive = on;
+            jp->keepalive_set = 1;
+        }
+        return NULL;
+    }
+    if (!strcasecmp(key, "retry") || !strcasecmp(key, "timeout") ||
+        !strcasecmp(key, "connectiontimeout") || !strcasecmp(key, "ttl")) {
+        const char *err =
+            hb_config_time(p, "HeartbeatJoinMember", val, 0, apr_time_from_sec(86400), &t);
+        if (err) {
+            return apr_psprintf(p, "%s (%s)", err, key);
+        }
+        if (!strcasecmp(key, "retry")) {
+            jp->retry = t;
+            jp->retry_set = 1;
+        } else if (!strcasecmp(key, "timeout")) {
+            jp->timeout = t;
+            jp->timeout_set = 1;
+        } else if (!strcasecmp(key, "connectiontimeout")) {
+            jp->conn_timeout = t;
+            jp->conn_timeout_set = 1;
+        } else {
+            jp->ttl = t;
+            jp->ttl_set = 1;
+        }
+        return NULL;
+    }
+    if (!strcasecmp(key, "lbset") || !strcasecmp(key, "loadfactor")) {
+        v = strtol(val, &end, 10);
+        if (*end || end == val || v < (strcasecmp(key, "lbset") ? 1 : 0) ||
+            v > (strcasecmp(key, "lbset") ? 100 : 99)) {
+            return apr_psprintf(p, "HeartbeatJoinMember: %s must be %s, not '%s'", key,
+                                strcasecmp(key, "lbset") ? "1 to 100" : "0 to 99", val);
+        }
+        if (!strcasecmp(key, "lbset")) {
+            jp->lbset = (int)v;
+            jp->lbset_set = 1;
+        } else {
+            /* mod_proxy keeps loadfactor in hundredths since 2.4.50; only
+             * the ratio between members matters to lbmethod=heartbeat. */
+            jp->lbfactor = (int)v * 100;
+            jp->lbfactor_set = 1;
+        }
+        return NULL;
+    }
+    return apr_psprintf(p,
+                        "HeartbeatJoinMember: unknown parameter '%s' (known: disablereuse, "
+                        "keepalive, retry, timeout, connectiontimeout, ttl, lbset, loadfactor)",
+                        key);
+}
+
 /* Put origin o into slot i of every copy (a fresh slot, or one given up). */
 static int lbhb_install(apr_pool_t *p, server_rec *s, lbhb_group_t *g, unsigned int i,
                         const lbhb_origin_t *o, int fresh)
@@ -234,6 +343,7 @@ static int lbhb_install(apr_pool_t *p, server_rec *s, lbhb_group_t *g, unsigned 
         }
         w->s->status &= ~(unsigned int)PROXY_WORKER_IGNORE_ERRORS;
         w->s->updated = apr_time_now();
+        lbhb_apply_params(w->s, &g->params);
         if (lbhb_share(w, shm, (int)i) != APR_SUCCESS) {
             return -1;
         }
@@ -498,6 +608,7 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
                 g->hash = hb_join_hash(jc->name + 11, strlen(jc->name + 11));
                 g->copies = apr_array_make(p, 2, sizeof(proxy_balancer *));
                 g->expire = jc->expire > 0 ? jc->expire : sc->join_expire;
+                g->params = jc->params;
                 g->scanned = 0;
             }
             /* Checked for each section, so the message names its line. */
@@ -556,6 +667,13 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
                     return lbhb_fail(s, &jc,
                                      "mod_proxy_balancer has not set the balancer up (is it "
                                      "loaded?)");
+                }
+                /* A balancer that starts with one member or none would
+                 * get no failover (mod_proxy counts the members it starts
+                 * with): an origin that stops can refuse a connection. */
+                if (!b[i].s->max_attempts_set) {
+                    b[i].s->max_attempts = 2;
+                    b[i].s->max_attempts_set = 1;
                 }
                 *(proxy_balancer **)apr_array_push(g->copies) = &b[i];
                 if (g->copies->nelts == 1 || (unsigned int)b[i].max_workers < g->slots) {

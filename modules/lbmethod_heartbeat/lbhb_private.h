@@ -19,14 +19,31 @@ extern module AP_MODULE_DECLARE_DATA lbmethod_heartbeat_module;
 
 /* ---- configuration (mod_lbmethod_heartbeat.c) ---- */
 
-/* HeartbeatJoin and HeartbeatJoinExpire in a <Proxy balancer://name>. */
+/* HeartbeatJoinMember: BalancerMember parameters for members that join;
+ * a field is used when its *_set is. */
+typedef struct {
+    int disablereuse, disablereuse_set;
+    int keepalive, keepalive_set;
+    apr_interval_time_t retry, timeout, conn_timeout, ttl;
+    int retry_set, timeout_set, conn_timeout_set, ttl_set;
+    int lbset, lbset_set;
+    int lbfactor, lbfactor_set;
+} lbhb_join_params_t;
+
+/* HeartbeatJoin, HeartbeatJoinExpire and HeartbeatJoinMember in a
+ * <Proxy balancer://name>. */
 typedef struct {
     const char *name; /* balancer://name */
     int on;
     apr_interval_time_t expire; /* 0 = the server's */
     const char *file;
     int line;
+    lbhb_join_params_t params;
 } lbhb_join_conf_t;
+
+/* Parse one "key=value" of HeartbeatJoinMember into *jp; NULL or an error
+ * naming the directive. */
+const char *lbhb_join_param(apr_pool_t *p, lbhb_join_params_t *jp, const char *arg);
 
 typedef struct {
     const char *storage; /* HeartbeatStorage as configured (shared with the monitor) */

@@ -223,6 +223,17 @@ static const char *lbhb_cmd_join(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *lbhb_cmd_join_member(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *name = lbhb_section_balancer(cmd);
+
+    if (!name) {
+        return "HeartbeatJoinMember belongs in a <Proxy balancer://name> section with "
+               "HeartbeatJoin on";
+    }
+    return lbhb_join_param(cmd->pool, &lbhb_join_conf(cmd, name)->params, arg);
+}
+
 static const char *lbhb_cmd_join_expire(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *name = lbhb_section_balancer(cmd);
@@ -1174,6 +1185,9 @@ static const command_rec lbhb_cmds[] = {
                  "in a <Proxy balancer://name>: origins whose signed heartbeats announce the "
                  "balancer (HeartbeatBalancer) become its members (needs ProxySet growth=N and "
                  "HeartbeatSecret; default off)"),
+    AP_INIT_ITERATE("HeartbeatJoinMember", lbhb_cmd_join_member, NULL, RSRC_CONF | ACCESS_CONF,
+                    "BalancerMember parameters for members that join: disablereuse, keepalive, "
+                    "retry, timeout, connectiontimeout, ttl, lbset, loadfactor (key=value)"),
     AP_INIT_TAKE1("HeartbeatJoinExpire", lbhb_cmd_join_expire, NULL, RSRC_CONF | ACCESS_CONF,
                   "how long a member that joined may be silent before it is disabled, and "
                   "then before its slot may go to another origin (default 60s)"),

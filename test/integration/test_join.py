@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'harness'))
 import hbtest  # noqa: E402
 
+HBCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tools', 'hbctl')
 KEY = b'join-test-key-0123456789abcdef-xyz'
 KID = 'site'
 
@@ -498,6 +500,79 @@ class JoinReuseTest(JoinCase):
         self.assertEqual(set(self.who(40)), {'o1', 'o2'})
 
 
+class RealOriginTest(JoinCase):
+    """mod_heartbeat origins with HeartbeatBalancer, end to end."""
+
+    def real_origins(self, n, interval='200ms', state_file=False):
+        ips = ['127.0.0.%d' % (i + 2) for i in range(n)]
+        port = port_free_on(ips)
+        out = []
+        self.origin_ports = {}
+        for i, ip in enumerate(ips):
+            o = self.httpd('r%d' % i, listen=[(ip, port)], modules=['heartbeat'])
+            key = hbtest.write_key(o, 'site.key', KEY)
+            o.conf_body = ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatSource %s\n'
+                           'HeartbeatInterval %s\nHeartbeatSecret "%s" %s\n'
+                           'HeartbeatBalancer shop\n' % (self.hb_port, ip, interval, key, KID))
+            if state_file:
+                o.state_file = os.path.join(o.run_dir, 'heartbeat.state')
+                o.conf_body += 'HeartbeatStateFile %s\n' % o.state_file
+            self.origin_ports['r%d' % i] = (ip, port)
+            o.add_file('who', 'r%d\n' % i)
+            out.append(o.start())
+        return out
+
+    def test_drain_then_graceful_stop_under_load_fails_nothing(self):
+        # The operator's way out for an origin (docs/deployment.md): hbctl
+        # drain on the origin (its next heartbeat, sent at once, says
+        # drain: no new requests from any proxy), then graceful-stop. A
+        # stop without the drain closes the origin's listener while the
+        # proxy may still be connecting: those connections are reset
+        # (AH01102), whatever the balancer knows.
+        self.proxy().start()
+        r0, r1 = self.real_origins(2, state_file=True)
+        self.wait_serving({'r0', 'r1'})
+        results = collections.Counter()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def load():
+            while not stop.is_set():
+                r = self.p.get('/shop/who')
+                with lock:
+                    results[(r.status, r.body.decode().strip())] += 1
+        ts = [threading.Thread(target=load) for _ in range(6)]
+        for t in ts:
+            t.start()
+        try:
+            time.sleep(0.5)
+            subprocess.run([HBCTL, 'drain', r0.state_file], check=True)
+            hbtest.wait_until(lambda: self.members_state('r0') == 'drain', timeout=3)
+            # The answers in flight to r0 come back; the next ones go to r1.
+            with lock:
+                before = results[(200, 'r0')]
+            time.sleep(0.5)
+            with lock:
+                self.assertLessEqual(results[(200, 'r0')] - before, 6)
+            r0.graceful_stop()
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        self.assertEqual({k for k in results if k[0] != 200}, set(),
+                         'failed requests: %r' % results)
+        self.assertGreater(results[(200, 'r1')], 50)
+        self.assertEqual(set(self.who(20)), {'r1'})
+
+    def members_state(self, name):
+        port = self.origin_ports[name]
+        for srv in self.status()['servers']:
+            if (srv['ip'], srv['port']) == port:
+                return srv['state']
+        return None
+
+
 class JoinConfigTest(JoinCase):
 
     def proxy(self, **kw):
@@ -521,6 +596,18 @@ class JoinConfigTest(JoinCase):
         p = self.proxy(extra='<Location /x>\nHeartbeatJoin on\n</Location>\n')
         err = self.config_error(p)
         self.assertIn('HeartbeatJoin belongs in a <Proxy balancer://name> section', err)
+
+    def test_join_member_parameters_checked(self):
+        p = self.proxy(section_extra='    HeartbeatJoinMember retry=1 flushpackets=on')
+        rc, out = p.config_test()
+        self.assertNotEqual(rc, 0)
+        self.assertIn("HeartbeatJoinMember: unknown parameter 'flushpackets'", out)
+        p.conf_body = p.conf_body.replace('flushpackets=on', 'lbset=100')
+        rc, out = p.config_test()
+        self.assertIn('HeartbeatJoinMember: lbset must be 0 to 99', out)
+        p.conf_body = p.conf_body.replace('lbset=100', 'disablereuse=on timeout=5 lbset=1')
+        rc, out = p.config_test()
+        self.assertEqual(rc, 0, out)
 
     def test_join_without_shared_table(self):
         err = self.config_error(self.proxy(extra='HeartbeatMaxServers 0\n'))
