@@ -189,6 +189,13 @@ class JoinTest(JoinCase):
         self.assertEqual(joined, {'http://127.0.0.2:%d' % a.port: 'joined',
                                   'http://127.0.0.3:%d' % a.port: 'joined'}, ms)
         self.p.wait_log(r'LB0315: http://127\.0\.0\.2:%d joined balancer://shop' % a.port)
+        out = subprocess.run([HBCTL, 'members', self.p.url('/hb-status')], check=True,
+                             capture_output=True, text=True).stdout
+        self.assertRegex(out, r'balancer://shop +http://127\.0\.0\.2:%d +joined +no' % a.port)
+        self.assertIn('balancer://shop: 2 joined, 0 left, 0 refused', out)
+        out = subprocess.run([HBCTL, 'table', self.p.url('/hb-status')], check=True,
+                             capture_output=True, text=True).stdout
+        self.assertRegex(out, r'127\.0\.0\.3 +%d .* yes +shop\n' % a.port)
 
     def test_every_child_uses_joined_members(self):
         self.proxy(extra='StartServers 3\nMinSpareThreads 75\nThreadsPerChild 25\n').start()
