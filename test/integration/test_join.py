@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -425,6 +426,16 @@ Listen 127.0.0.1:%d
         hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
         a.state = 'up'
         self.wait_serving({'o0', 'o1'})
+        # balancer-manager's Drain on a joined member, as on any member.
+        nonce = re.search(r'nonce=([0-9a-f-]+)', page).group(1)
+        member = 'http://%s:%d' % (a.ip, a.port)
+        r = self.p.post('/balancer-manager',
+                        ('b=shop&w=%s&w_status_N=1&nonce=%s' % (member, nonce)).encode(),
+                        headers={'Referer': self.p.url('/balancer-manager'),
+                                 'Content-Type': 'application/x-www-form-urlencoded'})
+        self.assertEqual(r.status, 200, r.body)
+        hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3,
+                          message=lambda: 'balancer-manager drained %s: %r' % (member, self.who(10)))
 
 
 class JoinRestartTest(JoinCase):
