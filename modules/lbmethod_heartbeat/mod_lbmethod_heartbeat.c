@@ -243,7 +243,7 @@ static const char *lbhb_cmd_join_expire(cmd_parms *cmd, void *dconf, const char 
     if (err) {
         return err;
     }
-    err = hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_sec(5),
+    err = hb_config_time(cmd->pool, cmd->cmd->name, arg, apr_time_from_sec(1),
                          apr_time_from_sec(86400), &v);
     if (err) {
         return err;

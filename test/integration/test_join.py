@@ -298,13 +298,13 @@ class JoinTest(JoinCase):
         self.assertRegex(auto, r'Member: balancer://shop http://127\.0\.0\.\d:\d+ joined=joined ')
 
     def test_silent_member_disabled_and_slot_reused_when_it_returns(self):
-        self.proxy(section_extra='    HeartbeatJoinExpire 5s').start()
+        self.proxy(section_extra='    HeartbeatJoinExpire 2s').start()
         a, b = self.origins(2)
         beater = Beater([a, b])
         self.addCleanup(beater.close)
         self.wait_serving({'o0', 'o1'})
         beater.remove(a)
-        # Unusable after its max age (3 intervals + 0.5 s), disabled after 5 s.
+        # Unusable after its max age (3 intervals + 0.5 s), disabled after 2 s.
         hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
         key = 'http://127.0.0.2:%d' % a.port
         hbtest.wait_until(lambda: self.members()[key]['joined'] == 'left',
@@ -496,7 +496,7 @@ class JoinReuseTest(JoinCase):
     GROWTH = 2
 
     def test_slot_of_a_gone_origin_goes_to_a_new_one_and_never_to_two(self):
-        self.proxy(growth=2, section_extra='    HeartbeatJoinExpire 5s').start()
+        self.proxy(growth=2, section_extra='    HeartbeatJoinExpire 2s').start()
         a, b, c = self.origins(3)
         beater = Beater([a, b])
         self.addCleanup(beater.close)
@@ -505,8 +505,8 @@ class JoinReuseTest(JoinCase):
         beater.add(c)      # no slot for c yet: refused as full
         self.p.wait_log(r'LB0316: http://127\.0\.0\.4:\d+ cannot join')
         hbtest.wait_until(lambda: set(self.who(10)) == {'o1'}, timeout=3)
-        # a is disabled after 5 s, and its slot goes to c 5 s later.
-        self.wait_serving({'o1', 'o2'}, timeout=15)
+        # a is disabled after 2 s, and its slot goes to c 2 s later.
+        self.wait_serving({'o1', 'o2'}, timeout=8)
         self.p.wait_log(r'LB0315: http://127\.0\.0\.4:\d+ joined balancer://shop \(slot \d+, '
                         r'given up by a member gone since\)')
         ms = self.members()
