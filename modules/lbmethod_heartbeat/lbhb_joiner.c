@@ -479,6 +479,7 @@ static void lbhb_sweep(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const hm_t
     for (i = 0; i < g->slots; i++) {
         lbhb_join_rec_t *rec = lbhb_inflight_join(lbhb_copy(g, 0), i);
         hm_entry_t e;
+        hb_join_t j;
         lbhb_origin_t o;
         int alive;
 
@@ -486,7 +487,17 @@ static void lbhb_sweep(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const hm_t
             continue;
         }
         alive = hm_table_find(t, &rec->key, &e) >= 0 && (e.flags & HM_ENTRY_AUTH) &&
-                hb_join_find(&e.join, g->hash, NULL) && now - e.seen <= g->expire;
+                hb_join_find(&e.join, g->hash, &j) && now - e.seen <= g->expire;
+        if (alive) {
+            /* It still announces the balancer, but maybe by another scheme
+             * or port now: then this slot is not it any more (the new
+             * form joins as a member of its own). */
+            lbhb_origin_t now_o;
+            now_o.scheme = hb_scheme_str((hb_scheme_e)j.scheme);
+            apr_cpystrn(now_o.host, e.ip, sizeof(now_o.host));
+            now_o.port = j.port ? j.port : e.key.port;
+            alive = lbhb_shm_is(lbhb_shm_at(lbhb_copy(g, 0), i), &now_o);
+        }
         if (rec->state == LBHB_JREC_JOINED && !alive && lbhb_lock(g, 0)) {
             if (rec->state == LBHB_JREC_JOINED) {
                 rec->since = now;
@@ -495,8 +506,8 @@ static void lbhb_sweep(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const hm_t
                 lbhb_count_join(g, LBHB_BAL_LEFT);
                 ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                              "LB0317: the member in slot %u of %s is disabled: no signed "
-                             "heartbeat announcing it for HeartbeatJoinExpire (%" APR_TIME_T_FMT
-                             " s)",
+                             "heartbeat announcing it (by this scheme and port) for "
+                             "HeartbeatJoinExpire (%" APR_TIME_T_FMT " s)",
                              i, g->name, apr_time_sec(g->expire));
             }
             lbhb_unlock(g, 0);

@@ -261,6 +261,18 @@ class JoinTest(JoinCase):
         self.wait_serving({'o1'})
         self.assertEqual(set(self.who(20)), {'o1'})
 
+    def test_announcing_another_port_moves_the_member(self):
+        self.proxy().start()
+        (a,) = self.origins(1)
+        beater = Beater([a])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0'})
+        old, new = 'http://127.0.0.2:%d' % a.port, 'https://127.0.0.2:8443'
+        a.join = 'shop:https:8443'
+        hbtest.wait_until(lambda: {k: v['joined'] for k, v in self.members().items()}
+                          == {old: 'left', new: 'joined'}, timeout=5,
+                          message=lambda: self.members())
+
     def test_stopping_origin_is_drained_at_once(self):
         self.proxy().start()
         a, b = self.origins(2)
