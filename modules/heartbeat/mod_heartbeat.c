@@ -47,7 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #endif
 
 #include "hb_auth.h"
@@ -75,6 +78,8 @@ typedef struct {
      * signed packets (addr=) so that a signature also proves which origin
      * a packet speaks for; learnt when the socket is opened. */
     char self[HB_ADDR_TEXT_MAX];
+    int recverr; /* ICMP errors come back on the socket (unicast, Linux) */
+    int refused; /* one of them said the monitor's port is closed */
 } hb_dest_t;
 
 typedef struct {
@@ -104,6 +109,7 @@ typedef struct {
     apr_pool_t *sock_pool;
     hb_throttle_t send_errors;
     uint32_t last_ready; /* what the last beat said */
+    int refused;         /* the last round found a monitor's port closed */
 } hb_conf_t;
 
 /* This child's part in the election. hb_guard covers the flag and the
@@ -576,6 +582,81 @@ static apr_status_t hb_source_for(hb_conf_t *conf, hb_dest_t *d)
     return rv;
 }
 
+/*
+ * A unicast monitor that is down (a proxy stopped, or not started yet)
+ * answers each heartbeat with an ICMP "port unreachable". Reading those
+ * back, the sender beats every HB_REFUSED_RETRY instead of every interval
+ * while a monitor refuses, so that a proxy that starts hears from it at
+ * once, not up to an interval later: the first requests of a proxy that
+ * has never run have nothing else to go on. Without IP_RECVERR an
+ * unconnected socket hears nothing of it, and with it the error also
+ * fails the next send unless read first, so hb_refused reads the queue
+ * before each send. Multicast gets no such answers.
+ */
+#define HB_REFUSED_RETRY apr_time_from_msec(100)
+/* Sockets whose errors the sender's sleep watches (HeartbeatAddress
+ * destinations beyond these are seen at their next send only). */
+#define HB_MAX_WATCHED 16
+
+static int hb_want_errors(apr_socket_t *sock, int family)
+{
+#ifdef __linux__
+    apr_os_sock_t fd;
+    int on = 1;
+
+    if (apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
+        return 0;
+    }
+    return family == APR_INET6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on)) == 0
+                               : setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)) == 0;
+#else
+    (void)sock;
+    (void)family;
+    return 0;
+#endif
+}
+
+/* Read the errors queued on d's socket; d->refused is set if one says that
+ * the monitor's port was closed. Returns d->refused. */
+static int hb_refused(hb_dest_t *d)
+{
+#ifdef __linux__
+    apr_os_sock_t fd;
+    int refused = 0, i;
+
+    if (!d->recverr || apr_os_sock_get(&fd, d->sock) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < 64; i++) {
+        char data[64], control[256];
+        struct iovec iov = {data, sizeof(data)};
+        struct msghdr msg;
+        struct cmsghdr *c;
+
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+            break;
+        }
+        for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+                (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+                const struct sock_extended_err *ee = (const void *)CMSG_DATA(c);
+                refused |= ee->ee_errno == ECONNREFUSED;
+            }
+        }
+    }
+    d->refused |= refused;
+    return d->refused;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)
 {
     apr_status_t rv;
@@ -603,6 +684,8 @@ static apr_status_t hb_open(server_rec *s, hb_conf_t *conf, hb_dest_t *d)
     if (hb_is_multicast(&d->sa->sa)) {
         /* Hop limit 1 keeps heartbeats on the local link unless asked. */
         apr_mcast_hops(sock, (apr_byte_t)conf->ttl);
+    } else {
+        d->recverr = hb_want_errors(sock, d->sa->family);
     }
     if (conf->key && (rv = hb_source_for(conf, d)) != APR_SUCCESS) {
         apr_socket_close(sock);
@@ -677,7 +760,7 @@ static void hb_send_all(server_rec *s, hb_conf_t *conf, uint64_t seq, uint32_t r
     apr_port_t port = hb_advertised_port(conf);
     apr_size_t len = 0;
     hb_packet_t pkt;
-    int i;
+    int i, refused = 0;
 
     memset(&pkt, 0, sizeof(pkt));
     pkt.version = 1;
@@ -718,7 +801,18 @@ static void hb_send_all(server_rec *s, hb_conf_t *conf, uint64_t seq, uint32_t r
         }
         n = len;
         if (rv == APR_SUCCESS) {
+            refused |= hb_refused(d);
+            d->refused = 0;
             rv = apr_socket_sendto(d->sock, d->sa, 0, buf, &n);
+            if (d->recverr && APR_TO_OS_ERROR(rv) == ECONNREFUSED) {
+                /* Its port closed again since we looked: the error took
+                 * the place of this send. */
+                refused = 1;
+                hb_refused(d);
+                d->refused = 0;
+                n = len;
+                rv = apr_socket_sendto(d->sock, d->sa, 0, buf, &n);
+            }
         }
         if (rv != APR_SUCCESS) {
             /* Re-create the socket next time: a route or source address
@@ -732,6 +826,7 @@ static void hb_send_all(server_rec *s, hb_conf_t *conf, uint64_t seq, uint32_t r
             ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "HB0102: sent %.*s", (int)len, buf);
         }
     }
+    conf->refused = refused;
 }
 
 /* One beat from the sender thread (its first if `first`); returns the
@@ -801,11 +896,15 @@ static int hb_watch_state_file(const hb_conf_t *conf, apr_pool_t *p)
 }
 
 /* Sleep until the monotonic time `until`, or less: returns 1 if the state
- * file's directory changed, 0 otherwise (time up, or woken to stop). */
-static int hb_sleep_until(int64_t until, int watch_fd)
+ * file's directory changed, 0 otherwise (time up, woken to stop, or an
+ * error came back on a socket: then *refused is set if a monitor's port
+ * was closed, hb_refused). */
+static int hb_sleep_until(hb_conf_t *conf, int64_t until, int watch_fd, int *refused)
 {
-    struct pollfd fds[2];
-    nfds_t n = 0;
+    struct pollfd fds[2 + HB_MAX_WATCHED];
+    hb_dest_t *watched[HB_MAX_WATCHED];
+    nfds_t n = 0, nw = 0, k;
+    int i;
     int64_t left = until - hb_mono_usec();
     int changed = 0;
 
@@ -820,20 +919,34 @@ static int hb_sleep_until(int64_t until, int watch_fd)
         fds[n].events = POLLIN;
         n++;
     }
+    for (i = 0; i < conf->dests->nelts && nw < HB_MAX_WATCHED; i++) {
+        hb_dest_t *d = &APR_ARRAY_IDX(conf->dests, i, hb_dest_t);
+        apr_os_sock_t fd;
+        if (d->sock && d->recverr && apr_os_sock_get(&fd, d->sock) == APR_SUCCESS) {
+            fds[n + nw].fd = fd;
+            fds[n + nw].events = 0; /* POLLERR comes anyway */
+            watched[nw++] = d;
+        }
+    }
 #ifdef __linux__
     {
         /* ppoll for microseconds: poll's whole milliseconds would make a
          * 250 ms interval drift by up to a millisecond each beat. */
         struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
-        if (ppoll(fds, n, &ts, NULL) <= 0) {
+        if (ppoll(fds, n + nw, &ts, NULL) <= 0) {
             return 0;
         }
     }
 #else
-    if (poll(fds, n, (int)((left + 999) / 1000)) <= 0) {
+    if (poll(fds, n + nw, (int)((left + 999) / 1000)) <= 0) {
         return 0;
     }
 #endif
+    for (k = 0; k < nw; k++) {
+        if (fds[n + k].revents & POLLERR) {
+            *refused |= hb_refused(watched[k]);
+        }
+    }
     if (n > 1 && (fds[1].revents & POLLIN)) {
         char drain[4096];
         while (read(watch_fd, drain, sizeof(drain)) > 0) {
@@ -882,7 +995,7 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
     apr_interval_time_t every = conf->interval;
     int64_t next;
     hb_state_e sent = HB_STATE_UP;
-    int watch_fd, first = 1;
+    int watch_fd, first = 1, refused = 0;
     int64_t extra_ok = 0;
 
     if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
@@ -903,19 +1016,31 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
                  * scheduled for a whole interval): start afresh, no burst. */
                 next = now + every;
             }
+            if (conf->refused && next > now + HB_REFUSED_RETRY) {
+                next = now + HB_REFUSED_RETRY; /* a monitor is down: see hb_refused */
+            }
         }
         if (hb_header_on && hb_seq) {
             int64_t wake = now + HB_WATCH_STEP < next ? now + HB_WATCH_STEP : next;
-            if (hb_sleep_until(wake, watch_fd) && !hb_stopping && hb_current_state(conf) != sent) {
+            if (hb_sleep_until(conf, wake, watch_fd, &refused) && !hb_stopping &&
+                hb_current_state(conf) != sent) {
                 sent = hb_send(s, conf, 0);
             } else if (!hb_stopping && (now = hb_mono_usec()) < next && now >= extra_ok &&
                        hb_filling_up(conf)) {
                 sent = hb_send(s, conf, 0); /* an extra beat; the schedule stays */
                 extra_ok = now + HB_EXTRA_AFTER;
             }
-        } else if (hb_sleep_until(next, watch_fd) && !hb_stopping &&
+        } else if (hb_sleep_until(conf, next, watch_fd, &refused) && !hb_stopping &&
                    hb_current_state(conf) != sent) {
             sent = hb_send(s, conf, 0); /* an extra beat; the schedule stays */
+        }
+        if (refused) {
+            /* A monitor's port is closed: the next beat soon (hb_refused). */
+            now = hb_mono_usec();
+            if (next > now + HB_REFUSED_RETRY) {
+                next = now + HB_REFUSED_RETRY;
+            }
+            refused = 0;
         }
     }
     if (watch_fd >= 0) {

@@ -40,7 +40,10 @@
 #include "mod_lbmethod_heartbeat.h"
 
 #define LBHB_RESOLVE_EVERY apr_time_from_sec(30)
-#define LBHB_STACK_CANDS   64
+/* How long after a start with no report at all the first picks wait for
+ * one (lbhb_choose). */
+#define LBHB_COLD_WAIT   apr_time_from_msec(250)
+#define LBHB_STACK_CANDS 64
 /* Outlier ejection defaults (lbhb_outlier.h): five failures in a row with
  * a rate 30 points above the peers', out for 10 s, doubling up to 30 times
  * that, at most half of the members out. */
@@ -711,7 +714,22 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     b.slow_start = set->slow_start;
     b.joined_after = t && t == lbhb_shared ? lbhb_started_at + set->warm_up : INT64_MAX;
     if (t || b.warming) {
+        lbhb_baton_t init = b;
         lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
+        /* Just started, with nothing to go on: no report saved from before
+         * the start, none since. Origins that beat at a closed port while
+         * the proxy was down retry every 100 ms (mod_heartbeat), so their
+         * first reports are due any moment: wait for them a little rather
+         * than split the first requests blindly between a small origin
+         * and a big one. Only once per start, and only while no member of
+         * this balancer has any report. */
+        while (b.warming && t && t == lbhb_shared && b.nfound > 0 && b.unknown == b.nfound &&
+               b.with_entry == 0 && apr_time_now() < lbhb_started_at + LBHB_COLD_WAIT) {
+            apr_sleep(apr_time_from_msec(5));
+            b = init;
+            b.now = apr_time_now();
+            lbhb_get_best_worker(balancer, r, lbhb_collect, &b);
+        }
     }
     if (b.nfound) {
         for (i = 0; i < b.nfound; i++) {

@@ -212,6 +212,37 @@ class ColdStartTest(BalancerCase):
                           message='silent member excluded during the warm-up too')
 
 
+class FirstStartTest(BalancerCase):
+    """The first start of a proxy that never ran (nothing saved from
+    before): its unicast origins, refused while it was down, beat every
+    100 ms (mod_heartbeat), and the proxy waits up to 250 ms after its start
+    for a first report rather than split its first requests blindly; so
+    the first requests already go by capacity."""
+
+    def sender(self, name, workers, hb_port):
+        o = self.httpd(name, 'StartServers 1\nServerLimit 1\nThreadsPerChild %d\n'
+                       'MaxRequestWorkers %d\nMinSpareThreads 1\nMaxSpareThreads %d\n'
+                       'HeartbeatAddress 127.0.0.1:%d\nHeartbeatInterval 10s\n'
+                       % (workers, workers, workers, hb_port), modules=['watchdog', 'heartbeat'])
+        o.add_file('who', name + '\n')
+        return o.start()
+
+    def test_first_requests_go_by_capacity(self):
+        hb_port = hbtest.free_port(kind='udp')
+        small = self.sender('small', 2, hb_port)
+        big = self.sender('big', 16, hb_port)
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (small, big)])
+        proxy.conf_body = proxy.conf_body.replace(
+            'HeartbeatListen 127.0.0.1:%d' % self.hb_port, 'HeartbeatListen 127.0.0.1:%d' % hb_port)
+        self.hb_port = hb_port
+        # Their first beats are refused: nothing listens yet, and their
+        # next is 10 s away.
+        time.sleep(1.0)
+        proxy.start()
+        got = self.who(proxy, 6)
+        self.assertEqual(got, ['big'] * 6, 'the first requests after the start: %r' % got)
+
+
 class SlowStartTest(BalancerCase):
     """HeartbeatSlowStart: a member that restarts or joins after the
     proxy's start-up gets its share ramped up, not all its slots at once;

@@ -492,6 +492,41 @@ class MulticastTtlTest(hbtest.HbTestCase):
         self.assertEqual(self.received_ttl('HeartbeatTTL 7\n'), 7)
 
 
+class RefusedRetryTest(hbtest.HbTestCase):
+    """A unicast monitor that is down answers "port unreachable": the
+    sender then beats every 100 ms instead of every interval, so that a
+    proxy starting (for the first time, with nothing saved) hears from its
+    origins at once, not up to an interval later."""
+
+    def origin(self, port, interval='10s'):
+        return self.httpd('origin', EVENT_8 + 'HeartbeatAddress 127.0.0.1:%d\n'
+                          'HeartbeatInterval %s\n' % (port, interval), modules=SENDER)
+
+    def test_monitor_that_starts_late_hears_at_once(self):
+        port = hbtest.free_port(kind='udp')
+        self.origin(port).start()
+        time.sleep(1.0)  # its first beat is refused; the next would be 9 s away
+        t0 = time.monotonic()
+        lst = hbtest.UdpListener('127.0.0.1', port).start()
+        self.addCleanup(lst.close)
+        lst.wait_for(lambda d: True, timeout=2)
+        took = time.monotonic() - t0
+        self.assertLess(took, 0.5, 'the first heartbeat came %.2f s after the monitor opened '
+                        'its port (interval 10 s)' % took)
+        # Heard: back to the interval.
+        n = len(lst)
+        time.sleep(1.0)
+        self.assertLessEqual(len(lst) - n, 1, 'still beating fast: %d in 1 s' % (len(lst) - n))
+
+    def test_no_fast_beats_while_the_monitor_listens(self):
+        lst = hbtest.UdpListener('127.0.0.1').start()
+        self.addCleanup(lst.close)
+        self.origin(lst.port).start()
+        lst.wait_for(lambda d: True, timeout=5)
+        time.sleep(1.5)
+        self.assertEqual(len(lst), 1, [d.data for d in lst.datagrams])
+
+
 class BalancerTest(hbtest.HbTestCase):
     """HeartbeatBalancer: the balancers an origin announces (join=) in
     every heartbeat it sends, signed or not, placed after state= and before
