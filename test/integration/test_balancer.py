@@ -502,7 +502,7 @@ class OutlierTest(BalancerCase):
         self.assertGreater(state['http://127.0.0.1:%d' % c.port]['failure_rate'], 0.3)
         self.assertFalse(state['http://127.0.0.1:%d' % a.port]['ejected'], members)
         auto = proxy.get('/hb-status?auto').body.decode()
-        self.assertRegex(auto, r'(?m)^Member: balancer://b http://127.0.0.1:%d ejected=1 '
+        self.assertRegex(auto, r'(?m)^Member: balancer://b http://127.0.0.1:%d joined=static ejected=1 '
                                r'ejections=1 failure_rate=0\.\d+ load_reports=0 '
                                r'load_ignored=0$' % c.port)
         self.assertIn('Balancer members', proxy.get('/hb-status').body.decode())
