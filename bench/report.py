@@ -1,7 +1,8 @@
 """bench/report.py: docs/PERFORMANCE.md from the results of bench/run.py.
 
 One renderer per benchmark (render_request_path, render_micro,
-render_ingest, render_freshness, render_quality, render_failure): each takes that
+render_ingest, render_freshness, render_quality, render_failure,
+render_proxies, render_membership): each takes that
 benchmark's results and the settings they were measured with, and returns
 its rows of the summary table and its section of the report. write_report
 puts them together under the head, then the failures, the caveats and the
@@ -12,6 +13,7 @@ rewrites a report from saved results without measuring again. Python 3
 standard library only.
 """
 
+import re
 import statistics
 
 
@@ -801,6 +803,244 @@ def render_proxies(mp, cfg):
     return rows, section
 
 
+def membership_cycles_ok(c):
+    """Row 2's bars: every cycle done, nothing crashed, the children's
+    Private_Dirty flat (< 5% or < 1 MB), one address per slot and never
+    more members than origins or slots, no failed request while a member
+    was up."""
+    growth = c['private_dirty_growth_kb']
+    return (c['cycles'] >= c['cycles_wanted'] and c['parent_alive'] and c['children_same']
+            and not c['crash_lines']
+            and (growth < 1024 or (c['private_dirty_growth_pct'] or 0) < 5)
+            and c['max_distinct'] <= min(c['origins'], c['slots']) and c['max_duplicates'] == 0
+            and not c['strangers'] and c['slots_shared'] == 0
+            and c['requests_failed_with_member_up'] == 0)
+
+
+def wrk_failed_cell(runs):
+    """'N of M (non-2xx a, read b, ...)' over wrk runs."""
+    failed = sum(r['failed'] for r in runs)
+    kinds = {'non-2xx': sum(r['non_2xx'] for r in runs)}
+    for k in ('connect', 'read', 'write', 'timeout'):
+        kinds[k] = sum(r['socket_errors'][k] for r in runs)
+    return '%d of %d%s' % (failed, sum(r['requests'] or 0 for r in runs),
+                           ' (%s)' % ', '.join('%s %d' % (k, v) for k, v in kinds.items() if v)
+                           if failed else '')
+
+
+def render_membership(mb, cfg):
+    """Dynamic membership (issue 18, HeartbeatJoin): the request path over
+    joined members, join/leave cycles, an origin's graceful stop and the
+    proxy's graceful restart under load. -> (its rows of the summary
+    table, its section)."""
+    rows, section = [], []
+    w = rows.append
+    rp, c, sr = mb['request_path'], mb['cycles'], mb['stop_restart']
+    w('| membership: request path, 64 joined members | joined / 64 static byrequests >= 0.97 |'
+      ' %s (%s vs %s requests/s) | %s |'
+      % (fmt(rp['ratio'], 3), fmt(rp['variant_median'], 0), fmt(rp['baseline_median'], 0),
+         verdict(rp['ratio'] is not None and rp['ratio'] >= 0.97)))
+    w('| membership: %s join/leave cycles, %d origins over %d slots | no crash; children\'s'
+      ' Private_Dirty flat (< 5%% or < 1 MB); one address per slot, never more members than'
+      ' origins; 0 failed requests while a member is up | %d cycles in %s s, parent and'
+      ' children alive%s; Private_Dirty %s -> %s kB (%s%%); at most %d members listed, %d'
+      ' duplicates, %d slots with two addresses; %d of %d requests failed | %s |'
+      % ('{:,}'.format(c['cycles_wanted']), c['origins'], c['slots'], c['cycles'],
+         fmt(c['seconds'], 0), '' if c['children_same'] else ' (**children replaced**)',
+         '{:,}'.format(c['private_dirty_kb_before']), '{:,}'.format(c['private_dirty_kb_after']),
+         fmt(c['private_dirty_growth_pct'], 1), c['max_distinct'], c['max_duplicates'],
+         c['slots_shared'], c['requests_failed'], c['requests'],
+         verdict(membership_cycles_ok(c))))
+    if sr.get('error'):
+        w('| membership: graceful stop of a joined origin under wrk | 0 failed | not measured:'
+          ' %s | - |' % sr['error'].replace('|', '/')[:200])
+        w('| membership: proxy graceful restart under wrk, joined members | 0 failed | not'
+          ' measured | - |')
+    else:
+        gs = sr['graceful_stop']
+        alone = [r for r in gs if not r['drain']]
+        drained = [r for r in gs if r['drain']]
+        # Judged on the way out docs/deployment.md gives (drain, then
+        # stop): a stop alone closes the origin's listener and its
+        # keep-alive connections at once, which no balancer can see
+        # coming (AH01102), static members alike.
+        w('| membership: graceful stop of a joined origin under wrk (`hbctl drain`, then'
+          ' graceful-stop, docs/deployment.md) | 0 failed | %d stops: %s; a graceful-stop'
+          ' alone, %d stops: %s | %s |'
+          % (len(drained), wrk_failed_cell(drained), len(alone), wrk_failed_cell(alone),
+             verdict(bool(drained) and sum(r['failed'] for r in drained) == 0)))
+        rs = sr['restart']
+        # Judged with a connection per request: with keep-alive, the old
+        # children close their idle client connections as they stop (an
+        # httpd graceful restart does that with any member), and wrk
+        # counts a request sent on one as a read error.
+        w('| membership: proxy graceful restart under wrk, joined members | 0 failed | %d'
+          ' restarts, a connection per request: %s (static members: %s); keep-alive: %s'
+          ' (static members, same: %s) | %s |'
+          % (len(rs['joined']), wrk_failed_cell(rs['joined-close']),
+             wrk_failed_cell(rs['static-close']), wrk_failed_cell(rs['joined']),
+             wrk_failed_cell(rs['static']),
+             verdict(sum(r['failed'] for r in rs['joined-close']) == 0)))
+
+    w = section.append
+    w('## 7. Dynamic membership')
+    w('')
+    w('Issue 18 (`HeartbeatJoin`): origins whose signed heartbeats announce a balancer'
+      ' (`join=NAME`, `addr=` their source address) become its members, with no'
+      ' `BalancerMember` line. This benchmark ran on %s (load average %s at its start, %s at'
+      ' its end). Every proxy here has `HeartbeatSecret` and balancers'
+      ' `<Proxy balancer://NAME>` with `ProxySet lbmethod=heartbeat growth=N` and'
+      ' `HeartbeatJoin on`, nothing else, unless said. Rows 1 and 2 sign the heartbeats in'
+      ' Python (HMAC-SHA256, as test/integration/test_join.py) and send each from its'
+      ' origin\'s own address; rows 3 and 4 use real origins with our sender'
+      ' (`HeartbeatBalancer`, `HeartbeatSecret`, `HeartbeatSource`, `HeartbeatInterval %s`).'
+      ' Failed, for wrk: its non-2xx answers plus its socket errors (connect, read, write,'
+      ' timeout).' % (mb['date'], mb['load_start'], mb['load_end'],
+                      sr.get('interval', '250ms')))
+    w('')
+    w('### Request path over joined members')
+    w('')
+    w('The origins of section 1 (three event-MPM httpds serving a 128-byte file on'
+      ' 127.0.1.1-64, one port). One proxy (event MPM, 2 x 32 threads, keep-alive) with'
+      ' `balancer://jn64` (growth=64, no member configured) and `balancer://br64` (the same'
+      ' 64 addresses as static `BalancerMember`s, byrequests). A thread sends each of the'
+      ' 64 origins\' signed heartbeats (`int=1000`, `join=jn64`) once a second from its'
+      ' address (%d sent in all); the runs start once the status page lists all 64 as'
+      ' `joined` (%s s after the first heartbeats). wrk as in section 1, alternating, %d'
+      ' rounds:' % (rp['heartbeats_sent'], fmt(rp['all_joined_s'], 1), len(rp['baseline_rps'])))
+    w('')
+    w('    ' + rp['wrk_command'])
+    w('')
+    w('| balancer | requests/s (runs) | median | errors |')
+    w('|---|---|---|---|')
+    w('| br64: 64 static members, byrequests | %s | %s | %d |'
+      % (' '.join(fmt(x, 0) for x in rp['baseline_rps']), fmt(rp['baseline_median'], 0),
+         rp['baseline_errors']))
+    w('| jn64: 64 joined members, heartbeat | %s | %s | %d |'
+      % (' '.join(fmt(x, 0) for x in rp['variant_rps']), fmt(rp['variant_median'], 0),
+         rp['variant_errors']))
+    w('')
+    w('Ratio (median of the per-round ratios): %s; per round %s. At the end jn64 listed %d'
+      ' members, %d of them joined.'
+      % (fmt(rp['ratio'], 3), ' '.join(fmt(x, 3) for x in rp['paired_ratios']),
+         rp['members'], rp['joined_members']))
+    w('')
+    w('### Join/leave cycles')
+    w('')
+    w('Eight of those addresses (127.0.1.1-8) and a proxy with `balancer://cyc` (growth=%d,'
+      ' `LogLevel lbmethod_heartbeat:info`; 2 children of 32 threads). Each origin\'s signed'
+      ' heartbeat goes out every 200 ms (`int=200`). A cycle: the origin announces'
+      ' (`join=cyc`) until the status page lists it `joined`, then sends heartbeats without'
+      ' `join=` until it is listed `left` (disabled by the next sweep, about a second), and'
+      ' announces again. All eight cycle at once until %s cycles in all; an origin stops'
+      ' announcing only while another one announces and is a member (so that one always'
+      ' is: without that rule they fall into step with the sweeps and all leave together).'
+      ' Meanwhile %d clients send requests through the balancer (10 ms pause between'
+      ' answers) and the status page is read about every 30 ms. The memory of the proxy\'s'
+      ' children (sum of `Private_Dirty` in `/proc/PID/smaps_rollup`) is taken after 2 s of'
+      ' wrk (-c64) over every member, before the first cycle, every %d cycles, and at the'
+      ' end, when all eight announce again.'
+      % (c['slots'], '{:,}'.format(c['cycles_wanted']), c.get('clients', 2),
+         max(1, c['cycles_wanted'] // 10)))
+    w('')
+    bal = c.get('balancer') or {}
+    w('| | |')
+    w('|---|---|')
+    w('| cycles | %d in %s s (%s per origin) |' % (c['cycles'], fmt(c['seconds'], 1), ', '.join(
+        str(v) for _, v in sorted(c['cycles_by_origin'].items()))))
+    w('| proxy | parent alive: %s; children the same processes before and after: %s (%s);'
+      ' crash lines in the error log: %d |'
+      % ('yes' if c['parent_alive'] else '**no**', 'yes' if c['children_same'] else '**no**',
+         ' '.join(str(p) for p in c['children_after']), len(c['crash_lines'])))
+    w('| children\'s Private_Dirty, kB, by cycles done | %s |' % ', '.join(
+        '%d: %s' % (n, '{:,}'.format(kb)) for n, kb in c['private_dirty_by_cycles']))
+    w('| children\'s Private_Dirty / Rss, before -> after | %s -> %s kB (%+d kB, %s%%) /'
+      ' %s -> %s kB |'
+      % ('{:,}'.format(c['private_dirty_kb_before']), '{:,}'.format(c['private_dirty_kb_after']),
+         c['private_dirty_growth_kb'], fmt(c['private_dirty_growth_pct'], 1),
+         '{:,}'.format(c['rss_kb_before']), '{:,}'.format(c['rss_kb_after'])))
+    w('| status page, %d reads | at most %d members listed (%d distinct), %d listed twice,'
+      ' %d not one of the eight; fewest joined at once: %s (%d reads with none) |'
+      % (c['polls'], c['max_listed'], c['max_distinct'], c['max_duplicates'],
+         len(c['strangers']), c['min_joined'], c['polls_none_joined']))
+    w('| slots (LB0315 joined, LB0319 joined again) | %d slots used, %d holding two'
+      ' addresses or an address in two slots; LB0315 %d, LB0319 %d, LB0317 (disabled) %d |'
+      % (len(c['slot_urls']), c['slots_shared'], c['lb0315'], c['lb0319'], c['lb0317']))
+    w('| balancer counters | joined %s, left %s, join_full %s; picks %s, no member (503) %s |'
+      % (bal.get('joined'), bal.get('left'), bal.get('join_full'), bal.get('picks_most'),
+         bal.get('no_data')))
+    w('| requests during the cycles | %d, failed %d%s; failed while the status page showed a'
+      ' member joined: %d |'
+      % (c['requests'], c['requests_failed'], ' (%s)' % ', '.join(
+          '%s: %d' % kv for kv in sorted(c['failed_by'].items())) if c['failed_by'] else '',
+         c['requests_failed_with_member_up']))
+    w('')
+    if sr.get('error'):
+        w('### Graceful stop and restart')
+        w('')
+        w('Not measured: %s' % sr['error'])
+        w('')
+        return rows, section
+    w('### Graceful stop of an origin, graceful restart of the proxy')
+    w('')
+    w('Three origins (event MPM, 2 x 64 threads, keep-alive) on 127.0.4.1-3, each with'
+      ' `HeartbeatStateFile` and `HeartbeatBalancer` for three balancers of one proxy (event'
+      ' MPM, 2 x 32 threads and room for 2 more children during a graceful restart): `rs`,'
+      ' `gs` and `gd` (growth=8, no `maxattempts` set; `gs` and `gd` with'
+      ' `HeartbeatJoinMember retry=1`, so that a member a stop put in error is not still'
+      ' out, for mod_proxy\'s 60 s, at the next stop), and `balancer://static`, the same three'
+      ' origins as static byrequests members. All joined within %s s of their start. wrk'
+      ' -c%d for %d s; the event comes %s s into the run.'
+      % (fmt(sr.get('joined_s'), 1), sr.get('wrk_conns', 32), sr['wrk_seconds'],
+         fmt(sr['event_at_s'], 1)))
+    w('')
+    w('Proxy graceful restart (SIGUSR1; the harness waits until the old children stopped'
+      ' accepting), %d rounds, each of: static then joined (`rs`) with wrk\'s keep-alive'
+      ' connections, then the same with `Connection: close` (a connection per request):'
+      % len(sr['restart']['joined']))
+    w('')
+    w('| balancer | client connections | failed (runs) | non-2xx | read errors | requests |'
+      ' restart took (s) |')
+    w('|---|---|---|---|---|---|---|')
+    for name, label, conn in (('static', 'static, byrequests', 'keep-alive'),
+                              ('joined', 'rs, joined', 'keep-alive'),
+                              ('static-close', 'static, byrequests', 'one per request'),
+                              ('joined-close', 'rs, joined', 'one per request')):
+        runs = sr['restart'][name]
+        w('| %s | %s | %s | %d | %d | %d | %s |' % (
+            label, conn, ' '.join(str(r['failed']) for r in runs),
+            sum(r['non_2xx'] for r in runs), sum(r['socket_errors']['read'] for r in runs),
+            sum(r['requests'] or 0 for r in runs),
+            ' '.join(fmt(r['event_s'], 2) for r in runs)))
+    w('')
+    w('Graceful stop (SIGWINCH) of one origin (in turn), through `gs`; through `gd`, `hbctl'
+      ' drain` on the origin first, then, once the proxy\'s table says `drain`, two'
+      ' intervals later the same stop. The stopped origin is started again (after `hbctl'
+      ' undrain`) and joins again before the next stop. The times are read from the'
+      ' proxy\'s status page, polled every 2 ms or so (each read takes a few ms):')
+    w('')
+    w('| balancer | origin | failed | non-2xx | socket errors | requests | proxy saw `drain`'
+      ' after hbctl returned (ms) | proxy saw `stopping` after SIGWINCH (ms) | origin exited'
+      ' after (s) | joined again after (s) |')
+    w('|---|---|---|---|---|---|---|---|---|---|')
+    for r in sr['graceful_stop']:
+        ev = r.get('event', {})
+        w('| %s | %s | %d | %d | %s | %d | %s | %s | %s | %s |' % (
+            r['balancer'] + (' (drain, then stop)' if r['drain'] else ' (stop)'), r['origin'],
+            r['failed'], r['non_2xx'],
+            ', '.join('%s %d' % kv for kv in r['socket_errors'].items() if kv[1]) or '0',
+            r['requests'] or 0,
+            fmt(ev['drain_seen_s'] * 1000, 0) if ev.get('drain_seen_s') is not None else '-',
+            fmt(ev['stopping_seen_s'] * 1000, 0) if ev.get('stopping_seen_s') is not None
+            else 'n/a', fmt(ev.get('exited_s'), 2), fmt(r.get('back_s'), 2)))
+    w('')
+    lg = sr.get('proxy_log', {})
+    w('The proxy\'s error log over these runs: %s.' % ', '.join(
+        '%s %d' % (k, v) for k, v in sorted(lg.items())))
+    w('')
+    return rows, section
+
+
 def slow_start_label(s):
     return '%ss' % s if int(s) else '0 (off)'
 
@@ -814,6 +1054,7 @@ RENDERERS = (
     ('quality', render_quality),
     ('failure', render_failure),
     ('proxies', render_proxies),
+    ('membership', render_membership),
 )
 
 
@@ -847,7 +1088,7 @@ def render_head(r, cfg):
       % max(1, round(meta['total_seconds'] / 60)))
     w('    make bench BENCH_ARGS="--only ingest"   # one benchmark (request_path, micro,')
     w('                                            # ingest, freshness, quality, failure,')
-    w('                                            # proxies)')
+    w('                                            # proxies, membership)')
     w('')
     return L
 
@@ -1068,6 +1309,7 @@ def analysis_notes(r, cfg):
                 ' rows are not measured.' % ' and '.join('%d s' % s
                                                          for s in fail['slow_start_missing']))
     notes += header_notes(r)
+    notes += membership_notes(r)
     if q:
         v = q['variants']
         ranking = sorted((n for n in v if v[n]['p99_ms'] is not None),
@@ -1140,4 +1382,111 @@ def header_notes(r):
                 ' (bar: at most 1.1 times), %d errors.'
                 % (fmt(o['header']['p99_ms'], 0), fmt(o['heartbeat']['p99_ms'], 0),
                    o['header']['errors']))
+    return notes
+
+
+def membership_notes(r):
+    """What the numbers say where a bar of the membership benchmark (issue
+    18) is missed."""
+    notes = []
+    mb = r.get('membership')
+    if not mb:
+        return notes
+    rp, c, sr = mb['request_path'], mb['cycles'], mb['stop_restart']
+    if rp['ratio'] is None or rp['ratio'] < 0.97:
+        notes.append(
+            'Request path over 64 joined members: %s of the static byrequests balancer\'s'
+            ' throughput, below 0.97; per-round ratios %s. Compare their spread with section'
+            ' 1\'s 64-member rows before reading it as a cost of joined members.'
+            % (fmt(rp['ratio'], 3), ' '.join(fmt(x, 3) for x in rp['paired_ratios'])))
+    if not membership_cycles_ok(c):
+        why = []
+        if c['cycles'] < c['cycles_wanted']:
+            why.append('only %d of %d cycles in %s s' % (c['cycles'], c['cycles_wanted'],
+                                                         fmt(c['seconds'], 0)))
+        if not (c['parent_alive'] and c['children_same']) or c['crash_lines']:
+            why.append('a process died or was replaced (%s)' % '; '.join(c['crash_lines'][:3]))
+        if c['private_dirty_growth_kb'] >= 1024 and (c['private_dirty_growth_pct'] or 0) >= 5:
+            why.append('the children\'s Private_Dirty grew by %d kB (%s%%; by cycles: %s)'
+                       % (c['private_dirty_growth_kb'], fmt(c['private_dirty_growth_pct'], 1),
+                          ', '.join('%d: %d' % tuple(x) for x in c['private_dirty_by_cycles'])))
+        if (c['max_distinct'] > min(c['origins'], c['slots']) or c['max_duplicates']
+                or c['strangers'] or c['slots_shared']):
+            why.append('the members listed: at most %d, %d twice, strangers %s, %d slots shared'
+                       % (c['max_distinct'], c['max_duplicates'], c['strangers'],
+                          c['slots_shared']))
+        if c['requests_failed_with_member_up']:
+            why.append('%d requests failed while a member was joined (%s)'
+                       % (c['requests_failed_with_member_up'], c['failed_by']))
+        notes.append('Join/leave cycles miss a bar: %s.' % '; '.join(why))
+    if sr.get('error'):
+        return notes
+    alone = [x for x in sr['graceful_stop'] if not x['drain']]
+    drained = [x for x in sr['graceful_stop'] if x['drain']]
+    lg = sr.get('proxy_log', {})
+    if sum(x['failed'] for x in alone):
+        seen = [x['event'].get('stopping_seen_s') for x in alone
+                if x.get('event', {}).get('stopping_seen_s') is not None]
+        notes.append(
+            'Graceful stop of a joined origin: %d failed in %d stops (%d answered with an'
+            ' error status, %d client connections closed without an answer); %d after'
+            ' `hbctl drain` (%d stops). SIGWINCH closes the origin\'s listening socket and its'
+            ' idle keep-alive connections at once, while the proxy\'s table showed it'
+            ' `stopping` only %s ms after the signal (median; per stop: %s, with'
+            ' `HeartbeatInterval %s`): until then the balancer still picks it. A connection'
+            ' refused (AH00957, %d in the log) fails over to another member (`maxattempts`);'
+            ' a request on a backend connection the origin closes or resets at that moment'
+            ' fails (AH01102, %d), and mod_proxy closes the client\'s connection without an'
+            ' answer so that the client may retry (wrk counts a read error), or answers 502.'
+            ' With the drain first, the proxies stop picking the origin before it closes'
+            ' anything.'
+            % (sum(x['failed'] for x in alone), len(alone), sum(x['non_2xx'] for x in alone),
+               sum(x['socket_errors']['read'] for x in alone),
+               sum(x['failed'] for x in drained), len(drained),
+               fmt(median(seen) * 1000 if seen else None, 0),
+               ' '.join(fmt(x * 1000, 0) for x in seen), sr.get('interval'),
+               lg.get('AH00957', 0), lg.get('AH01102', 0)))
+    if sum(x['failed'] for x in drained):
+        notes.append(
+            'Drain, then graceful stop: %d failed in %d stops (%s), where docs/deployment.md'
+            ' says none should.' % (sum(x['failed'] for x in drained), len(drained),
+                                    wrk_failed_cell(drained)))
+    rs = sr['restart']
+    joined_failed = sum(x['failed'] for x in rs['joined'] + rs['joined-close'])
+    if joined_failed:
+        non2xx = sum(x['non_2xx'] for x in rs['joined'] + rs['joined-close'])
+        old_pids = {p for x in rs['joined'] + rs['joined-close']
+                    for p in x.get('event', {}).get('old_children', [])}
+        lines = sr.get('proxy_log_503', [])
+        pids = set(int(p) for p in re.findall(r'\[pid (\d+):', ' '.join(lines)))
+        static_read = sum(x['socket_errors']['read'] for x in rs['static'])
+        notes.append(
+            'Proxy graceful restart with joined members: %d failed with keep-alive clients'
+            ' (read errors %d, non-2xx %d; per restart %s), %d with a connection per request;'
+            ' static members under the same restarts: %d (per restart %s) and %d. A read error'
+            ' is a client connection closed with a request unanswered: the old generation\'s'
+            ' children close their keep-alive connections as they stop, and a request wrk has'
+            ' just sent on one gets no answer (the proxy logs nothing); with a connection per'
+            ' request there is none of that%s.%s'
+            % (sum(x['failed'] for x in rs['joined']),
+               sum(x['socket_errors']['read'] for x in rs['joined']),
+               sum(x['non_2xx'] for x in rs['joined']),
+               ' '.join(str(x['failed']) for x in rs['joined']),
+               sum(x['failed'] for x in rs['joined-close']),
+               sum(x['failed'] for x in rs['static']),
+               ' '.join(str(x['failed']) for x in rs['static']),
+               sum(x['failed'] for x in rs['static-close']),
+               ', and static members show it too' if static_read else
+               '; static members had none in these runs, so the difference may be the'
+               ' joined members\' (how many keep-alive connections are caught at the moment'
+               ' varies a lot from restart to restart: compare more rounds)',
+               ' The %d non-2xx answers are this module\'s: the proxy logged %s (%d lines'
+               ' LB0304/AH01170, from %s), i.e. a child found no usable joined member during'
+               ' the restart, which static members never show.'
+               % (non2xx, '; '.join(x.split('] ', 3)[-1][:160] for x in lines[:2]),
+                  lg.get('LB0304', 0) + lg.get('AH01170', 0),
+                  'old-generation children' if pids and pids <= old_pids else
+                  'new-generation children' if pids and not (pids & old_pids) else
+                  'children of both generations' if pids else 'no process named')
+               if non2xx else ''))
     return notes

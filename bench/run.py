@@ -2,7 +2,7 @@
 """bench/run.py: the heartbeat suite's benchmarks, side by side with baselines.
 
 Run by `make bench` (bench/bench.am), which builds the modules and the load
-tools first. Six benchmarks, each measured in one run against baselines on
+tools first. Seven benchmarks, each measured in one run against baselines on
 the same machine, alternating the variants (A B A B ...) over several rounds
 and reporting medians, because the machine is small (2 cores) and shared:
 
@@ -33,6 +33,12 @@ and reporting medians, because the machine is small (2 cores) and shared:
    clients on each: heartbeat with and without HeartbeatResponseHeader,
    p2c with it, bybusyness; and one proxy with all 36 clients, with and
    without the header.
+7. membership (issue 18, HeartbeatJoin): wrk over 64 members that joined
+   by their signed heartbeats against the same 64 as static byrequests
+   members; 1,000 join/leave cycles of 8 origins over 16 slots (processes
+   alive, the children's memory, one address per slot, requests meanwhile);
+   real origins (HeartbeatBalancer) under wrk while one stops gracefully
+   and while the proxy restarts gracefully (against static members).
 
 Writes the results to bench/results/ (JSON) and, through bench/report.py,
 docs/PERFORMANCE.md (the commands, the raw numbers, medians and ratios,
@@ -46,6 +52,8 @@ library only; reuses the integration-test harness test/harness/hbtest.py.
 
 import argparse
 import datetime
+import hashlib
+import hmac
 import http.client
 import json
 import math
@@ -1848,6 +1856,629 @@ def bench_proxies(sb, cfg):
 
 
 # --------------------------------------------------------------------------
+# Benchmark 7: dynamic membership (issue 18, HeartbeatJoin)
+# --------------------------------------------------------------------------
+
+# The key the proxies and the origins of this section share (HeartbeatSecret
+# file, key id), and how the hand-signed heartbeats are signed: as
+# test/integration/test_join.py's sign().
+JOIN_KEY = b'bench-join-key-0123456789abcdef-xyz'
+JOIN_KID = 'site'
+
+
+def sign_heartbeat(body, key=JOIN_KEY, kid=JOIN_KID):
+    """body + "&ts=MS&kid=K&sig=HEX" (HMAC-SHA256 over all before &sig)."""
+    body = '%s&ts=%d&kid=%s' % (body, int(time.time() * 1000), kid)
+    return (body + '&sig=' + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()).encode()
+
+
+class JoinFeeder:
+    """Plays origins that join: a signed heartbeat for each address of
+    `ips` (origin port `port`), sent from that address to 127.0.0.1:hb_port
+    every `every` s (int= says so). An origin announces `balancer`
+    (join=, addr=) while announcing(ip) is true; set_join() changes that
+    and sends at once. seq grows per origin; ready varies as udpgen's."""
+
+    def __init__(self, hb_port, ips, port, balancer, every=1.0, ready=None):
+        self.hb_port, self.port, self.balancer, self.every = hb_port, port, balancer, every
+        self.ips = list(ips)
+        self.ready = ready
+        self.join = {ip: True for ip in self.ips}
+        self.seq = int(time.time() * 1000)
+        self.k = 0
+        self.sent = 0
+        self.lock = threading.Lock()
+        self.socks = {}
+        for ip in self.ips:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((ip, 0))
+            self.socks[ip] = s
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def beat(self, ip):
+        with self.lock:
+            self.seq += 1
+            self.k += 1
+            ready = self.ready if self.ready is not None else 10 + (self.k * 7) % 50
+            body = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=%d&state=up' % (
+                ready, self.k % 5, self.port, self.seq, int(self.every * 1000))
+            if self.join[ip]:
+                body += '&join=' + self.balancer
+            body += '&addr=' + ip
+            self.socks[ip].sendto(sign_heartbeat(body), ('127.0.0.1', self.hb_port))
+            self.sent += 1
+
+    def set_join(self, ip, on):
+        with self.lock:
+            self.join[ip] = on
+        self.beat(ip)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            for ip in self.ips:
+                self.beat(ip)
+            self._stop.wait(self.every)
+
+    def close(self):
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        for s in self.socks.values():
+            s.close()
+
+
+def join_proxy_conf(hb_port, key_path, max_servers=200):
+    return ('HeartbeatListen 127.0.0.1:%d\nHeartbeatMaxServers %d\nHeartbeatSecret "%s" %s\n'
+            % (hb_port, max_servers, key_path, JOIN_KID)) + STATUS_LOCATION
+
+
+def join_balancer_conf(name, growth, extra='', section=''):
+    """<Proxy balancer://name> with no BalancerMember, HeartbeatJoin on;
+    `extra` goes on the ProxySet line, `section` into the section."""
+    return ('<Proxy balancer://%s>\n    ProxySet lbmethod=heartbeat growth=%d%s\n'
+            '    HeartbeatJoin on\n%s</Proxy>\nProxyPass /%s/ balancer://%s/\n'
+            % (name, growth, extra, section, name, name))
+
+
+def member_list(proxy, balancer):
+    """[(member URL, joined mark)] of one balancer on the status page, as
+    listed (duplicates kept), and the balancer's counters."""
+    st = proxy_status(proxy)
+    ms = [(m['member'], m.get('joined')) for m in st.get('members', [])
+          if m['balancer'] == 'balancer://' + balancer]
+    bal = next((b for b in st.get('balancers', []) if b['balancer'] == 'balancer://' + balancer),
+               None)
+    return ms, bal
+
+
+def private_dirty_kb(pids):
+    """{pid: (Private_Dirty kB, Rss kB)} from /proc/<pid>/smaps_rollup."""
+    out = {}
+    for pid in pids:
+        try:
+            with open('/proc/%d/smaps_rollup' % pid) as f:
+                text = f.read()
+        except OSError:
+            continue
+        vals = dict(re.findall(r'^(\w+):\s+(\d+) kB', text, re.M))
+        out[pid] = (int(vals.get('Private_Dirty', 0)), int(vals.get('Rss', 0)))
+    return out
+
+
+def wrk_start(url, seconds, conns, close=False):
+    """wrk in the background; close: every request on a new connection
+    (Connection: close), so that no keep-alive connection can be closed
+    under a request."""
+    return Procs.start(['wrk', '-t1', '-c%d' % conns, '-d%ds' % seconds, '--timeout', '5s']
+                       + (['-H', 'Connection: close'] if close else []) + [url])
+
+
+def wrk_parse(text):
+    """wrk's output -> requests/s, requests, non-2xx/3xx, socket errors by kind."""
+    m = WRK_RE.search(text)
+    if not m:
+        raise RuntimeError('wrk failed: %s' % text)
+    n = re.search(r'(\d+) requests in', text)
+    non2xx = re.search(r'Non-2xx or 3xx responses:\s+(\d+)', text)
+    sock = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', text)
+    errors = dict(zip(('connect', 'read', 'write', 'timeout'),
+                      (int(x) for x in sock.groups()) if sock else (0, 0, 0, 0)))
+    out = {'rps': float(m.group(1)), 'requests': int(n.group(1)) if n else None,
+           'non_2xx': int(non2xx.group(1)) if non2xx else 0, 'socket_errors': errors}
+    out['failed'] = out['non_2xx'] + sum(errors.values())
+    return out
+
+
+def wrk_with_event(url, cfg, event, close=False):
+    """wrk for cfg.mb_wrk_seconds; `event` (a function) runs
+    cfg.mb_event_at s into it. -> wrk's numbers and how long the event
+    took."""
+    proc = wrk_start(url, cfg.mb_wrk_seconds, cfg.wrk_conns, close)
+    try:
+        time.sleep(cfg.mb_event_at)
+        t0 = time.monotonic()
+        what = event()
+        took = time.monotonic() - t0
+        out, err = proc.communicate(timeout=cfg.mb_wrk_seconds + 30)
+    finally:
+        Procs.stop(proc)
+    res = wrk_parse(out + err)
+    res['event_s'] = took
+    res['event'] = what or {}
+    res['close'] = close
+    return res
+
+
+def membership_origin(sb, name, listen, extra='', modules=()):
+    """An origin as the request path's: event MPM, keep-alive, f.txt."""
+    o = sb.httpd(name, mpm(64, servers=2, start=2) + """
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+AsyncRequestWorkerFactor 8
+""" + extra, listen=listen, modules=list(modules))
+    o.add_file('f.txt', 'x' * 127 + '\n')
+    return o
+
+
+PROXY_KEEPALIVE = """
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+"""
+
+
+def bench_membership(sb, cfg, bins):
+    log('membership: 64 origins joined by their signed heartbeats against 64 static members')
+    started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    res = {'date': started, 'load_start': loadavg()}
+    members = ['127.0.1.%d' % (m + 1) for m in range(64)]
+    port = hbtest.port_free_on(members)
+    origins = [membership_origin(sb, 'mb-origin%d' % k,
+                                 [(ip, port) for m, ip in enumerate(members) if m % 3 == k])
+               for k in range(3)]
+    for o in origins:
+        o.start()
+    try:
+        res['request_path'] = membership_request_path(sb, cfg, members, port)
+        res['cycles'] = membership_cycles(sb, cfg, members[:cfg.mb_origins], port)
+    finally:
+        for o in origins:
+            o.shutdown()
+    res['stop_restart'] = membership_stop_restart(sb, cfg)
+    res['load_end'] = loadavg()
+    return res
+
+
+def membership_request_path(sb, cfg, members, port):
+    """Row 1: wrk through jn64 (64 joined members) and br64 (the same 64 as
+    static byrequests members) in one proxy, alternating."""
+    hb_port = hbtest.free_port(kind='udp')
+    lines = '\n'.join('    BalancerMember http://%s:%d' % (ip, port) for ip in members)
+    proxy = sb.httpd('mb-rp-proxy', modules=HB_PROXY)
+    key = hbtest.write_key(proxy, 'site.key', JOIN_KEY)
+    proxy.conf_body = (mpm(32, servers=2, start=2) + PROXY_KEEPALIVE
+                       + join_proxy_conf(hb_port, key)
+                       + join_balancer_conf('jn64', len(members))
+                       + '<Proxy balancer://br64>\n%s\n    ProxySet lbmethod=byrequests\n'
+                       '</Proxy>\nProxyPass /br64/ balancer://br64/\n' % lines)
+    proxy.start()
+    feeder = JoinFeeder(hb_port, members, port, 'jn64', every=1.0).start()
+    try:
+        t0 = time.monotonic()
+        want = {'http://%s:%d' % (ip, port) for ip in members}
+
+        def all_joined():
+            ms, _ = member_list(proxy, 'jn64')
+            return {u for u, j in ms if j == 'joined'} == want
+        hbtest.wait_until(all_joined, timeout=20, interval=0.1,
+                          message=lambda: '64 joined members: %r' % (member_list(proxy, 'jn64'),))
+        joined_s = time.monotonic() - t0
+        for path in ('/jn64/f.txt', '/br64/f.txt'):
+            hbtest.wait_until(lambda: answers_200(proxy.url(path)), timeout=30,
+                              message='%s through the proxy' % path)
+            subprocess.run(['wrk', '-t1', '-c%d' % cfg.wrk_conns, '-d1s', proxy.url(path)],
+                           capture_output=True, timeout=30)
+        runs = ab_rounds([('br64', '/br64/f.txt'), ('jn64', '/jn64/f.txt')], cfg.rounds_rp,
+                         lambda path: run_wrk(proxy.url(path), cfg), 'membership: request path')
+        out = summarise_pair(runs['br64'], runs['jn64'])
+        ms, bal = member_list(proxy, 'jn64')
+        out.update({'members': len(ms), 'joined_members': sum(1 for _, j in ms if j == 'joined'),
+                    'all_joined_s': joined_s, 'balancer': bal,
+                    'heartbeats_sent': feeder.sent, 'members_port': port,
+                    'wrk_command': 'wrk -t1 -c%d -d%ds --timeout 5s '
+                    'http://127.0.0.1:PORT/<balancer>/f.txt' % (cfg.wrk_conns, cfg.wrk_seconds)})
+    finally:
+        feeder.close()
+        proxy.shutdown()
+    return out
+
+
+class RequestLoop:
+    """`clients` threads each sending GET url, pausing `pause` s between
+    answers; every request is recorded as (start, end, status or
+    'error')."""
+
+    def __init__(self, url, clients=2, pause=0.01):
+        self.url, self.pause = url, pause
+        self.records = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True)
+                        for _ in range(clients)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _client(self):
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                outcome = hbtest.get(self.url, timeout=10).status
+            except (OSError, http.client.HTTPException):
+                outcome = 'error'
+            with self.lock:
+                self.records.append((t0, time.monotonic(), outcome))
+            self._stop.wait(self.pause)
+
+    def stop(self):
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+
+LB_SLOT_RE = re.compile(r'LB0315: (\S+) joined balancer://(\S+) \(slot (\d+)')
+LB_AGAIN_RE = re.compile(r'LB0319: (\S+) joined balancer://(\S+) again \(its slot (\d+)\)')
+
+
+def membership_cycles(sb, cfg, ips, port):
+    """Row 2: the origins at `ips` join and leave balancer cyc (growth
+    cfg.mb_slots) over and over, all at once, until cfg.mb_cycles cycles
+    in all: each announces until it is a joined member (status page), then
+    sends heartbeats without join= until it is disabled (left), and so on.
+    Meanwhile requests go through the balancer, and the status page is
+    polled for what the balancer lists."""
+    log('membership: %d join/leave cycles of %d origins over %d slots'
+        % (cfg.mb_cycles, len(ips), cfg.mb_slots))
+    hb_port = hbtest.free_port(kind='udp')
+    proxy = sb.httpd('mb-cycle-proxy', modules=HB_PROXY,
+                     log_level_extra='lbmethod_heartbeat:info')
+    key = hbtest.write_key(proxy, 'site.key', JOIN_KEY)
+    proxy.conf_body = (mpm(32, servers=2, start=2) + PROXY_KEEPALIVE
+                       + join_proxy_conf(hb_port, key, max_servers=64)
+                       + join_balancer_conf('cyc', cfg.mb_slots))
+    proxy.start()
+    urls = {ip: 'http://%s:%d' % (ip, port) for ip in ips}
+    feeder = JoinFeeder(hb_port, ips, port, 'cyc', every=0.2, ready=10).start()
+    loop = None
+    try:
+        def joined():
+            ms, _ = member_list(proxy, 'cyc')
+            return sum(1 for _, j in ms if j == 'joined') == len(ips)
+        hbtest.wait_until(joined, timeout=20, interval=0.1, message=lambda: 'all %d joined: %r'
+                          % (len(ips), member_list(proxy, 'cyc')))
+        # Warm every worker thread of the children (their allocators keep
+        # what a request freed) before the first memory sample.
+        subprocess.run(['wrk', '-t1', '-c%d' % (2 * cfg.wrk_conns), '-d2s',
+                        proxy.url('/cyc/f.txt')], capture_output=True, timeout=30)
+        loop = RequestLoop(proxy.url('/cyc/f.txt'), clients=cfg.mb_clients).start()
+        time.sleep(1)
+        children0 = sorted(proxy.children())
+        mem0 = private_dirty_kb(children0)
+        phase = {ip: 'join' for ip in ips}
+        cycles = {ip: 0 for ip in ips}
+        polls = []  # (time, listed, joined)
+        mem = [(0, sum(v[0] for v in mem0.values()))]  # (cycles, Private_Dirty kB)
+        worst = {'listed': 0, 'distinct': 0, 'duplicates': 0, 'strangers': set()}
+        t0 = time.monotonic()
+        deadline = t0 + cfg.mb_cycle_timeout
+        while sum(cycles.values()) < cfg.mb_cycles and time.monotonic() < deadline:
+            ms, _ = member_list(proxy, 'cyc')
+            now = time.monotonic()
+            listed = [u for u, _ in ms]
+            marks = dict(ms)
+            n_joined = sum(1 for _, j in ms if j == 'joined')
+            polls.append((now, len(listed), n_joined))
+            worst['listed'] = max(worst['listed'], len(listed))
+            worst['distinct'] = max(worst['distinct'], len(set(listed)))
+            worst['duplicates'] = max(worst['duplicates'], len(listed) - len(set(listed)))
+            worst['strangers'] |= set(listed) - set(urls.values())
+            # An origin leaves only while another one announces and is a
+            # member: one always is, so requests always have somewhere to
+            # go (otherwise the origins fall into step with the sweep and
+            # all leave at once).
+            holders = sum(1 for ip in ips if phase[ip] == 'join'
+                          and marks.get(urls[ip]) == 'joined')
+            # The origin with the fewest cycles goes first: every one takes
+            # its turn at holding.
+            for ip in sorted(ips, key=lambda x: cycles[x]):
+                mark = marks.get(urls[ip])
+                if phase[ip] == 'join' and mark == 'joined' and holders > 1:
+                    phase[ip] = 'leave'
+                    holders -= 1
+                    feeder.set_join(ip, False)
+                elif phase[ip] == 'leave' and mark == 'left':
+                    cycles[ip] += 1
+                    done = sum(cycles.values())
+                    if done % max(1, cfg.mb_cycles // 10) == 0:
+                        mem.append((done, sum(v[0] for v in
+                                              private_dirty_kb(proxy.children()).values())))
+                    if done >= cfg.mb_cycles:
+                        break
+                    phase[ip] = 'join'
+                    feeder.set_join(ip, True)
+            time.sleep(0.03)
+        elapsed = time.monotonic() - t0
+        # Everyone announces again, as at the start: the same state as the
+        # first memory sample.
+        for ip in ips:
+            feeder.set_join(ip, True)
+        hbtest.wait_until(joined, timeout=10, interval=0.1,
+                          message=lambda: 'all joined again: %r' % (member_list(proxy, 'cyc'),))
+        time.sleep(1)
+        loop.stop()
+        children1 = sorted(proxy.children())
+        mem1 = private_dirty_kb(children1)
+        ms, bal = member_list(proxy, 'cyc')
+    finally:
+        if loop:
+            loop.stop()
+        feeder.close()
+    alive = proxy.running
+    text = proxy.error_log()
+    proxy.shutdown()
+    # The slot each origin was given (LB0315) and took again (LB0319): one
+    # address per slot, each address in one slot.
+    slot_urls, url_slots = {}, {}
+    for m in list(LB_SLOT_RE.finditer(text)) + list(LB_AGAIN_RE.finditer(text)):
+        if m.group(2) != 'cyc':
+            continue
+        slot_urls.setdefault(int(m.group(3)), set()).add(m.group(1))
+        url_slots.setdefault(m.group(1), set()).add(int(m.group(3)))
+    pd0 = sum(v[0] for v in mem0.values())
+    pd1 = sum(v[0] for v in mem1.values())
+    rss0 = sum(v[1] for v in mem0.values())
+    rss1 = sum(v[1] for v in mem1.values())
+    recs = loop.records
+    t_end = t0 + elapsed
+    during = [r for r in recs if t0 <= r[0] < t_end]
+    failed = [r for r in during if not ok_status(r[2])]
+
+    def joined_at(t):
+        """Joined members in the last poll before t (None before the first)."""
+        before = [p for p in polls if p[0] <= t]
+        return before[-1][2] if before else None
+    failed_up = [r for r in failed if (joined_at(r[0]) or 0) > 0 and (joined_at(r[1]) or 0) > 0]
+    by = {}
+    for r in failed:
+        by[str(r[2])] = by.get(str(r[2]), 0) + 1
+    crash = [line for line in text.splitlines()
+             if re.search(r'exit signal|Segmentation|AddressSanitizer', line)]
+    return {
+        'origins': len(ips), 'slots': cfg.mb_slots, 'cycles': sum(cycles.values()),
+        'cycles_wanted': cfg.mb_cycles, 'cycles_by_origin': cycles, 'seconds': elapsed,
+        'polls': len(polls), 'max_listed': worst['listed'], 'max_distinct': worst['distinct'],
+        'max_duplicates': worst['duplicates'], 'strangers': sorted(worst['strangers']),
+        'min_joined': min((p[2] for p in polls), default=None),
+        'polls_none_joined': sum(1 for p in polls if p[2] == 0),
+        'slot_urls': {str(k): sorted(v) for k, v in sorted(slot_urls.items())},
+        'url_slots': {k: sorted(v) for k, v in sorted(url_slots.items())},
+        'slots_shared': sum(1 for v in slot_urls.values() if len(v) > 1)
+        + sum(1 for v in url_slots.values() if len(v) > 1),
+        'lb0315': len(LB_SLOT_RE.findall(text)), 'lb0319': len(LB_AGAIN_RE.findall(text)),
+        'lb0317': len(re.findall(r'LB0317:', text)),
+        'balancer': bal, 'members_end': ms,
+        'parent_alive': alive, 'children_before': children0, 'children_after': children1,
+        'children_same': children0 == children1, 'crash_lines': crash[:10],
+        'private_dirty_kb_before': pd0, 'private_dirty_kb_after': pd1,
+        'rss_kb_before': rss0, 'rss_kb_after': rss1,
+        'private_dirty_growth_kb': pd1 - pd0,
+        'private_dirty_growth_pct': 100.0 * (pd1 - pd0) / pd0 if pd0 else None,
+        'requests': len(during), 'requests_failed': len(failed),
+        'requests_failed_with_member_up': len(failed_up), 'failed_by': by,
+        'heartbeats_sent': feeder.sent, 'private_dirty_by_cycles': mem, 'clients': cfg.mb_clients,
+        'mem_children': {str(p): [mem0.get(p), mem1.get(p)] for p in children0},
+    }
+
+
+# Rows 3 and 4: the balancers the real origins join, each as the brief of
+# issue 18 sets it up (lbmethod=heartbeat growth=8, HeartbeatJoin on):
+# rs takes the proxy's graceful restarts; gs the origins' graceful stops,
+# gd their drain (hbctl) then graceful stop, as docs/deployment.md advises.
+# gs and gd give their members retry=1 (HeartbeatJoinMember): a member
+# whose connection failed stays in error for mod_proxy's retry, 60 s by
+# default, which would carry one stop's failures into the next.
+MB_JOIN_RETRY = '    HeartbeatJoinMember retry=1\n'
+MB_STOP_BALANCERS = (('rs', ''), ('gs', MB_JOIN_RETRY), ('gd', MB_JOIN_RETRY))
+HBCTL = os.path.join(SRC, 'tools', 'hbctl')
+
+
+def membership_stop_restart(sb, cfg):
+    """Rows 3 and 4: three real origins with mod_heartbeat (HeartbeatBalancer
+    for every balancer of MB_STOP_BALANCERS) joined. wrk through the proxy
+    while the proxy restarts gracefully (SIGUSR1), joined members against
+    the same origins as static byrequests members, with keep-alive and
+    with a connection per request; then wrk while one origin stops
+    gracefully (SIGWINCH), alone or after hbctl drain."""
+    ips = ['127.0.4.%d' % (k + 1) for k in range(3)]
+    port = hbtest.port_free_on(ips)
+    hb_port = hbtest.free_port(kind='udp')
+    proxy = sb.httpd('mb-sr-proxy', modules=HB_PROXY, log_level_extra='lbmethod_heartbeat:info')
+    key = hbtest.write_key(proxy, 'site.key', JOIN_KEY)
+    lines = '\n'.join('    BalancerMember http://%s:%d' % (ip, port) for ip in ips)
+    # Two children of 32 threads, and room for two more: after a graceful
+    # restart the new generation starts its two while the old one finishes
+    # (with ServerLimit 2 it would run on one child until an old one exits,
+    # and that child, all its workers busy, closes keep-alive connections).
+    proxy.conf_body = (mpm(32, servers=4, start=2) + PROXY_KEEPALIVE
+                       + join_proxy_conf(hb_port, key, max_servers=64)
+                       + ''.join(join_balancer_conf(name, 8, section=section)
+                                 for name, section in MB_STOP_BALANCERS)
+                       + '<Proxy balancer://static>\n%s\n    ProxySet lbmethod=byrequests\n'
+                       '</Proxy>\nProxyPass /static/ balancer://static/\n' % lines)
+    origins = []
+    for k, ip in enumerate(ips):
+        o = membership_origin(sb, 'mb-sr-origin%d' % k, [(ip, port)], modules=['heartbeat'])
+        okey = hbtest.write_key(o, 'site.key', JOIN_KEY)
+        o.state_file = os.path.join(o.run_dir, 'heartbeat.state')
+        o.conf_body += ('HeartbeatAddress 127.0.0.1:%d\nHeartbeatSource %s\n'
+                        'HeartbeatSecret "%s" %s\nHeartbeatInterval %s\nHeartbeatStateFile %s\n'
+                        % (hb_port, ip, okey, JOIN_KID, cfg.mb_interval, o.state_file)
+                        + ''.join('HeartbeatBalancer %s\n' % name
+                                  for name, _ in MB_STOP_BALANCERS))
+        origins.append(o)
+    for h in (origins[0], proxy):
+        rc, out = h.config_test()
+        if rc != 0:
+            # Rows 1 and 2 need none of this: these are reported as not
+            # measured.
+            log('membership: %s: configuration refused: %s' % (h.name, out.strip()[-300:]))
+            return {'error': '`httpd -t` refuses the %s configuration (HeartbeatBalancer,'
+                    ' HeartbeatStateFile, HeartbeatJoinMember built?): %s'
+                    % ('origins\'' if h is not proxy else 'proxy\'s', out.strip()[-300:])}
+    urls = {ip: 'http://%s:%d' % (ip, port) for ip in ips}
+    proxy.start()
+    for o in origins:
+        o.start()
+
+    def serving(ip):
+        e = proxy_servers(proxy, port=port).get(ip)
+        st = proxy_status(proxy)
+        ms = {(m['balancer'], m['member'], m.get('joined')) for m in st.get('members', [])}
+        return (e is not None and e['state'] == 'up'
+                and all(('balancer://' + name, urls[ip], 'joined') in ms
+                        for name, _ in MB_STOP_BALANCERS))
+    interval = float(cfg.mb_interval[:-2]) / 1000 if cfg.mb_interval.endswith('ms') \
+        else float(cfg.mb_interval.rstrip('s'))
+    res = {'interval': cfg.mb_interval, 'wrk_seconds': cfg.mb_wrk_seconds,
+           'event_at_s': cfg.mb_event_at, 'balancers': dict(MB_STOP_BALANCERS),
+           'wrk_conns': cfg.wrk_conns, 'graceful_stop': [], 'restart': {}}
+    try:
+        t0 = time.monotonic()
+        hbtest.wait_until(lambda: all(serving(ip) for ip in ips), timeout=20, interval=0.1,
+                          message=lambda: 'real origins joined: %r' % (proxy_status(proxy),))
+        res['joined_s'] = time.monotonic() - t0
+        for path in ('/rs/f.txt', '/static/f.txt'):
+            subprocess.run(['wrk', '-t1', '-c%d' % cfg.wrk_conns, '-d1s', proxy.url(path)],
+                           capture_output=True, timeout=30)
+        log('membership: proxy graceful restart under wrk (%d rounds: joined and static'
+            ' members, keep-alive and a connection per request)' % cfg.rounds)
+        variants = (('static', '/static/f.txt', False), ('joined', '/rs/f.txt', False),
+                    ('static-close', '/static/f.txt', True),
+                    ('joined-close', '/rs/f.txt', True))
+        res['restart'] = {name: [] for name, _, _ in variants}
+
+        def restart():
+            """A graceful restart; -> the children before and after."""
+            old = sorted(proxy.children())
+            proxy.graceful_restart()
+            return {'old_children': old, 'new_children': sorted(proxy.children())}
+        for rnd in range(cfg.rounds):
+            for name, path, close in variants:
+                r = wrk_with_event(proxy.url(path), cfg, restart, close)
+                ms, _ = member_list(proxy, 'rs')
+                r['members_after'] = sum(1 for _, j in ms if j == 'joined')
+                res['restart'][name].append(r)
+            log('membership: graceful restart %d/%d: failed %s' % (
+                rnd + 1, cfg.rounds, ', '.join('%s %d of %d' % (
+                    n, res['restart'][n][-1]['failed'], res['restart'][n][-1]['requests'])
+                    for n, _, _ in variants)))
+
+        log('membership: graceful stop of a joined origin under wrk (%d rounds: alone, and'
+            ' after hbctl drain)' % cfg.rounds)
+        k = 0
+        for rnd in range(cfg.rounds):
+            for name, drain in (('gs', False), ('gd', True)):
+                o, ip = origins[k % len(origins)], ips[k % len(ips)]
+                k += 1
+
+                def not_up(states):
+                    e = proxy_servers(proxy, port=port).get(ip)
+                    return e is None or e['state'] in states
+
+                def stop():
+                    """[hbctl drain, until the proxy's table says so, and two
+                    intervals more,] SIGWINCH to the origin; -> how long until
+                    the table said drain (from hbctl's return), and stopping
+                    (from the signal: its state=stopping heartbeat), and until
+                    the origin had exited."""
+                    out = {}
+                    if drain:
+                        subprocess.run([HBCTL, 'drain', o.state_file], check=True,
+                                       capture_output=True, timeout=30)
+                        t_ev = time.monotonic()  # the file says drain
+                        hbtest.wait_until(lambda: not_up(('drain',)), timeout=5, interval=0.002,
+                                          message='%s drained in the proxy\'s table' % ip)
+                        out['drain_seen_s'] = time.monotonic() - t_ev
+                        time.sleep(2 * interval)
+                    t_sig = time.monotonic()
+                    th = threading.Thread(target=o.graceful_stop)
+                    th.start()
+                    seen = None
+                    while seen is None and time.monotonic() - t_sig < 5:
+                        if not_up(('stopping',)):
+                            seen = time.monotonic() - t_sig
+                        else:
+                            time.sleep(0.002)
+                    th.join()
+                    out.update({'stopping_seen_s': seen, 'exited_s': time.monotonic() - t_sig})
+                    return out
+                r = wrk_with_event(proxy.url('/%s/f.txt' % name), cfg, stop)
+                r.update({'origin': ip, 'balancer': name, 'drain': drain})
+                if drain:
+                    subprocess.run([HBCTL, 'undrain', o.state_file], check=True,
+                                   capture_output=True, timeout=30)
+                o.start()
+                t1 = time.monotonic()
+                hbtest.wait_until(lambda: serving(ip), timeout=20, interval=0.05,
+                                  message=lambda: '%s joined again: %r'
+                                  % (ip, proxy_status(proxy)))
+                r['back_s'] = time.monotonic() - t1
+                res['graceful_stop'].append(r)
+                ev = r['event']
+                log('membership: %sgraceful stop of %s (%s): %d failed of %d (non-2xx %d, %s);'
+                    ' the proxy saw it %sstopping after %s ms' % (
+                        'drain, then ' if drain else '', ip, name, r['failed'], r['requests'],
+                        r['non_2xx'], r['socket_errors'],
+                        'drain after %s ms, ' % fmt(ev['drain_seen_s'] * 1000, 0)
+                        if drain else '',
+                        fmt(ev['stopping_seen_s'] * 1000 if ev.get('stopping_seen_s')
+                            is not None else None, 0)))
+        res['members_end'] = member_list(proxy, 'rs')[0]
+    finally:
+        for o in origins:
+            if o.running:
+                o.shutdown()
+        proxy.shutdown()
+    for name, runs in res['restart'].items():
+        res['restart_%s_failed' % name] = sum(r['failed'] for r in runs)
+    for which, drain in (('alone', False), ('drain', True)):
+        runs = [r for r in res['graceful_stop'] if r['drain'] == drain]
+        res['graceful_stop_%s_failed' % which] = sum(r['failed'] for r in runs)
+    log_text = proxy.error_log()
+    # What the proxy logged: joins, AH01102 (a request on a backend
+    # connection the origin reset or closed: error reading the status line),
+    # AH00957/AH01114 (connect refused), AH00959 (member put in error for
+    # retry), LB0304/AH01170 (no member to pick: 503).
+    res['proxy_log'] = {k: len(re.findall(k, log_text))
+                        for k in ('LB0315', 'LB0317', 'LB0319', 'LB0304', 'AH01170', 'AH01102',
+                                  'AH00957', 'AH01114', 'AH00959')}
+    res['proxy_log_errors'] = [line for line in log_text.splitlines()
+                               if re.search(r':(error|crit|alert|emerg)\]', line)][:20]
+    # Requests no member could take (503): which process, and why.
+    res['proxy_log_503'] = [line for line in log_text.splitlines()
+                            if re.search(r'LB0304|AH01170', line)][:20]
+    return res
+
+
+# --------------------------------------------------------------------------
 # After a benchmark
 # --------------------------------------------------------------------------
 
@@ -1892,7 +2523,8 @@ def parse_args(argv):
     ap.add_argument('--out-md', default=os.path.join(SRC, 'docs', 'PERFORMANCE.md'))
     ap.add_argument('--out-dir', default=os.path.join(SRC, 'bench', 'results'))
     ap.add_argument('--only',
-                    default='request_path,micro,ingest,freshness,quality,failure,proxies',
+                    default='request_path,micro,ingest,freshness,quality,failure,proxies,'
+                    'membership',
                     help='comma-separated subset')
     ap.add_argument('--rounds', type=int, default=3, help='rounds per comparison (>= 3)')
     ap.add_argument('--quick', action='store_true', help='short runs, for trying the script')
@@ -1940,6 +2572,19 @@ def parse_args(argv):
     cfg.mp_clients = 18
     cfg.mp_settle = 1.5
     cfg.mp_window = 4
+    # membership (issue 18): 8 origins joining and leaving 16 slots until
+    # mb_cycles cycles in all (at most mb_cycle_timeout s), mb_clients
+    # clients sending requests meanwhile; real origins (HeartbeatInterval
+    # mb_interval) stopped, or the proxy restarted, mb_event_at s into a
+    # wrk run of mb_wrk_seconds.
+    cfg.mb_origins = 8
+    cfg.mb_slots = 16
+    cfg.mb_cycles = 1000
+    cfg.mb_cycle_timeout = 240
+    cfg.mb_clients = 2
+    cfg.mb_interval = '250ms'
+    cfg.mb_wrk_seconds = 4
+    cfg.mb_event_at = 1.5
     if cfg.quick:
         cfg.rounds_rp = cfg.rounds
         cfg.wrk_seconds = 1
@@ -1951,6 +2596,8 @@ def parse_args(argv):
         cfg.cold_steady = (6, 8)
         cfg.bh_seconds = 3
         cfg.mp_window = 3
+        cfg.mb_cycles = 200
+        cfg.mb_wrk_seconds = 3
     return cfg
 
 
@@ -2031,7 +2678,8 @@ def main(argv=None):
                ('freshness', lambda sb: bench_freshness(sb, cfg)),
                ('quality', lambda sb: bench_quality(sb, cfg, cfg.bin_dir)),
                ('failure', lambda sb: bench_failure(sb, cfg, cfg.bin_dir)),
-               ('proxies', lambda sb: bench_proxies(sb, cfg))]
+               ('proxies', lambda sb: bench_proxies(sb, cfg)),
+               ('membership', lambda sb: bench_membership(sb, cfg, cfg.bin_dir))]
     try:
         with hbtest.Sandbox('bench', run=run) as sb:
             for name, bench in benches:
