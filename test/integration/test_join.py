@@ -198,6 +198,16 @@ class JoinTest(JoinCase):
                              capture_output=True, text=True).stdout
         self.assertRegex(out, r'127\.0\.0\.3 +%d .* yes +shop\n' % a.port)
 
+    def test_static_and_joined_members_mixed(self):
+        a, b = self.origins(2)
+        self.proxy(section_extra='    BalancerMember http://%s:%d' % (a.ip, a.port)).start()
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        joined = {k: v['joined'] for k, v in self.members().items()}
+        self.assertEqual(joined, {'http://127.0.0.2:%d' % a.port: 'static',
+                                  'http://127.0.0.3:%d' % a.port: 'joined'})
+
     def test_every_child_uses_joined_members(self):
         self.proxy(extra='StartServers 3\nMinSpareThreads 75\nThreadsPerChild 25\n').start()
         (a,) = self.origins(1)
