@@ -1505,26 +1505,90 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def cold_start(proxy, p, method, cfg):
+def storage_files(proxy):
+    """What the proxy's monitor saved at its last stop: the storage file
+    (default heartbeat/hb.dat in DefaultRuntimeDir, the harness's run/) and
+    whatever else is in that directory."""
+    d = os.path.join(proxy.run_dir, 'heartbeat')
+    return sorted(os.path.join(d, n) for n in os.listdir(d)) if os.path.isdir(d) else []
+
+
+class FirstSeen:
+    """Polls the proxy's status page (JSON) every `interval` s from before
+    its start until each of `ips` is in the monitor's table or `timeout`
+    s passed: when each one was first seen (time.monotonic())."""
+
+    def __init__(self, proxy, netns, ips, interval=0.02, timeout=3.0):
+        self.proxy, self.netns, self.ips = proxy, netns, set(ips)
+        self.interval, self.timeout = interval, timeout
+        self.seen = {}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while not self._stop.is_set() and time.monotonic() - self.t0 < self.timeout:
+            try:
+                servers = proxy_servers(self.proxy, self.netns)
+            except (OSError, http.client.HTTPException, ValueError, KeyError):
+                servers = {}
+            now = time.monotonic()
+            for ip in self.ips & set(servers):
+                self.seen.setdefault(ip, now)
+            if self.ips <= set(self.seen):
+                return
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=10)
+
+
+def cold_start(proxy, p, method, cfg, fresh=False, stopped_at=None, watch=()):
     """One full start of the proxy while cfg.fail_clients clients are
     already connecting to /<method>/svc; stopped again at the end.
+
+    `fresh`: the first start of a new proxy. What the monitor saved at the
+    previous stop is removed first (no restart priors), and the proxy is
+    started only once it has been stopped (since `stopped_at`, monotonic)
+    for cfg.first_down s, so that every origin has had a heartbeat
+    refused. `watch`: origin addresses whose first appearance in the
+    monitor's table is recorded (status page polled from before the
+    start), relative to the start's return.
 
     The windows count from t_up, when the start returned (the harness saw
     the proxy accept a connection). The first one also holds what started
     earlier and got through; a refusal counts as a failure only for a
     request started after t_up: one started before may have tried before
     the proxy listened, whatever its place among the others."""
+    removed = []
+    if fresh:
+        for path in storage_files(proxy):
+            os.unlink(path)
+            removed.append(os.path.basename(path))
     loop = ClosedLoop(proxy.url('/%s/svc' % method), p, cfg.fail_clients).start()
+    seen = None
     try:
         hbtest.wait_until(lambda: len(loop.snapshot()) >= cfg.fail_clients, timeout=10,
                           message='clients connecting')
+        if fresh and stopped_at is not None:
+            time.sleep(max(0.0, stopped_at + cfg.first_down - time.monotonic()))
+        if watch:
+            seen = FirstSeen(proxy, p, watch).start()
         t_cmd = time.monotonic()
         proxy.start()
         t_up = time.monotonic()
         time.sleep(cfg.cold_steady[1])  # measuring
     finally:
+        if seen:
+            seen.stop()
         if proxy.running:
             proxy.shutdown()
+        t_down = time.monotonic()
         loop.stop()
     records = [r for r in loop.snapshot()
                if r[0] >= t_cmd and not (r[2] == 'refused' and r[0] < t_up)]
@@ -1534,11 +1598,22 @@ def cold_start(proxy, p, method, cfg):
     # than 1.5 times the steady p99.
     slow = [r[0] - t_up for r in records if r[0] < t_up + cfg.cold_first and ok_status(r[2])
             and steady['p99_ms'] and (r[1] - r[0]) * 1000 > 1.5 * steady['p99_ms']]
-    return {'method': method, 'start_s': t_up - t_cmd, 'first': first, 'steady': steady,
-            'ratio': ratio(first['p99_ms'], steady['p99_ms']),
+    out = {'method': method, 'start_s': t_up - t_cmd, 'first': first, 'steady': steady,
+           'ratio': ratio(first['p99_ms'], steady['p99_ms']),
             'slow_until_s': max(slow) if slow else None,
-            'share_b_first': share(first['origins'], 'b'),
-            'share_b_steady': share(steady['origins'], 'b')}
+           'share_b_first': share(first['origins'], 'b'),
+           'share_b_steady': share(steady['origins'], 'b'), 't_down': t_down}
+    if stopped_at is not None:
+        out['down_s'] = t_cmd - stopped_at
+    if fresh:
+        out['removed'] = removed
+    if watch:
+        out['first_seen_s'] = {ip: seen.seen[ip] - t_up if ip in seen.seen else None
+                               for ip in watch}
+    # The first second after the start, in 0.25-s slices: answers by origin.
+    out['first_origins'] = [window_stats(records, t_up + i * 0.25 if i else t_cmd,
+                                         t_up + (i + 1) * 0.25)['origins'] for i in range(4)]
+    return out
 
 
 def black_hole_runs(proxy, p, bins, cfg, idle):
@@ -1626,6 +1701,7 @@ def slow_start_trial(proxy, p, origin, balancer, ramp, cfg):
 
 
 FAIL_METHODS = ('heartbeat', 'byrequests', 'bybusyness')
+FIRST_HB_PORT = 27997  # the proxy's unicast HeartbeatListen, beside OURS_GROUP
 FAIL_WORKERS = (8, 32)  # origins a and b; c, the black hole, as b
 SLOW_START_MISSING = "Invalid command 'HeartbeatSlowStart'"
 
@@ -1636,14 +1712,21 @@ def bench_failure(sb, cfg, bins):
     load0 = loadavg()
     lab = sb.netlab(['a', 'b', 'c', 'proxy'], ipv6=False)
     a, b, c, p = lab['a'], lab['b'], lab['c'], lab['proxy']
+    # a and b also send to the proxy by unicast (mod_heartbeat sends to every
+    # HeartbeatAddress), for the first start of a new proxy: a unicast
+    # sender hears "port unreachable" while the monitor is down and beats
+    # every 100 ms until it listens. The multicast stays, for the other
+    # rows (an unsigned heartbeat twice is the same report twice).
     origins = start_origin_pair(sb, lab, 'fail', True, FAIL_WORKERS, lua=True,
-                                service_ms=cfg.fail_service_ms)
+                                service_ms=cfg.fail_service_ms,
+                                extra='HeartbeatAddress %s:%d\n' % (p.ip, FIRST_HB_PORT))
     # c: our sender reports its workers, all free, and every request gets
     # 503 at once (a broken application), as in test_black_hole_is_ejected.
     (hole,) = start_origin_pair(sb, lab, 'fail', True, FAIL_WORKERS[1:], hosts=('c',))
     hole.modules.append('alias')
     hole.conf_body += 'Redirect 503 /svc\n'
     conf = (LOAD_PROXY_MPM + STATUS_LOCATION + 'HeartbeatListen %s:%d\n' % OURS_GROUP
+            + 'HeartbeatListen %s:%d\n' % (p.ip, FIRST_HB_PORT)
             + ''.join(balancer_conf(m, m, (a, b)) + balancer_conf('bh-' + m, m, (a, b, c))
                       for m in FAIL_METHODS))
     ramps = [(s, 'ss%d' % s) for s in cfg.ss_ramps]
@@ -1657,7 +1740,8 @@ def bench_failure(sb, cfg, bins):
            'cold_steady_s': list(cfg.cold_steady), 'bh_rate': cfg.bh_rate,
            'bh_seconds': cfg.bh_seconds, 'ss_window_s': cfg.ss_window,
            'ss_settle_s': cfg.ss_settle, 'ss_steady_s': cfg.ss_steady, 'date': started,
-           'load_start': load0}
+           'load_start': load0, 'first_down_s': cfg.first_down,
+           'first_hb': '%s:%d' % (p.ip, FIRST_HB_PORT)}
     if rc != 0 and SLOW_START_MISSING in out:
         # Not built yet: slow start 0 is the default, measured without the
         # directive; the others are reported as not measured.
@@ -1678,14 +1762,28 @@ def bench_failure(sb, cfg, bins):
     hbtest.wait_until(lambda: len(proxy_servers(proxy, p)) >= 3, timeout=10,
                       message='the proxy has heard every origin')
     proxy.shutdown()
+    stopped_at = time.monotonic()
     log('failure: cold start, %d clients already connecting' % cfg.fail_clients)
-    res['cold'] = {m: [] for m in ('heartbeat', 'bybusyness')}
+    # heartbeat and bybusyness after a restart (the last reports saved at
+    # the previous stop read back), and heartbeat at the first start of a
+    # new proxy ('first': nothing saved, stopped for cfg.first_down s).
+    res['cold'] = {m: [] for m in ('heartbeat', 'bybusyness', 'first')}
+    watch = (a.ip, b.ip)
     for rnd in range(cfg.rounds):
-        for method in res['cold']:
-            res['cold'][method].append(cold_start(proxy, p, method, cfg))
-        log('failure: cold start %d/%d: failed/ratio %s' % (rnd + 1, cfg.rounds, ', '.join(
-            '%s=%d/%s' % (m, r[-1]['first']['failed'], fmt(r[-1]['ratio'], 2))
-            for m, r in res['cold'].items())))
+        for variant in res['cold']:
+            fresh = variant == 'first'
+            r = cold_start(proxy, p, 'heartbeat' if fresh else variant, cfg, fresh=fresh,
+                           stopped_at=stopped_at, watch=watch if fresh else ())
+            stopped_at = r.pop('t_down')
+            res['cold'][variant].append(r)
+        first = res['cold']['first'][-1]
+        log('failure: cold start %d/%d: failed/ratio %s; first start: down %s s, removed %s,'
+            ' a/b first seen %s s after the start returned' % (
+                rnd + 1, cfg.rounds, ', '.join(
+                    '%s=%d/%s' % (m, r[-1]['first']['failed'], fmt(r[-1]['ratio'], 2))
+                    for m, r in res['cold'].items()), fmt(first['down_s'], 2),
+                ' '.join(first['removed']) or 'nothing',
+                '/'.join(fmt(first['first_seen_s'][ip], 3) for ip in watch)))
 
     log('failure: black hole, open loop %g/s' % cfg.bh_rate)
     proxy.start()
@@ -1801,6 +1899,7 @@ def bench_proxies(sb, cfg):
                                  service_ms=cfg.fail_service_ms, port=8081,
                                  extra='HeartbeatResponseHeader on\n')
     conf = (LOAD_PROXY_MPM + STATUS_LOCATION + 'HeartbeatListen %s:%d\n' % OURS_GROUP
+            + 'HeartbeatListen %s:%d\n' % (p.ip, FIRST_HB_PORT)
             + ''.join(balancer_conf(name, method, (a, b), port, section)
                       for name, (method, port, section) in MP_BALANCERS.items()))
     proxies = []
@@ -2559,6 +2658,7 @@ def parse_args(argv):
     cfg.fail_clients = 36
     cfg.cold_first = 3
     cfg.cold_steady = (10, 11.5)
+    cfg.first_down = 1.5  # first start of a new proxy: stopped this long before
     cfg.bh_rate = 50
     cfg.bh_seconds = 4
     cfg.ss_ramps = (0, 2, 5)

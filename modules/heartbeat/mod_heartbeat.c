@@ -594,6 +594,11 @@ static apr_status_t hb_source_for(hb_conf_t *conf, hb_dest_t *d)
  * before each send. Multicast gets no such answers.
  */
 #define HB_REFUSED_RETRY apr_time_from_msec(100)
+/* How long the fast beats go on after the last refusal seen: Linux sends a
+ * host at most about one "port unreachable" a second after a burst of six
+ * (icmp_ratelimit; loopback is exempt), so most fast beats to a monitor
+ * that is still down get no answer at all. */
+#define HB_REFUSED_HOLD apr_time_from_msec(2500)
 /* Sockets whose errors the sender's sleep watches (HeartbeatAddress
  * destinations beyond these are seen at their next send only). */
 #define HB_MAX_WATCHED 16
@@ -996,7 +1001,7 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
     int64_t next;
     hb_state_e sent = HB_STATE_UP;
     int watch_fd, first = 1, refused = 0;
-    int64_t extra_ok = 0;
+    int64_t extra_ok = 0, refused_until = 0;
 
     if (apr_pool_create(&conf->sock_pool, NULL) != APR_SUCCESS) {
         return;
@@ -1016,7 +1021,10 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
                  * scheduled for a whole interval): start afresh, no burst. */
                 next = now + every;
             }
-            if (conf->refused && next > now + HB_REFUSED_RETRY) {
+            if (conf->refused) {
+                refused_until = now + HB_REFUSED_HOLD;
+            }
+            if (now < refused_until && next > now + HB_REFUSED_RETRY) {
                 next = now + HB_REFUSED_RETRY; /* a monitor is down: see hb_refused */
             }
         }
@@ -1037,6 +1045,7 @@ static void hb_sender_run(server_rec *s, hb_conf_t *conf)
         if (refused) {
             /* A monitor's port is closed: the next beat soon (hb_refused). */
             now = hb_mono_usec();
+            refused_until = now + HB_REFUSED_HOLD;
             if (next > now + HB_REFUSED_RETRY) {
                 next = now + HB_REFUSED_RETRY;
             }
