@@ -82,6 +82,10 @@ static volatile apr_uint32_t lbhb_rand_counter;
 /* When this server started (kept across graceful restarts, which keep the
  * table too): HeartbeatWarmUp counts from here. */
 static apr_time_t lbhb_started_at;
+/* When this child started: the cold-start wait (LBHB_COLD_WAIT) counts
+ * from the later of the two, since a start can take a while between the
+ * parent's configuration and the first child accepting. */
+static apr_time_t lbhb_child_at;
 
 /* ------------------------------------------------------------- config */
 
@@ -724,7 +728,10 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
          * and a big one. Only once per start, and only while no member of
          * this balancer has any report. */
         while (b.warming && t && t == lbhb_shared && b.nfound > 0 && b.unknown == b.nfound &&
-               b.with_entry == 0 && apr_time_now() < lbhb_started_at + LBHB_COLD_WAIT) {
+               b.with_entry == 0 &&
+               apr_time_now() <
+                   (lbhb_child_at > lbhb_started_at ? lbhb_child_at : lbhb_started_at) +
+                       LBHB_COLD_WAIT) {
             apr_sleep(apr_time_from_msec(5));
             b = init;
             b.now = apr_time_now();
@@ -1122,6 +1129,7 @@ static void lbhb_child_init(apr_pool_t *p, server_rec *s)
     APR_OPTIONAL_FN_TYPE(hm_storage_path) *path_fn = APR_RETRIEVE_OPTIONAL_FN(hm_storage_path);
     const char *path = NULL;
 
+    lbhb_child_at = apr_time_now();
     lbhb_shared = table_fn ? table_fn() : NULL;
     if (!lbhb_shared) {
         /* Our own HeartbeatStorage, else the file the monitor writes, else
