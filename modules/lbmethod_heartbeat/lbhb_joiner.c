@@ -519,6 +519,14 @@ static void lbhb_sweep(apr_pool_t *p, server_rec *s, lbhb_group_t *g, const hm_t
     }
 }
 
+void lbhb_join_sync(proxy_balancer *b, server_rec *s)
+{
+    if (lbhb_sync && b->s->wupdated > b->wupdated && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+        lbhb_sync(b, s, b->sconf);
+        PROXY_THREAD_UNLOCK(b);
+    }
+}
+
 /* Let this child make its objects for new members now (mod_proxy does it
  * under the balancer's thread mutex, before each pick). */
 static void lbhb_sync_copies(server_rec *s, lbhb_group_t *g)
@@ -526,11 +534,7 @@ static void lbhb_sync_copies(server_rec *s, lbhb_group_t *g)
     int c;
 
     for (c = 0; c < g->copies->nelts; c++) {
-        proxy_balancer *b = lbhb_copy(g, c);
-        if (b->s->wupdated > b->wupdated && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
-            lbhb_sync(b, s, b->sconf);
-            PROXY_THREAD_UNLOCK(b);
-        }
+        lbhb_join_sync(lbhb_copy(g, c), s);
     }
 }
 

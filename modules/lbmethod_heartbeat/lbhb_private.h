@@ -110,6 +110,10 @@ int lbhb_join_post_config(apr_pool_t *p, apr_pool_t *ptemp, server_rec *s, hm_ta
 /* One round of the joiner (each child's member thread, every 100 ms). */
 void lbhb_join_tick(server_rec *s, const hm_table_t *t, apr_pool_t *scratch);
 
+/* Make this child's objects for members added to b since it last looked
+ * (when HeartbeatJoin is used; a no-op otherwise). */
+void lbhb_join_sync(proxy_balancer *b, server_rec *s);
+
 /* 1 if some balancer has HeartbeatJoin on. */
 int lbhb_join_used(void);
 

@@ -912,6 +912,7 @@ static int lbhb_each_balancer(server_rec *s, int (*fn)(proxy_balancer *b, void *
 
 typedef struct {
     apr_pool_t *p;
+    server_rec *s;
     apr_array_header_t *out;
     apr_hash_t *rows; /* name(s) -> row + 1 */
     apr_hash_t *seen; /* proxy_worker_shared * already counted */
@@ -955,8 +956,12 @@ static void lbhb_member_fill_status(lbhb_member_status_t *m, proxy_balancer *b, 
 static int lbhb_member_rows(proxy_balancer *b, void *baton)
 {
     lbhb_status_walk_t *sw = baton;
-    proxy_worker **ws = (proxy_worker **)b->workers->elts;
+    proxy_worker **ws;
     int j;
+
+    /* Members that joined since this child last looked: list them too. */
+    lbhb_join_sync(b, sw->s);
+    ws = (proxy_worker **)b->workers->elts;
 
     for (j = 0; j < b->workers->nelts; j++) {
         proxy_worker_shared *ps = ws[j]->s;
@@ -990,6 +995,7 @@ static apr_array_header_t *lbhb_member_status(apr_pool_t *p, server_rec *s)
     lbhb_status_walk_t sw;
 
     sw.p = p;
+    sw.s = s;
     sw.out = apr_array_make(p, 8, sizeof(lbhb_member_status_t));
     sw.rows = apr_hash_make(p);
     sw.seen = apr_hash_make(p);
