@@ -725,10 +725,11 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
          * the proxy was down retry every 100 ms (mod_heartbeat), so their
          * first reports are due any moment: wait for them a little rather
          * than split the first requests blindly between a small origin
-         * and a big one. Only once per start, and only while no member of
-         * this balancer has any report. */
-        while (b.warming && t && t == lbhb_shared && b.nfound > 0 && b.unknown == b.nfound &&
-               b.with_entry == 0 &&
+         * and a big one. Only once per start, and only while some member
+         * of this balancer has no report: their beats are 0-100 ms apart,
+         * and the first one heard alone would make every unheard member
+         * stand in as its equal (lbhb_fill_unknown). */
+        while (b.warming && t && t == lbhb_shared && b.unknown > 0 &&
                apr_time_now() <
                    (lbhb_child_at > lbhb_started_at ? lbhb_child_at : lbhb_started_at) +
                        LBHB_COLD_WAIT) {
