@@ -1368,15 +1368,10 @@ def analysis_notes(r, cfg):
                    ' longer than that hears its origins at their next interval, as with'
                    ' multicast, and its first picks, after the 250-ms wait, rotate.'
                    if seen and min(v if v is not None else 9 for v in seen) > 0.3 else
-                   ' The origins were heard early, and the first quarter second split by'
-                   ' capacity (a / b per quarter of the first second: %s). What misses is the'
-                   ' second wave: about 0.4 s in, all the clients ask again at once, and the'
-                   ' reports then in the table were taken while the first wave was in flight;'
-                   ' the in-flight correction subtracts the requests started since a report'
-                   ' but credits none that ended, so the 8-worker origin looks as free as'
-                   ' the 32-worker one and takes about half of that wave until the next'
-                   ' report. Restarts have the same waves but priors that say what each can'
-                   ' take.' % '; '.join(' '.join('%d/%d' % (q.get('a', 0), q.get('b', 0))
+                   ' The origins were heard early. Answers by origin (a / b) per quarter of'
+                   ' the first second, per start: %s; a has 8 workers, so more than 8 in'
+                   ' one quarter (one wave of 400-ms requests) means some waited.'
+                   % '; '.join(' '.join('%d/%d' % (q.get('a', 0), q.get('b', 0))
                                                for q in x.get('first_origins', []))
                                       for x in first)
                    if seen else ''))

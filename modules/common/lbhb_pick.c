@@ -282,9 +282,9 @@ int lbhb_find_member(const hm_table_t *t, const hm_addr_t *keys, unsigned int n,
     return (__atomic_load_n(seen, __ATOMIC_ACQUIRE) & LBHB_SEEN_SIGNED) ? -1 : 1;
 }
 
-uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now)
+uint64_t lbhb_baseline(uint64_t *baseline, int64_t report_seen, uint64_t busy_now)
 {
-    uint64_t tag = (uint32_t)report_seen, busy = (uint32_t)busy_now, base;
+    uint64_t tag = (uint32_t)report_seen, busy = (uint32_t)busy_now;
     uint64_t word = __atomic_load_n(baseline, __ATOMIC_ACQUIRE);
 
     while ((word & 0xffffffffu) != tag) {
@@ -295,8 +295,16 @@ uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t bu
         }
         /* else word holds what another process stored: check it */
     }
-    base = word >> 32;
-    return busy > base ? busy - base : 0;
+    return word >> 32;
+}
+
+uint32_t lbhb_credit(uint32_t ready, uint32_t report_busy, uint64_t base, uint64_t busy_now,
+                     uint64_t *started)
+{
+    uint64_t ours = base < report_busy ? base : report_busy;
+
+    *started = busy_now;
+    return (uint64_t)ready + ours > UINT32_MAX ? UINT32_MAX : (uint32_t)(ready + ours);
 }
 
 void lbhb_fill_unknown(lbhb_cand_t *c, unsigned int n)

@@ -35,7 +35,7 @@ uint32_t lbhb_order(unsigned int idx, unsigned int cursor, unsigned int n);
 typedef struct {
     int usable;       /* has fresh data and may take requests */
     uint32_t ready;   /* from the last report */
-    uint64_t started; /* requests sent since that report */
+    uint64_t started; /* what counts against ready: in flight now (lbhb_credit) */
     uint32_t weight;  /* the member's loadfactor; 0 counts as 1 */
     int unknown;      /* not heard from yet (warm-up): see lbhb_fill_unknown */
 } lbhb_cand_t;
@@ -111,14 +111,35 @@ int lbhb_find_member(const hm_table_t *t, const hm_addr_t *keys, unsigned int n,
                      hm_entry_t *e);
 
 /*
- * Requests started on a member since its report of time report_seen, from
- * the member's in-flight count now. *baseline holds (in-flight count at
- * the first look after that report) << 32 | (low 32 bits of report_seen):
- * the first caller after a new report sets it with one compare-and-swap,
- * so every process sharing the word counts from the same baseline; others
- * see it. The word may be process-local too.
+ * This proxy's in-flight count on a member at the first look after its
+ * report of time report_seen. *baseline holds that count << 32 | (low 32
+ * bits of report_seen): the first caller after a new report sets it from
+ * busy_now with one compare-and-swap, so every process sharing the word
+ * counts from the same baseline; others see it. The word may be
+ * process-local too.
  */
-uint64_t lbhb_started_since(uint64_t *baseline, int64_t report_seen, uint64_t busy_now);
+uint64_t lbhb_baseline(uint64_t *baseline, int64_t report_seen, uint64_t busy_now);
+
+/*
+ * The ready slots to rank a member by, from its report (ready, busy), this
+ * proxy's in-flight count at the first look after it (base, from
+ * lbhb_baseline) and now (busy_now, returned in *started for
+ * lbhb_effective): ready + min(busy, base) - busy_now.
+ *
+ * The member can take ready + busy. Of the busy, the report cannot tell
+ * ours from other proxies'; those others' are at least busy - base, and
+ * ours are busy_now: so what is left is ready + busy - max(0, busy - base)
+ * - busy_now. This counts against the member the requests started since
+ * the report; credits the slots ours freed since, as a later report would
+ * (else a report taken while a wave of requests was in flight keeps a
+ * small member looking as full after the wave as a big one, and the next
+ * wave splits evenly); and counts the requests that were on their way when
+ * the report was taken (an origin's early beat when half its workers are
+ * taken is sent while more requests are arriving: else they are never
+ * counted, and the member gets that many too many).
+ */
+uint32_t lbhb_credit(uint32_t ready, uint32_t report_busy, uint64_t base, uint64_t busy_now,
+                     uint64_t *started);
 
 /* ---- slow start (HeartbeatSlowStart) ---- */
 

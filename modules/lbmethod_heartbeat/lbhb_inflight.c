@@ -104,14 +104,16 @@ static lbhb_inflight_t *lbhb_slot_for(uint64_t key)
     return NULL;
 }
 
-int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now)
+int lbhb_inflight_baseline(proxy_worker *w, int64_t report_seen, apr_size_t busy_now,
+                           uint64_t *base)
 {
     lbhb_inflight_t *sl;
 
     if (!lbhb_slots || !(sl = lbhb_slot_for(lbhb_key(w)))) {
-        return -1;
+        return 0;
     }
-    return (int64_t)lbhb_started_since(&sl->word, report_seen, busy_now);
+    *base = lbhb_baseline(&sl->word, report_seen, busy_now);
+    return 1;
 }
 
 lbhb_outlier_t *lbhb_inflight_outlier(proxy_worker *w)

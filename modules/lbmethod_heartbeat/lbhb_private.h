@@ -67,7 +67,7 @@ typedef struct {
     volatile apr_uint32_t warned;
     volatile apr_uint32_t warned_unsigned;
     /* This process's in-flight baseline and LBHB_SEEN_SIGNED word, when
-     * there is no shared one (lbhb_started_since, lbhb_find_member). */
+     * there is no shared one (lbhb_baseline, lbhb_find_member). */
     uint64_t baseline;
     uint32_t seen;
 } lbhb_member_t;
@@ -140,13 +140,14 @@ int lbhb_join_key(proxy_worker *w, hm_addr_t *key);
 void lbhb_inflight_init(apr_pool_t *pconf, server_rec *s);
 
 /*
- * Requests this proxy has started on worker w since the report seen at
- * report_seen, busy_now being the worker's current in-flight count. The
- * first pick in any child after a report records the baseline, and every
- * child counts from it. Returns -1 if no shared slot is available (the
- * caller then keeps a per-process baseline).
+ * This proxy's in-flight count on worker w at the first look after the
+ * report seen at report_seen (lbhb_baseline), busy_now being its count
+ * now: the first pick in any child after a report records it, and every
+ * child counts from it. Returns 0 if no shared slot is available (the
+ * caller then keeps a per-process baseline), else 1 and *base.
  */
-int64_t lbhb_inflight_started(proxy_worker *w, int64_t report_seen, apr_size_t busy_now);
+int lbhb_inflight_baseline(proxy_worker *w, int64_t report_seen, apr_size_t busy_now,
+                           uint64_t *base);
 
 /* What a balancer's picks came to, counted in its shared slot for the
  * status page's metrics. */
@@ -203,6 +204,17 @@ typedef struct {
 
 /* 1 if the member has an entry in this child's heartbeat table. */
 int lbhb_member_heard(request_rec *r, proxy_worker *w);
+
+/*
+ * A member's answer is passing through (lbhb_reports.c), its request still
+ * counted in flight: the first look after a report records the in-flight
+ * count it is credited from (lbhb_credit), so that requests ending before
+ * the next pick are not lost from it. Picks happen only as requests come
+ * in; a wave of answers that ends before the next one came would
+ * otherwise leave the member's baseline at what was left in flight then,
+ * and it would look as full as its report said long after it emptied.
+ */
+void lbhb_member_answered(proxy_worker *w);
 
 /* ---- per-response load reports (lbhb_reports.c) ---- */
 

@@ -8,7 +8,9 @@
  * request went to a member of a heartbeat balancer, the report is checked
  * and put in the member's shared slot, where every child's next pick finds
  * it as a fresher heartbeat. It speaks only for the member the proxy sent
- * the request to: the connection is the proxy's own to that member.
+ * the request to: the connection is the proxy's own to that member. Every
+ * answer of a member also marks, once per report, how many requests were
+ * in flight to it (lbhb_member_answered).
  */
 #include "lbhb_private.h"
 
@@ -108,18 +110,19 @@ static apr_status_t lbhb_report_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     const lbhb_picked_t *pk = NULL;
     request_rec *rr;
 
-    if (v) {
-        /* The request we picked for: the last of an internal redirect
-         * chain that has one. */
-        for (rr = r; rr; rr = rr->prev) {
-            pk = ap_get_module_config(rr->request_config, &lbmethod_heartbeat_module);
-            if (pk) {
-                break;
-            }
+    /* The request we picked for: the last of an internal redirect chain
+     * that has one. */
+    for (rr = r; rr; rr = rr->prev) {
+        pk = ap_get_module_config(rr->request_config, &lbmethod_heartbeat_module);
+        if (pk) {
+            break;
         }
-        if (pk && pk->worker) {
+    }
+    if (pk && pk->worker) {
+        if (v) {
             lbhb_take_report(r, pk, v);
         }
+        lbhb_member_answered(pk->worker);
     }
     apr_table_unset(r->headers_out, LBHB_LOAD_HEADER);
     apr_table_unset(r->err_headers_out, LBHB_LOAD_HEADER);

@@ -503,9 +503,9 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     lbhb_member_t local;
     hm_entry_t e = {{0}};
     apr_size_t busy_now;
-    uint64_t started = 0;
-    uint32_t ready, load_ready, load_busy;
-    int64_t shared, load_at;
+    uint64_t started = 0, base;
+    uint32_t ready, report_busy, load_ready, load_busy;
+    int64_t load_at;
     apr_time_t report_seen;
     lbhb_load_slot_t *load;
     int found, prior;
@@ -578,21 +578,23 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     }
     report_seen = e.seen;
     ready = prior ? (e.ready > UINT32_MAX - e.busy ? UINT32_MAX : e.ready + e.busy) : e.ready;
+    report_busy = prior ? 0 : e.busy;
     if ((load = lbhb_inflight_load(current)) &&
         lbhb_load_get(load, &load_ready, &load_busy, &load_at) && load_at > e.seen) {
         /* The member's answer to a request, newer than its heartbeat: the
          * same kind of report, only fresher (lbhb_load.h). */
         report_seen = load_at;
         ready = load_ready;
+        report_busy = load_busy;
     }
     busy_now = current->s->busy;
-    shared = lbhb_inflight_started(current, report_seen, busy_now);
-    if (shared >= 0) {
-        started = (uint64_t)shared;
+    if (lbhb_inflight_baseline(current, report_seen, busy_now, &base)) {
+        ready = lbhb_credit(ready, report_busy, base, busy_now, &started);
     } else if (m != &local) {
         /* No shared slot: a per-process baseline, blurred by the requests
          * other children start before this one looks. */
-        started = lbhb_started_since(&m->baseline, report_seen, busy_now);
+        base = lbhb_baseline(&m->baseline, report_seen, busy_now);
+        ready = lbhb_credit(ready, report_busy, base, busy_now, &started);
     }
     if (b->slow_start > 0) {
         ready = lbhb_slow_ready(b, current, &e, ready);
@@ -1167,6 +1169,38 @@ int lbhb_member_heard(request_rec *r, proxy_worker *w)
     found = t ? lbhb_lookup(t, w, m, &e) > 0 : 0;
     lbhb_file_release();
     return found;
+}
+
+void lbhb_member_answered(proxy_worker *w)
+{
+    lbhb_member_t *m = lbhb_member(w), local;
+    lbhb_load_slot_t *load;
+    uint32_t load_ready, load_busy;
+    int64_t report_seen, load_at;
+    uint64_t base;
+    hm_entry_t e;
+
+    if (!lbhb_shared || !LBHB_WORKER_CURRENT(w)) {
+        return;
+    }
+    if (!m) {
+        memset(&local, 0, sizeof(local));
+        lbhb_member_fill(w, &local);
+        m = &local;
+    }
+    if (lbhb_lookup(lbhb_shared, w, m, &e) <= 0) {
+        return;
+    }
+    report_seen = e.seen;
+    if ((load = lbhb_inflight_load(w)) && lbhb_load_get(load, &load_ready, &load_busy, &load_at) &&
+        load_at > e.seen) {
+        report_seen = load_at;
+    }
+    /* The same report lbhb_collect would rank it by; its baseline, if this
+     * is the first look since the report, counts this request too. */
+    if (!lbhb_inflight_baseline(w, report_seen, w->s->busy, &base) && m != &local) {
+        lbhb_baseline(&m->baseline, report_seen, w->s->busy);
+    }
 }
 
 static void lbhb_register_hooks(apr_pool_t *p)

@@ -614,10 +614,14 @@ class Feeder:
     With status_url (a heartbeat-status page's ?json), wait_rounds() also
     waits until the table holds what was set."""
 
-    def __init__(self, hb_port, source='127.0.0.1', status_url=None):
+    def __init__(self, hb_port, source='127.0.0.1', status_url=None, interval_ms=100):
         self.hb_port = hb_port
         self.source = source
         self.status_url = status_url
+        # The interval the reports announce (int=): what the monitor's
+        # freshness goes by; they are sent every 100 ms whatever it says.
+        self.interval_ms = interval_ms
+        self.held = False
         self.reports = {}
         self.seq_jump = {}
         self.lock = threading.Lock()
@@ -639,16 +643,22 @@ class Feeder:
         with self.lock:
             self.seq_jump[port] = self.seq_jump.get(port, 0) + 3600 * 1000
 
+    def hold(self):
+        """Send nothing more (the last reports stay the newest, until they
+        are older than the monitor's freshness allows)."""
+        with self.lock:
+            self.held = True
+
     def loop(self):
         seq = int(time.time() * 1000)
         while not self.stop.is_set():
             with self.lock:
-                reports = dict(self.reports)
+                reports = {} if self.held else dict(self.reports)
                 jumps = dict(self.seq_jump)
             for port, (ready, busy, state) in reports.items():
                 seq += 1
-                p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=100&state=%s' % (
-                    ready, busy, port, seq + jumps.get(port, 0), state)
+                p = 'v=1&ready=%d&busy=%d&port=%d&seq=%d&int=%d&state=%s' % (
+                    ready, busy, port, seq + jumps.get(port, 0), self.interval_ms, state)
                 send_udp('127.0.0.1', self.hb_port, p.encode(), source=self.source)
                 with self.lock:
                     self.packets[port] += 1

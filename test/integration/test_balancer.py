@@ -631,6 +631,68 @@ printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n'
 """
 
 
+HOLD_CGI = """#!/bin/sh
+touch "%s/$(date +%%s%%N)-%s"
+while [ ! -e "%s/release" ]; do sleep 0.05; done
+printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n'
+"""
+
+
+class WaveTest(BalancerCase):
+    """A report taken while a wave of this proxy's requests is in flight,
+    and the wave ends before the next request comes in: the slots it
+    freed are free again (lbhb_credit), counted from how many were in
+    flight when the first answer after the report went by, not from what
+    was left at the next pick (nothing: the wave was over)."""
+
+    def test_slots_freed_since_a_report_are_credited(self):
+        marks = None
+        origins = []
+        for name in ('a', 'b'):
+            o = self.httpd(name, 'ScriptSock cgisock\n<Location /hold>\n    SetHandler cgi-script\n'
+                           '    Options +ExecCGI\n</Location>\n', modules=['cgid'])
+            if marks is None:
+                marks = o.make_dir('marks')
+                os.chmod(marks, 0o777)
+            o.add_file('who', name + '\n')
+            o.add_file('hold', HOLD_CGI % (marks, name, marks, name), mode=0o755)
+            origins.append(o.start())
+        a, b = origins
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in origins])
+        proxy.start()
+        # Reports that say "a second apart": they stay fresh (3.5 s) once
+        # the feeder holds its last ones.
+        f = hbtest.Feeder(self.hb_port, status_url=proxy.url('/hb-status?json'),
+                          interval_ms=1000).start()
+        self.addCleanup(f.close)
+        f.set(a.port, 10)
+        f.set(b.port, 5)
+        f.wait_rounds()
+        wave = [threading.Thread(target=proxy.get, args=('/app/hold',), kwargs={'timeout': 30},
+                                 daemon=True) for _ in range(4)]
+        for t in wave:
+            t.start()
+        hbtest.wait_until(lambda: len(os.listdir(marks)) == 4, timeout=10,
+                          message='the wave in flight')
+        self.assertEqual({n.split('-', 1)[1] for n in os.listdir(marks)}, {'a'})
+        # What a says with the wave in flight: 6 ready, 4 busy. b now has
+        # 8 ready: more than a's 6, fewer than a's 10 once the wave is over.
+        f.set(a.port, 6, busy=4)
+        f.set(b.port, 8)
+        f.wait_rounds()
+        f.hold()
+        started = time.monotonic()
+        with open(os.path.join(marks, 'release'), 'w'):
+            pass
+        for t in wave:
+            t.join(timeout=10)
+        self.assertFalse(any(t.is_alive() for t in wave), 'the wave ended')
+        got = self.who(proxy, 2)
+        # Still a's last report (3.5 s), not a newer one saying 10 ready.
+        self.assertLess(time.monotonic() - started, 3.0)
+        self.assertEqual(got, ['a', 'a'])
+
+
 class LoadTest(BalancerCase):
     """Real origins, real senders, slow requests held in flight."""
 

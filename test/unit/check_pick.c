@@ -458,23 +458,53 @@ START_TEST(test_find_member_signed_sticks)
 }
 END_TEST
 
-START_TEST(test_started_since)
+START_TEST(test_baseline)
 {
     uint64_t word = 0;
 
-    /* The first look after a report sets the baseline: nothing started. */
-    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 4), 0);
-    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 7), 3);
-    /* Finished requests do not make it negative. */
-    ck_assert_uint_eq(lbhb_started_since(&word, 1000, 2), 0);
+    /* The first look after a report sets the baseline; later ones see it. */
+    ck_assert_uint_eq(lbhb_baseline(&word, 1000, 4), 4);
+    ck_assert_uint_eq(lbhb_baseline(&word, 1000, 7), 4);
+    ck_assert_uint_eq(lbhb_baseline(&word, 1000, 1), 4);
     /* Every process sharing the word counts from the same baseline. */
     uint64_t shared = word;
-    ck_assert_uint_eq(lbhb_started_since(&shared, 1000, 9), 5);
+    ck_assert_uint_eq(lbhb_baseline(&shared, 1000, 9), 4);
     /* A new report starts again from the count at its first look. */
-    ck_assert_uint_eq(lbhb_started_since(&word, 2000, 9), 0);
-    ck_assert_uint_eq(lbhb_started_since(&word, 2000, 10), 1);
+    ck_assert_uint_eq(lbhb_baseline(&word, 2000, 9), 9);
+    ck_assert_uint_eq(lbhb_baseline(&word, 2000, 10), 9);
     /* Only the low 32 bits of the report time tell reports apart. */
-    ck_assert_uint_eq(lbhb_started_since(&word, 2000 + (1ll << 32), 12), 3);
+    ck_assert_uint_eq(lbhb_baseline(&word, 2000 + (1ll << 32), 12), 9);
+}
+END_TEST
+
+static int64_t credited(uint32_t ready, uint32_t busy, uint64_t base, uint64_t now)
+{
+    uint64_t started;
+    uint32_t r = lbhb_credit(ready, busy, base, now, &started);
+
+    ck_assert_uint_eq(started, now);
+    return lbhb_effective(r, started);
+}
+
+START_TEST(test_credit)
+{
+    /* Requests started since the report count against its ready. */
+    ck_assert_int_eq(credited(5, 3, 3, 5), 3);
+    ck_assert_int_eq(credited(5, 3, 3, 10), -2);
+    /* Finished since: the slots they held are ready again, as a new
+     * report would say; a report taken mid-wave does not keep an idle
+     * 8-slot member looking as full as an idle 32-slot one. */
+    ck_assert_int_eq(credited(0, 8, 8, 0), 8);
+    ck_assert_int_eq(credited(0, 32, 32, 0), 32);
+    /* Other proxies' requests (busy beyond ours) are not credited. */
+    ck_assert_int_eq(credited(2, 10, 4, 0), 6);
+    /* Ours on their way when the report was taken (in flight here, not
+     * yet busy there) count: 4 ready, 4 busy, 8 sent, all still out. */
+    ck_assert_int_eq(credited(4, 4, 8, 8), 0);
+    ck_assert_int_eq(credited(4, 4, 8, 3), 5);
+    /* A report from before any of ours: as before. */
+    ck_assert_int_eq(credited(32, 0, 0, 30), 2);
+    ck_assert_uint_eq(lbhb_credit(UINT32_MAX - 1, 8, 8, 0, &(uint64_t){0}), UINT32_MAX);
 }
 END_TEST
 
@@ -605,7 +635,8 @@ Suite *hb_test_suite(void)
     tcase_add_test(tc, test_max_age);
     tcase_add_test(tc, test_find);
     tcase_add_test(tc, test_find_member_signed_sticks);
-    tcase_add_test(tc, test_started_since);
+    tcase_add_test(tc, test_baseline);
+    tcase_add_test(tc, test_credit);
     tcase_add_test(tc, test_fill_unknown);
     tcase_add_test(tc, test_ramp_observe);
     tcase_add_test(tc, test_ramp_since_and_ready);
