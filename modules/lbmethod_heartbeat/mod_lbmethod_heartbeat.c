@@ -427,6 +427,7 @@ typedef struct {
     apr_time_t joined_after;
     unsigned int ejected; /* members skipped as ejected */
     unsigned int unknown; /* candidates not heard from yet */
+    int weighted;         /* HeartbeatPickMode weighted: by the reports alone */
     /* Why nothing was found, for LB0304: of the members with an entry,
      * how many had fresh data but were not up, and the newest stale one. */
     unsigned int not_up;
@@ -503,12 +504,12 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
     lbhb_member_t local;
     hm_entry_t e = {{0}};
     apr_size_t busy_now;
-    uint64_t started = 0, base;
+    uint64_t started = 0, base = 0;
     uint32_t ready, report_busy, load_ready, load_busy;
     int64_t load_at;
     apr_time_t report_seen;
     lbhb_load_slot_t *load;
-    int found, prior;
+    int found, prior, have_base;
 
     if (!LBHB_WORKER_CURRENT(current)) {
         return 0; /* its slot went to another origin (lbhb_joiner.c) */
@@ -588,12 +589,18 @@ static int lbhb_collect(proxy_worker *current, proxy_worker *prev_best, void *da
         report_busy = load_busy;
     }
     busy_now = current->s->busy;
-    if (lbhb_inflight_baseline(current, report_seen, busy_now, &base)) {
-        ready = lbhb_credit(ready, report_busy, base, busy_now, &started);
-    } else if (m != &local) {
+    have_base = lbhb_inflight_baseline(current, report_seen, busy_now, &base);
+    if (!have_base && m != &local) {
         /* No shared slot: a per-process baseline, blurred by the requests
          * other children start before this one looks. */
         base = lbhb_baseline(&m->baseline, report_seen, busy_now);
+        have_base = 1;
+    }
+    if (have_base && b->weighted) {
+        /* Stock's mode draws by the reports alone; the requests started
+         * since count only when every member is full (its fallback). */
+        started = busy_now > base ? busy_now - base : 0;
+    } else if (have_base) {
         ready = lbhb_credit(ready, report_busy, base, busy_now, &started);
     }
     if (b->slow_start > 0) {
@@ -718,6 +725,7 @@ static proxy_worker *lbhb_choose(proxy_balancer *balancer, request_rec *r, const
     b.warming = b.now - lbhb_started_at < set->warm_up;
     b.eject = set->eject;
     b.slow_start = set->slow_start;
+    b.weighted = set->mode == LBHB_MODE_WEIGHTED;
     b.joined_after = t && t == lbhb_shared ? lbhb_started_at + set->warm_up : INT64_MAX;
     if (t || b.warming) {
         lbhb_baton_t init = b;

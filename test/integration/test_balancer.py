@@ -645,7 +645,10 @@ class WaveTest(BalancerCase):
     flight when the first answer after the report went by, not from what
     was left at the next pick (nothing: the wave was over)."""
 
-    def test_slots_freed_since_a_report_are_credited(self):
+    def setup_wave(self, n, section='', b_ready=5):
+        """Origins a and b, a proxy, reports a: 10 ready, b: b_ready, and n
+        requests held in flight at a (released by creating marks/release).
+        -> a, b, proxy, feeder, marks, the wave's threads."""
         marks = None
         origins = []
         for name in ('a', 'b'):
@@ -658,7 +661,7 @@ class WaveTest(BalancerCase):
             o.add_file('hold', HOLD_CGI % (marks, name, marks, name), mode=0o755)
             origins.append(o.start())
         a, b = origins
-        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in origins])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in origins], section=section)
         proxy.start()
         # Reports that say "a second apart": they stay fresh (3.5 s) once
         # the feeder holds its last ones.
@@ -666,15 +669,38 @@ class WaveTest(BalancerCase):
                           interval_ms=1000).start()
         self.addCleanup(f.close)
         f.set(a.port, 10)
-        f.set(b.port, 5)
+        f.set(b.port, b_ready)
         f.wait_rounds()
         wave = [threading.Thread(target=proxy.get, args=('/app/hold',), kwargs={'timeout': 30},
-                                 daemon=True) for _ in range(4)]
+                                 daemon=True) for _ in range(n)]
+
+        def release():
+            with open(os.path.join(marks, 'release'), 'w'):
+                pass
+            for t in wave:
+                t.join(timeout=10)
+        self.addCleanup(release)
         for t in wave:
             t.start()
-        hbtest.wait_until(lambda: len(os.listdir(marks)) == 4, timeout=10,
+        hbtest.wait_until(lambda: len(os.listdir(marks)) == n, timeout=10,
                           message='the wave in flight')
         self.assertEqual({n.split('-', 1)[1] for n in os.listdir(marks)}, {'a'})
+        return a, b, proxy, f, release
+
+    def test_weighted_draws_by_the_reports_alone(self):
+        # b reports nothing free at first: the wave's draws all go to a.
+        a, b, proxy, f, _release = self.setup_wave(2, section='    HeartbeatPickMode weighted\n',
+                                                   b_ready=0)
+        # a says it is full, with our two requests: it gets no draw, as
+        # stock's weighted pick would give it none, whatever this proxy
+        # has in flight there.
+        f.set(a.port, 0, busy=2)
+        f.set(b.port, 5)
+        f.wait_rounds()
+        self.assertEqual(self.who(proxy, 20), ['b'] * 20)
+
+    def test_slots_freed_since_a_report_are_credited(self):
+        a, b, proxy, f, release = self.setup_wave(4)
         # What a says with the wave in flight: 6 ready, 4 busy. b now has
         # 8 ready: more than a's 6, fewer than a's 10 once the wave is over.
         f.set(a.port, 6, busy=4)
@@ -682,11 +708,7 @@ class WaveTest(BalancerCase):
         f.wait_rounds()
         f.hold()
         started = time.monotonic()
-        with open(os.path.join(marks, 'release'), 'w'):
-            pass
-        for t in wave:
-            t.join(timeout=10)
-        self.assertFalse(any(t.is_alive() for t in wave), 'the wave ended')
+        release()
         got = self.who(proxy, 2)
         # Still a's last report (3.5 s), not a newer one saying 10 ready.
         self.assertLess(time.monotonic() - started, 3.0)
