@@ -1899,7 +1899,6 @@ def bench_proxies(sb, cfg):
                                  service_ms=cfg.fail_service_ms, port=8081,
                                  extra='HeartbeatResponseHeader on\n')
     conf = (LOAD_PROXY_MPM + STATUS_LOCATION + 'HeartbeatListen %s:%d\n' % OURS_GROUP
-            + 'HeartbeatListen %s:%d\n' % (p.ip, FIRST_HB_PORT)
             + ''.join(balancer_conf(name, method, (a, b), port, section)
                       for name, (method, port, section) in MP_BALANCERS.items()))
     proxies = []

@@ -212,6 +212,25 @@ class ColdStartTest(BalancerCase):
                           message='silent member excluded during the warm-up too')
 
 
+    def test_file_only_mode_too(self):
+        # No shared table: the balancer reads the monitor's storage file,
+        # which has no origin yet when the proxy starts.
+        a, b = self.origins(['a', 'b'])
+        proxy = self.proxy(['http://127.0.0.1:%d' % o.port for o in (a, b)],
+                           extra='HeartbeatMaxServers 0\nHeartbeatStorageInterval 1s\n',
+                           section='    HeartbeatWarmUp 60s\n')
+        proxy.conf_body = proxy.conf_body.replace('HeartbeatMaxServers 50\n', '')
+        proxy.start()
+        got = self.who(proxy, 10)
+        self.assertEqual(set(got), {'a', 'b'}, got)
+        f = self.feeder()
+        f.set(a.port, 2)
+        f.set(b.port, 10)
+        # Once the file has them, the picks go by the reports.
+        hbtest.wait_until(lambda: self.who(proxy, 6) == ['b'] * 6, timeout=10,
+                          message='picks by the reports in the file')
+
+
 class FirstStartTest(BalancerCase):
     """The first start of a proxy that never ran (nothing saved from
     before): its unicast origins, refused while it was down, beat every
