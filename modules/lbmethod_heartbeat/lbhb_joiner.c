@@ -180,7 +180,13 @@ static void lbhb_set_disabled(lbhb_group_t *g, unsigned int i, int on)
             if (on) {
                 __atomic_fetch_or(&shm->status, PROXY_WORKER_DISABLED, __ATOMIC_RELEASE);
             } else {
-                __atomic_fetch_and(&shm->status, ~(unsigned int)PROXY_WORKER_DISABLED,
+                /* Its error state goes too: a request that picked it just
+                 * before it was disabled finds it disabled at connect time,
+                 * and mod_proxy then marks it in error (AH00940) for
+                 * retry seconds, although its signed heartbeat just
+                 * announced it again. */
+                __atomic_fetch_and(&shm->status,
+                                   ~(unsigned int)(PROXY_WORKER_DISABLED | PROXY_WORKER_IN_ERROR),
                                    __ATOMIC_RELEASE);
             }
         }

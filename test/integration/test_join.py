@@ -143,6 +143,7 @@ ProxyPass /shop balancer://%s
             o.add_file('who', 'o%d\n' % i)
             o.start()
             out.append(Origin(self, ip, port))
+            out[-1].httpd = o
         return out
 
     def who(self, n=1):
@@ -337,6 +338,30 @@ class JoinTest(JoinCase):
         ms = self.members()
         self.assertEqual(ms[key]['joined'], 'joined', ms)
         self.assertEqual(len(ms), 2, 'the returning origin took its own slot again: %r' % ms)
+
+
+    def test_member_in_error_serves_again_when_it_joins_again(self):
+        # The origin's server goes down: mod_proxy puts its member in error
+        # state (retry: 60 s). It stops announcing, so it leaves; when it
+        # is back and announces again, it serves at once.
+        self.proxy(allowed_errors=[r'AH00957', r'AH00959', r'AH01114', r'AH00940',
+                                   r'AH01170']).start()
+        a, b = self.origins(2)
+        beater = Beater([a, b])
+        self.addCleanup(beater.close)
+        self.wait_serving({'o0', 'o1'})
+        a.httpd.shutdown()
+        self.p.get('/shop/who')
+        hbtest.wait_until(lambda: set(self.who(6)) == {'o1'}, timeout=5)
+        self.p.wait_log(r'AH00959: ap_proxy_connect_backend disabling worker for '
+                        r'\(127\.0\.0\.2:%d\)' % a.port)
+        key = 'http://127.0.0.2:%d' % a.port
+        a.join = None
+        hbtest.wait_until(lambda: self.members()[key]['joined'] == 'left',
+                          timeout=5, message=lambda: self.members())
+        a.httpd.start()
+        a.join = 'shop'
+        self.wait_serving({'o0', 'o1'}, timeout=5)
 
 
 class JoinTopologyTest(JoinCase):
