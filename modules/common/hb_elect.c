@@ -140,6 +140,13 @@ int hb_elect_superseded(const hb_elect_t *e)
     return (int32_t)(cur - e->generation) > 0;
 }
 
+int hb_elect_newer_made(const hb_elect_t *e)
+{
+    uint32_t cur = __atomic_load_n(&e->word->generations, __ATOMIC_ACQUIRE);
+
+    return (int32_t)(cur - e->generation) > 0;
+}
+
 void hb_elect_release(hb_elect_t *e)
 {
     pthread_mutex_unlock(&e->mutex);

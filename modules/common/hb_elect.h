@@ -52,6 +52,10 @@ int hb_elect_claim(hb_elect_t *e);
 /* 1 once a newer generation's singleton has claimed the word. */
 int hb_elect_superseded(const hb_elect_t *e);
 
+/* 1 once the parent has made a newer generation's election: a restart is
+ * under way, though none of that generation's children may be up yet. */
+int hb_elect_newer_made(const hb_elect_t *e);
+
 /* Let go (only the thread that won may). */
 void hb_elect_release(hb_elect_t *e);
 

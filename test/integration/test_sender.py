@@ -341,14 +341,23 @@ class ScheduleTest(SenderTest):
     def test_no_gap_across_graceful_restart(self):
         lst = self.listener()
         # Room for the new generation's first child beside the old one
-        # (with ServerLimit 1 it can only start once the old child, and so
-        # its sender, has gone: about a second without heartbeats).
+        # (with ServerLimit 1 it can only start once the old child has
+        # gone). httpd starts it at its next maintenance pass, up to a
+        # second after the restart; the old child, idle, would exit at once
+        # with its sender: it waits for the new one's (hb_wait_handover).
         origin = self.origin([(lst.host, lst.port)],
                              mpm_conf=EVENT_8.replace('ServerLimit 1', 'ServerLimit 2')).start()
         hbtest.wait_until(lambda: len(lst) >= 5, timeout=5)
         since = len(lst)
         for _ in range(3):
+            before = set(origin.children())
             origin.graceful_restart()
+            # Each restart over (the old generation's child gone, the new
+            # one's up) before the next: overlapping ones would need a slot
+            # per generation.
+            hbtest.wait_until(lambda: origin.children() and
+                              not before & set(origin.children()), timeout=10,
+                              message='the new generation has replaced the old')
         t_end = lst.datagrams[-1].time + 1.5
         hbtest.wait_until(lambda: lst.datagrams[-1].time >= t_end, timeout=10)
         d = lst.datagrams[since - 1:]
