@@ -3,6 +3,7 @@
  * robust process-shared mutexes (POSIX.1-2008: Linux, the BSDs).
  */
 #include "apr_shm.h"
+#include "apr_time.h"
 #include "apr_strings.h"
 
 #include <errno.h>
@@ -145,6 +146,22 @@ int hb_elect_newer_made(const hb_elect_t *e)
     uint32_t cur = __atomic_load_n(&e->word->generations, __ATOMIC_ACQUIRE);
 
     return (int32_t)(cur - e->generation) > 0;
+}
+
+void hb_elect_handover_wait(const hb_elect_t *e, apr_interval_time_t notice,
+                            apr_interval_time_t most)
+{
+    apr_time_t start = apr_time_now();
+
+    while (!hb_elect_superseded(e)) {
+        apr_interval_time_t waited = apr_time_now() - start;
+        /* Wall clock: a step back only makes the wait longer, never past
+         * what the child's exit can afford (most again). */
+        if (waited < 0 || waited >= most || (waited >= notice && !hb_elect_newer_made(e))) {
+            return;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
 }
 
 void hb_elect_release(hb_elect_t *e)

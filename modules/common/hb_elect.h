@@ -56,6 +56,20 @@ int hb_elect_superseded(const hb_elect_t *e);
  * under way, though none of that generation's children may be up yet. */
 int hb_elect_newer_made(const hb_elect_t *e);
 
+/*
+ * For the child that runs the singleton, as it exits: return once a newer
+ * generation's singleton has taken over, or at once if none is made within
+ * `notice` (the server is stopping, or this child leaves on its own and
+ * another of its generation takes over), and after `most` in any case.
+ * The singleton keeps running meanwhile. After a graceful restart httpd
+ * starts the new generation's children at its next maintenance pass, up
+ * to a second later, and idle old children exit at once: without this
+ * wait nothing would run in between. Not with ServerLimit 1 (the caller's
+ * to check): the new child can start only once the old one has gone.
+ */
+void hb_elect_handover_wait(const hb_elect_t *e, apr_interval_time_t notice,
+                            apr_interval_time_t most);
+
 /* Let go (only the thread that won may). */
 void hb_elect_release(hb_elect_t *e);
 

@@ -1106,37 +1106,16 @@ static void *hb_standby_main(void *data)
     return NULL;
 }
 
-/*
- * An exiting child that runs the sender keeps it running until the next
- * generation's has taken over, if a graceful restart is under way: httpd
- * starts the new generation's children at its next maintenance pass, up
- * to a second after the restart, and idle old children exit at once, so
- * nothing would send in between. The parent makes the next generation's
- * election within milliseconds of telling the children to go; if none
- * comes within HB_HANDOVER_NOTICE, the server is stopping (or a child is
- * leaving on its own, and another of its generation takes over).
- */
-#define HB_HANDOVER_NOTICE apr_time_from_msec(300)
-#define HB_HANDOVER_WAIT   apr_time_from_sec(3)
-
+/* The sender keeps going until the next generation's is up, if a
+ * graceful restart is under way (hb_elect_handover_wait). */
 static void hb_wait_handover(void)
 {
-    int64_t start = hb_mono_usec();
     int limit = 0;
 
-    /* With ServerLimit 1 the new generation's child can only start once
-     * this one has gone: waiting would only delay it. */
     if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) == APR_SUCCESS && limit <= 1) {
         return;
     }
-    while (!hb_elect_superseded(hb_election)) {
-        int64_t waited = hb_mono_usec() - start;
-        if (waited >= HB_HANDOVER_WAIT ||
-            (waited >= HB_HANDOVER_NOTICE && !hb_elect_newer_made(hb_election))) {
-            return;
-        }
-        apr_sleep(apr_time_from_msec(10));
-    }
+    hb_elect_handover_wait(hb_election, apr_time_from_msec(300), apr_time_from_sec(3));
 }
 
 /* When the child exits (not when it starts a graceful stop: it keeps

@@ -11,6 +11,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "ap_mpm.h"
 
 #include "apr_poll.h"
 #include "apr_portable.h"
@@ -419,7 +420,18 @@ static void *hm_standby_main(void *data)
 static void hm_receiver_stop(void)
 {
     hm_receiver_t *rx;
+    int limit = 0;
 
+    pthread_mutex_lock(&hm_rx_guard);
+    rx = hm_child_stopping ? NULL : hm_rx;
+    pthread_mutex_unlock(&hm_rx_guard);
+    /* Receiving until the next generation's receiver is up, if a graceful
+     * restart is under way: the table would go stale meanwhile (up to a
+     * second, packets waiting in the sockets' buffers). */
+    if (rx && hm_election &&
+        !(ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) == APR_SUCCESS && limit <= 1)) {
+        hb_elect_handover_wait(hm_election, apr_time_from_msec(300), apr_time_from_sec(3));
+    }
     pthread_mutex_lock(&hm_rx_guard);
     hm_child_stopping = 1;
     rx = hm_rx;
